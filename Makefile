@@ -1,0 +1,65 @@
+# Set-up and checks for viztracer. Two entry points (see README.md):
+#   make demo   build, trace examples/demo.py and write a report
+#   make test   build and run every test: cargo test, pytest on each Python of
+#               TEST_PYTHONS, and the documentation build
+#
+# Interpreters come from pyenv (`pyenv prefix 3.11`), or from python3.X on PATH.
+# Each version gets its own virtualenv under .venv/ and its own cargo target dir.
+
+SHELL := /bin/bash
+TEST_PYTHONS ?= 3.11 3.13 3.9 3.10 3.12
+DEMO_PYTHON ?= 3.11
+PYTEST_ARGS ?=
+VENV := .venv
+PIP_PACKAGES := maturin>=1.9.4,<2 pytest objprint
+
+python_bin = $(shell (pyenv prefix $(1) 2>/dev/null | head -n1 | sed 's|$$|/bin/python|') || command -v python$(1))
+
+.PHONY: demo test build-% pytest-% cargo-test docs clean bench
+
+$(VENV)/%/.ready:
+	@py="$(call python_bin,$*)"; \
+	if [ ! -x "$$py" ]; then py="$$(command -v python$*)"; fi; \
+	if [ -z "$$py" ] || [ ! -x "$$py" ]; then echo "Python $* not found (pyenv or python$* on PATH)"; exit 1; fi; \
+	echo "== creating $(VENV)/$* with $$py"; \
+	"$$py" -m venv $(VENV)/$* && \
+	$(VENV)/$*/bin/python -m pip install -q --upgrade pip && \
+	$(VENV)/$*/bin/python -m pip install -q $(foreach p,$(PIP_PACKAGES),"$(p)") $(EXTRA_PACKAGES_$*) && \
+	touch $@
+
+# Build the extension (release profile: overhead numbers mean nothing on a debug build)
+# and install the package in editable mode into the version's virtualenv.
+build-%: $(VENV)/%/.ready
+	@echo "== building for Python $*"
+	@CARGO_TARGET_DIR=target/py$* VIRTUAL_ENV=$(abspath $(VENV)/$*) PATH=$(abspath $(VENV)/$*/bin):$$PATH \
+		$(VENV)/$*/bin/maturin develop --release -q
+
+pytest-%: build-%
+	@echo "== pytest on Python $*"
+	@cd tests && ../$(VENV)/$*/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+cargo-test: $(VENV)/$(DEMO_PYTHON)/.ready
+	@echo "== cargo test"
+	@py=$(abspath $(VENV)/$(DEMO_PYTHON)/bin/python); \
+	libdir=$$($$py -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))'); \
+	CARGO_TARGET_DIR=target/cargo-test PYO3_PYTHON=$$py LD_LIBRARY_PATH=$$libdir cargo test -q --lib
+
+docs: $(VENV)/docs/.ready
+	@echo "== docs (mkdocs --strict)"
+	@$(VENV)/docs/bin/mkdocs build --strict -q -d site
+
+$(VENV)/docs/.ready:
+	@py="$(call python_bin,$(DEMO_PYTHON))"; "$$py" -m venv $(VENV)/docs && \
+	$(VENV)/docs/bin/python -m pip install -q "mkdocs>=1.6,<2" && touch $@
+
+test: cargo-test $(foreach v,$(TEST_PYTHONS),pytest-$(v)) docs
+	@echo "== all tests passed on Python $(TEST_PYTHONS)"
+
+demo: build-$(DEMO_PYTHON)
+	@$(VENV)/$(DEMO_PYTHON)/bin/python examples/demo.py
+
+bench: build-$(DEMO_PYTHON)
+	@$(VENV)/$(DEMO_PYTHON)/bin/python benchmarks/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf target $(VENV) site viztracer/*.so

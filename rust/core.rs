@@ -1,0 +1,638 @@
+//! The tracer core: options, the thread registry, and what happens on every call and
+//! return. Both event sources (sys.monitoring on 3.12+, the C profile hook before)
+//! feed the four entry points `py_enter`, `py_exit`, `c_enter` and `c_exit`.
+//!
+//! Safety model: everything here runs with the GIL held. A `&mut State` or
+//! `&mut ThreadState` is only ever alive between two calls into Python; code that must
+//! call Python (a `repr`, the thread namer) first lets go of every reference, holds a
+//! strong count on the core, and checks afterwards that the tracer is still the one
+//! that was running.
+
+use crate::clock;
+use crate::ffi::{self, CFunc};
+use crate::funcs::{self, FilterOptions, FuncTable};
+use crate::gil_cell::GilCell;
+use crate::payload::Payload;
+use crate::record::Record;
+use crate::ring::{self, Budget};
+use crate::thread::{self, Frame, ThreadState, F_C, F_IGNORED};
+use pyo3::ffi as pyffi;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Options read on the hot path, set from Python.
+#[derive(Default)]
+pub struct Options {
+    pub max_stack_depth: i64,
+    pub ignore_c_function: bool,
+    pub log_func_args: bool,
+    pub log_func_retval: bool,
+    pub log_func_repr: Option<Py<PyAny>>,
+    pub log_async: bool,
+    pub sanitize_function_name: bool,
+    pub min_duration_ns: f64,
+    pub filters: FilterOptions,
+    /// `namer(ident) -> str | None`: the `threading` name of a new thread.
+    pub thread_namer: Option<Py<PyAny>>,
+    /// `getter() -> (task_id, name) | None`: the running async task (log_async).
+    pub task_getter: Option<Py<PyAny>>,
+}
+
+pub struct State {
+    pub opts: Options,
+    pub funcs: FuncTable,
+    /// Every thread seen by this tracer. Owned here (created with `Box::into_raw`).
+    pub threads: Vec<*mut ThreadState>,
+    pub budget: Budget,
+    pub collecting: bool,
+    /// Generation of the current session: thread-local caches from other sessions miss.
+    pub gen: u64,
+    pub min_dur_ticks: u64,
+    pub sync_marker_ns: Option<u64>,
+    /// Returns that did not match the shadow stack (tolerated, counted).
+    pub mismatches: u64,
+    /// Async task names seen: pseudo-thread id → name.
+    pub task_names: Vec<(u32, String)>,
+}
+
+pub struct Core {
+    pub state: GilCell<State>,
+}
+
+// SAFETY: the raw pointers in `State` are only dereferenced with the GIL held (see
+// gil_cell.rs); the states they point to are owned by the core.
+unsafe impl Send for State {}
+
+static ACTIVE: AtomicPtr<Core> = AtomicPtr::new(std::ptr::null_mut());
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+impl Core {
+    pub fn new(entries: usize) -> Arc<Core> {
+        Arc::new(Core {
+            state: GilCell::new(State {
+                opts: Options { max_stack_depth: -1, ..Default::default() },
+                funcs: FuncTable::default(),
+                threads: Vec::new(),
+                budget: Budget::new(entries),
+                collecting: false,
+                gen: 0,
+                min_dur_ticks: 0,
+                sync_marker_ns: None,
+                mismatches: 0,
+                task_names: Vec::new(),
+            }),
+        })
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // SAFETY: the core is being destroyed, so nothing else refers to its state; the
+        // thread states were created with Box::into_raw by `register_thread`.
+        let st = unsafe { self.state.get() };
+        for p in st.threads.drain(..) {
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+/// The collecting core, if any.
+pub fn active() -> *const Core {
+    ACTIVE.load(Ordering::Acquire)
+}
+
+/// Makes `core` the collecting tracer. The registry keeps one strong count.
+pub fn activate(core: &Arc<Core>) {
+    let gen = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
+    // SAFETY: GIL held by the caller (a Python method).
+    let st = unsafe { core.state.get() };
+    st.gen = gen;
+    st.collecting = true;
+    let old = ACTIVE.swap(Arc::into_raw(core.clone()) as *mut Core, Ordering::AcqRel);
+    if !old.is_null() {
+        // SAFETY: `old` came from Arc::into_raw in an earlier activate.
+        let old = unsafe { Arc::from_raw(old) };
+        unsafe { old.state.get() }.collecting = false;
+    }
+}
+
+/// Stops `core` from collecting (no-op if another tracer is active).
+pub fn deactivate(core: &Arc<Core>) {
+    let ptr = Arc::as_ptr(core) as *mut Core;
+    // SAFETY: GIL held.
+    unsafe { core.state.get() }.collecting = false;
+    if ACTIVE.compare_exchange(ptr, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        // SAFETY: balances the Arc::into_raw of `activate`.
+        drop(unsafe { Arc::from_raw(ptr) });
+    }
+}
+
+/// Keeps a core alive across a call into Python.
+struct Hold(*const Core);
+
+impl Hold {
+    unsafe fn new(core: *const Core) -> Hold {
+        Arc::increment_strong_count(core);
+        Hold(core)
+    }
+    /// True if `core` is still collecting the same session.
+    unsafe fn still_running(&self, gen: u64) -> bool {
+        ACTIVE.load(Ordering::Acquire) as *const Core == self.0 && {
+            let st = (*self.0).state.get();
+            st.collecting && st.gen == gen
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        // SAFETY: balances increment_strong_count in `new`; GIL held.
+        unsafe { Arc::decrement_strong_count(self.0) };
+    }
+}
+
+/// The active core and the calling thread's state, registering the thread on its
+/// first event.
+#[inline(always)]
+unsafe fn current() -> Option<(*const Core, *mut ThreadState)> {
+    let core = ACTIVE.load(Ordering::Acquire) as *const Core;
+    if core.is_null() {
+        return None;
+    }
+    let gen = (*core).state.get().gen;
+    match thread::cached(gen) {
+        Some(th) => Some((core, th)),
+        None => register_thread(core, gen).map(|th| (core, th)),
+    }
+}
+
+#[cold]
+unsafe fn register_thread(core: *const Core, gen: u64) -> Option<*mut ThreadState> {
+    let tid = ffi::native_thread_id();
+    let ident = ffi::thread_ident();
+    {
+        let st = (*core).state.get();
+        if let Some(&p) = st.threads.iter().find(|&&p| (*p).tid == tid) {
+            thread::set_cached(gen, p);
+            return Some(p);
+        }
+    }
+    // Ask Python for the thread's name, holding no reference into the state.
+    let name = {
+        let hold = Hold::new(core);
+        let namer = (*core).state.get().opts.thread_namer.as_ref().map(|n| n.as_ptr());
+        let name = namer.and_then(|n| {
+            let py = Python::assume_attached();
+            let namer = Bound::from_borrowed_ptr(py, n);
+            match namer.call1((ident,)) {
+                Ok(v) => v.extract::<String>().ok(),
+                Err(e) => {
+                    e.restore(py);
+                    pyffi::PyErr_Clear();
+                    None
+                }
+            }
+        });
+        if !hold.still_running(gen) {
+            return None;
+        }
+        name
+    };
+    let st = (*core).state.get();
+    let p = Box::into_raw(Box::new(ThreadState::new(tid, ident, name)));
+    st.threads.push(p);
+    thread::set_cached(gen, p);
+    Some(p)
+}
+
+#[inline(always)]
+fn depth_exceeded(st: &State, th: &ThreadState) -> bool {
+    st.opts.max_stack_depth >= 0 && th.stack.len() as i64 >= st.opts.max_stack_depth
+}
+
+#[inline(always)]
+fn push_ignored(th: &mut ThreadState, key: usize, flags: u32) {
+    th.ignored_depth += 1;
+    th.stack.push(Frame { start: 0, key, func: 0, flags: flags | F_IGNORED, args: None });
+}
+
+/// Appends a record to the thread's ring (the common case is one store). Evicted
+/// payloads are returned so the caller drops them once it holds no references:
+/// dropping a Python object can run a `__del__` that calls back into the tracer.
+#[inline(always)]
+unsafe fn push_record(core: *const Core, th: *mut ThreadState, rec: Record) -> Vec<Payload> {
+    match (*th).ring.try_push(rec) {
+        Ok(()) => Vec::new(),
+        Err(rec) => push_record_slow(core, th, rec),
+    }
+}
+
+#[cold]
+unsafe fn push_record_slow(core: *const Core, th: *mut ThreadState, rec: Record) -> Vec<Payload> {
+    let st = (*core).state.get();
+    let me = st.threads.iter().position(|&p| p == th);
+    let Some(me) = me else { return Vec::new() };
+    let ptrs: Vec<*mut ThreadState> = st.threads.clone();
+    // Disjoint field borrows through raw pointers: rings here, payloads below.
+    let mut rings: Vec<&mut ring::Ring> = ptrs.iter().map(|&p| &mut (*p).ring).collect();
+    let mut evicted: Vec<(usize, u32)> = Vec::new();
+    ring::push_slow(&mut rings, me, &mut st.budget, rec, |victim, r| {
+        if let Some(i) = r.payload() {
+            evicted.push((victim, i));
+        }
+    });
+    drop(rings);
+    evicted.into_iter().filter_map(|(v, i)| { let p = ptrs[v]; (*p).payloads.remove(i) }).collect()
+}
+
+/// Stores the `args` payload of a finished frame and returns its slot.
+unsafe fn store_args(th: *mut ThreadState, args: Option<Py<PyDict>>, task: u32) -> Option<u32> {
+    if args.is_none() && task == 0 {
+        return None;
+    }
+    (*th).payloads.insert(Payload::FuncArgs { args, task })
+}
+
+/// Writes the record of a finished frame.
+#[inline(always)]
+unsafe fn finish_frame(core: *const Core, th: *mut ThreadState, f: Frame, end: u64) -> Vec<Payload> {
+    let min_dur = (*core).state.get().min_dur_ticks;
+    let dur = end.saturating_sub(f.start);
+    if dur < min_dur {
+        return f.args.map(|a| Payload::FuncArgs { args: Some(a), task: 0 }).into_iter().collect();
+    }
+    let task = (*th).task;
+    let payload = if f.args.is_some() || task != 0 { store_args(th, f.args, task) } else { None };
+    push_record(core, th, Record::complete(f.start, dur, f.func, payload))
+}
+
+// ---------------------------------------------------------------------------------
+// Python functions
+// ---------------------------------------------------------------------------------
+
+/// A Python frame starts (call, generator resume, throw). `frame` may be null
+/// (sys.monitoring does not pass it); it is only needed for `log_func_args`.
+#[inline(always)]
+pub unsafe fn py_enter(code: *mut pyffi::PyObject, frame: *mut pyffi::PyFrameObject) {
+    let Some((core, th)) = current() else { return };
+    let st = (*core).state.get();
+    let t = &mut *th;
+    if t.paused {
+        return;
+    }
+    let key = code as usize;
+    if t.ignored_depth > 0 || depth_exceeded(st, t) {
+        push_ignored(t, key, 0);
+        return;
+    }
+    let value = match st.funcs.get(funcs::code_key(code)) {
+        Some(v) => v,
+        None => {
+            let py = Python::assume_attached();
+            let code_obj = Bound::from_borrowed_ptr(py, code);
+            match st.funcs.add_code(py, &code_obj, &st.opts.filters) {
+                Some(v) => v,
+                None => {
+                    push_ignored(t, key, 0);
+                    return;
+                }
+            }
+        }
+    };
+    if funcs::is_ignored(value) {
+        push_ignored(t, key, 0);
+        return;
+    }
+    if st.opts.log_func_args || st.opts.log_async {
+        py_enter_with_extras(core, th, code, frame, funcs::id_of(value));
+        return;
+    }
+    let start = t.tick();
+    t.stack.push(Frame { start, key, func: funcs::id_of(value), flags: 0, args: None });
+}
+
+/// `py_enter` for the options that call Python: argument reprs and async tasks.
+#[cold]
+unsafe fn py_enter_with_extras(
+    core: *const Core,
+    th: *mut ThreadState,
+    code: *mut pyffi::PyObject,
+    frame: *mut pyffi::PyFrameObject,
+    func: u32,
+) {
+    let py = Python::assume_attached();
+    let gen = (*core).state.get().gen;
+    let hold = Hold::new(core);
+    let (log_args, log_async) = {
+        let o = &(*core).state.get().opts;
+        (o.log_func_args, o.log_async)
+    };
+    let args = if log_args {
+        let code_obj = Bound::from_borrowed_ptr(py, code);
+        let names = (*core).state.get().funcs.arg_names(py, func, &code_obj);
+        let frame = if frame.is_null() { ffi::current_frame() } else { frame };
+        Some(crate::args::capture_args(py, core, frame, &names))
+    } else {
+        None
+    };
+    if log_async {
+        crate::args::update_task(py, core, th, code);
+    }
+    if !hold.still_running(gen) {
+        return;
+    }
+    let t = &mut *th;
+    let start = t.tick();
+    t.stack.push(Frame { start, key: code as usize, func, flags: 0, args });
+}
+
+/// A Python frame ends (return, yield, exception unwinding). `retval` is the value
+/// returned or yielded, the exception when unwinding, or null.
+#[inline(always)]
+pub unsafe fn py_exit(code: *mut pyffi::PyObject, retval: *mut pyffi::PyObject) {
+    let Some((core, th)) = current() else { return };
+    let t = &mut *th;
+    if t.paused {
+        return;
+    }
+    let Some(top) = t.stack.last() else { return };
+    if top.key != code as usize {
+        let garbage = unwind_to(core, th, code as usize, false);
+        drop(garbage);
+        return;
+    }
+    let end = t.tick();
+    let Some(f) = t.stack.pop() else { return };
+    if f.ignored() {
+        t.ignored_depth -= 1;
+        return;
+    }
+    let garbage = if (*core).state.get().opts.log_func_retval || t.task_depth > 0 {
+        py_exit_with_extras(core, th, f, end, retval)
+    } else {
+        finish_frame(core, th, f, end)
+    };
+    drop(garbage);
+}
+
+#[cold]
+unsafe fn py_exit_with_extras(
+    core: *const Core,
+    th: *mut ThreadState,
+    mut f: Frame,
+    end: u64,
+    retval: *mut pyffi::PyObject,
+) -> Vec<Payload> {
+    let py = Python::assume_attached();
+    let gen = (*core).state.get().gen;
+    let hold = Hold::new(core);
+    if (*core).state.get().opts.log_func_retval {
+        let text = if retval.is_null() {
+            String::from("None")
+        } else {
+            crate::args::repr_value(py, core, &Bound::from_borrowed_ptr(py, retval))
+        };
+        let args = f.args.get_or_insert_with(|| PyDict::new(py).unbind());
+        let _ = args.bind(py).set_item("return_value", text);
+    }
+    if !hold.still_running(gen) {
+        return Vec::new();
+    }
+    let garbage = finish_frame(core, th, f, end);
+    // The async task that began in this frame is over once the frame returns.
+    let t = &mut *th;
+    if t.task != 0 && t.stack.len() < t.task_depth {
+        t.task = 0;
+        t.task_depth = 0;
+    }
+    garbage
+}
+
+/// A return that does not match the top of the shadow stack. If the returning frame
+/// is further down (frames above it were left without a return event, e.g. by a
+/// lost C return), those frames end now; otherwise the return belongs to a frame we
+/// never saw start and is ignored. `c_only` limits the search to the C frames on top.
+#[cold]
+unsafe fn unwind_to(core: *const Core, th: *mut ThreadState, key: usize, c_only: bool) -> Vec<Payload> {
+    let st = (*core).state.get();
+    st.mismatches += 1;
+    let t = &mut *th;
+    let mut found = None;
+    for (i, f) in t.stack.iter().enumerate().rev() {
+        if f.key == key {
+            found = Some(i);
+            break;
+        }
+        if c_only && f.flags & F_C == 0 {
+            break;
+        }
+    }
+    let Some(i) = found else { return Vec::new() };
+    let end = t.tick();
+    let mut garbage = Vec::new();
+    while (*th).stack.len() > i {
+        let Some(f) = (*th).stack.pop() else { break };
+        if f.ignored() {
+            (*th).ignored_depth -= 1;
+            continue;
+        }
+        garbage.extend(finish_frame(core, th, f, end));
+    }
+    garbage
+}
+
+// ---------------------------------------------------------------------------------
+// C functions
+// ---------------------------------------------------------------------------------
+
+/// A builtin is called. `arg0` is its first argument when known (3.12+), else null.
+#[inline(always)]
+pub unsafe fn c_enter(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
+    let Some((core, th)) = current() else { return };
+    let st = (*core).state.get();
+    if st.opts.ignore_c_function {
+        return;
+    }
+    let t = &mut *th;
+    if t.paused {
+        return;
+    }
+    let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
+    let key = cf.key();
+    if t.ignored_depth > 0 || depth_exceeded(st, t) {
+        push_ignored(t, key.0, F_C);
+        return;
+    }
+    let id = match st.funcs.get(key) {
+        Some(v) => v,
+        None => match add_c(st, &cf) {
+            Some(v) => v,
+            None => {
+                push_ignored(t, key.0, F_C);
+                return;
+            }
+        },
+    };
+    let start = t.tick();
+    t.stack.push(Frame { start, key: key.0, func: id, flags: F_C, args: None });
+}
+
+#[cold]
+unsafe fn add_c(st: &mut State, cf: &CFunc) -> Option<u32> {
+    let py = Python::assume_attached();
+    st.funcs.add_c(py, cf, st.opts.sanitize_function_name)
+}
+
+/// A builtin returns or raises.
+#[inline(always)]
+pub unsafe fn c_exit(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
+    let Some((core, th)) = current() else { return };
+    if (*core).state.get().opts.ignore_c_function {
+        return;
+    }
+    let t = &mut *th;
+    if t.paused {
+        return;
+    }
+    let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
+    let key = cf.key().0;
+    let Some(top) = t.stack.last() else { return };
+    if top.key != key {
+        let garbage = unwind_to(core, th, key, true);
+        drop(garbage);
+        return;
+    }
+    let end = t.tick();
+    let Some(f) = t.stack.pop() else { return };
+    if f.ignored() {
+        t.ignored_depth -= 1;
+        return;
+    }
+    let garbage = finish_frame(core, th, f, end);
+    drop(garbage);
+}
+
+// ---------------------------------------------------------------------------------
+// Operations used by the Python-facing methods
+// ---------------------------------------------------------------------------------
+
+/// The calling thread's state in `core`, registering it if needed (for API calls
+/// such as `add_instant`, which may come from a thread that never traced a call).
+pub unsafe fn thread_of(core: *const Core) -> Option<*mut ThreadState> {
+    let gen = (*core).state.get().gen;
+    if let Some(th) = thread::cached(gen) {
+        return Some(th);
+    }
+    let tid = ffi::native_thread_id();
+    let st = (*core).state.get();
+    if let Some(&p) = st.threads.iter().find(|&&p| (*p).tid == tid) {
+        thread::set_cached(gen, p);
+        return Some(p);
+    }
+    register_thread(core, gen).or_else(|| {
+        // Not collecting (e.g. `add_raw` before `start()`): register without a name lookup.
+        let st = (*core).state.get();
+        let p = Box::into_raw(Box::new(ThreadState::new(tid, ffi::thread_ident(), None)));
+        st.threads.push(p);
+        thread::set_cached(gen, p);
+        Some(p)
+    })
+}
+
+/// Records a payload-only event (instant, counter, object, raw) on the calling thread.
+pub unsafe fn record_payload(core: *const Core, payload: Payload) -> Vec<Payload> {
+    let Some(th) = thread_of(core) else { return vec![payload] };
+    let ts = (*th).tick();
+    match (*th).payloads.insert(payload) {
+        Some(i) => push_record(core, th, Record::payload_event(ts, i)),
+        None => Vec::new(),
+    }
+}
+
+/// Ends every thread's unfinished frames: as complete slices ending now
+/// (`flush_as_finish`), or as `B` events. Stacks are emptied either way.
+pub unsafe fn flush_stacks(core: *const Core, as_finished: bool) -> Vec<Payload> {
+    let st = (*core).state.get();
+    let threads = st.threads.clone();
+    let mut garbage = Vec::new();
+    for th in threads {
+        let end = (*th).tick();
+        let frames = (*th).take_stack();
+        for f in frames.into_iter().rev() {
+            if f.ignored() {
+                continue;
+            }
+            if as_finished {
+                garbage.extend(finish_frame(core, th, f, end));
+            } else {
+                let payload = store_args(th, f.args, 0);
+                garbage.extend(push_record(core, th, Record::begin(f.start, f.func, payload)));
+            }
+        }
+    }
+    garbage
+}
+
+/// Frees the states of threads that have exited and hold nothing.
+pub unsafe fn prune_threads(core: *const Core, alive: &dyn Fn(u64) -> bool) {
+    let st = (*core).state.get();
+    st.threads.retain(|&p| {
+        let t = &*p;
+        let keep = !t.ring.is_empty() || !t.stack.is_empty() || alive(t.tid);
+        if !keep {
+            drop(Box::from_raw(p));
+        }
+        keep
+    });
+    // Cached pointers to freed states must not be used: start a new generation.
+    let gen = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
+    st.gen = gen;
+}
+
+/// Converts a duration option to ticks once per session.
+pub fn min_duration_ticks(ns: f64) -> u64 {
+    if ns <= 0.0 {
+        0
+    } else {
+        clock::conversion().ns_to_ticks(ns as u64)
+    }
+}
+
+/// What `reset_after_fork` removed; dropped by the caller with no reference held.
+pub type ForkGarbage = (Vec<crate::payload::Slab>, Vec<Frame>, Vec<Box<ThreadState>>);
+
+/// In a forked child: forget the parent's events, its other threads and the calling
+/// thread's stack, and re-identify the calling thread (fork gives it a new OS tid).
+pub unsafe fn reset_after_fork(core: *const Core) -> ForkGarbage {
+    let st = (*core).state.get();
+    let mine = thread::cached(st.gen);
+    let mut slabs = Vec::new();
+    let mut frames = Vec::new();
+    let mut dead = Vec::new();
+    for p in std::mem::take(&mut st.threads) {
+        let mut t = Box::from_raw(p);
+        let (_, reserved) = t.ring.take_all();
+        st.budget.release(reserved);
+        slabs.push(std::mem::take(&mut t.payloads));
+        frames.extend(t.take_stack());
+        if Some(p) == mine {
+            t.tid = ffi::native_thread_id();
+            t.ident = ffi::thread_ident();
+            t.last_tick = 0;
+            st.threads.push(Box::into_raw(t));
+        } else {
+            dead.push(t);
+        }
+    }
+    st.budget.reset_overflow();
+    st.task_names.clear();
+    st.mismatches = 0;
+    let gen = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
+    st.gen = gen;
+    if let Some(&p) = st.threads.first() {
+        thread::set_cached(gen, p);
+    }
+    (slabs, frames, dead)
+}

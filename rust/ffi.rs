@@ -1,0 +1,310 @@
+//! The unsafe layer: every direct read of CPython structures lives here.
+//!
+//! Callers hold the GIL (all hooks and methods run with it) and pass pointers the
+//! interpreter gave them, which stay alive for the duration of the call.
+
+use pyo3::ffi;
+use std::ffi::{c_char, c_ulong, CStr};
+
+/// `PyMethodObject` (a bound method). Its layout has been the same from 3.9 to 3.13;
+/// pyo3-ffi does not declare it.
+#[repr(C)]
+struct PyMethodObject {
+    ob_base: ffi::PyObject,
+    im_func: *mut ffi::PyObject,
+    im_self: *mut ffi::PyObject,
+}
+
+extern "C" {
+    static mut PyMethod_Type: ffi::PyTypeObject;
+    fn PyThread_get_thread_native_id() -> c_ulong;
+    /// Exported by CPython 3.9-3.13 (declared with PyAPI_DATA in `cpython/ceval.h`);
+    /// sets the profile function of *another* thread, which the public API cannot.
+    #[cfg(not(Py_3_12))]
+    fn _PyEval_SetProfile(
+        tstate: *mut ffi::PyThreadState,
+        func: Option<ffi::Py_tracefunc>,
+        arg: *mut ffi::PyObject,
+    ) -> std::ffi::c_int;
+}
+
+/// The OS thread id of the calling thread (gettid on Linux).
+pub fn native_thread_id() -> u64 {
+    // SAFETY: no preconditions; CPython's portable wrapper around gettid & co.
+    unsafe { PyThread_get_thread_native_id() as u64 }
+}
+
+/// `threading.get_ident()` of the calling thread.
+pub fn thread_ident() -> u64 {
+    // SAFETY: no preconditions.
+    unsafe { ffi::PyThread_get_thread_ident() as u64 }
+}
+
+/// What identifies a C function for naming: its `PyMethodDef` and an "owner" object
+/// that decides the prefix of its name.
+#[derive(Clone, Copy, Debug)]
+pub struct CFunc {
+    pub ml: *mut ffi::PyMethodDef,
+    pub owner: *mut ffi::PyObject,
+    pub owner_kind: OwnerKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnerKind {
+    /// `owner` is the str `m_module`: the name is `module.func`.
+    ModuleName,
+    /// `owner` is the type of the bound `self`: the name is `Type.func`.
+    Type,
+    /// No owner: the bare `ml_name`.
+    None,
+}
+
+impl CFunc {
+    /// Key in the function table: tagged so it never equals a code-object key.
+    #[inline(always)]
+    pub fn key(&self) -> (usize, usize) {
+        (self.ml as usize | 1, self.owner as usize)
+    }
+}
+
+/// Classifies the callable of a C call. `arg0` is the first argument when the
+/// interpreter provides it (sys.monitoring), or null. Returns `None` for anything that
+/// is not a builtin function (type calls, Python functions, callable objects), which
+/// are never recorded as C events.
+///
+/// # Safety
+/// GIL held; `callable` (and `arg0` when non-null) are live objects.
+#[inline(always)]
+pub unsafe fn classify_c_callable(callable: *mut ffi::PyObject, arg0: *mut ffi::PyObject) -> Option<CFunc> {
+    let tp = ffi::Py_TYPE(callable);
+    if tp == &raw mut ffi::PyCFunction_Type || tp == &raw mut ffi::PyCMethod_Type {
+        return Some(cfunction_info(callable));
+    }
+    if tp == &raw mut ffi::PyMethodDescr_Type {
+        // `list.append` called with `self` as first argument (how 3.12+ reports a
+        // method call): name it after the type of that `self`.
+        if arg0.is_null() || !is_object_arg(arg0) {
+            return None;
+        }
+        let descr = callable.cast::<ffi::PyMethodDescrObject>();
+        return Some(CFunc {
+            ml: (*descr).d_method,
+            owner: ffi::Py_TYPE(arg0).cast(),
+            owner_kind: OwnerKind::Type,
+        });
+    }
+    if tp == &raw mut PyMethod_Type {
+        let func = (*callable.cast::<PyMethodObject>()).im_func;
+        let ftp = ffi::Py_TYPE(func);
+        if ftp == &raw mut ffi::PyCFunction_Type || ftp == &raw mut ffi::PyCMethod_Type {
+            return Some(cfunction_info(func));
+        }
+    }
+    None
+}
+
+/// sys.monitoring passes `sys.monitoring.MISSING` when a call has no arguments.
+static MISSING: std::sync::atomic::AtomicPtr<ffi::PyObject> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+#[cfg(Py_3_12)]
+pub fn set_missing_sentinel(obj: *mut ffi::PyObject) {
+    MISSING.store(obj, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[inline(always)]
+fn is_object_arg(arg0: *mut ffi::PyObject) -> bool {
+    arg0 != MISSING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[inline(always)]
+unsafe fn cfunction_info(f: *mut ffi::PyObject) -> CFunc {
+    let cf = f.cast::<ffi::PyCFunctionObject>();
+    let ml = (*cf).m_ml;
+    let module = (*cf).m_module;
+    let slf = (*cf).m_self;
+    if !module.is_null() && ffi::PyUnicode_Check(module) != 0 {
+        CFunc { ml, owner: module, owner_kind: OwnerKind::ModuleName }
+    } else if !slf.is_null() {
+        CFunc { ml, owner: ffi::Py_TYPE(slf).cast(), owner_kind: OwnerKind::Type }
+    } else {
+        CFunc { ml, owner: std::ptr::null_mut(), owner_kind: OwnerKind::None }
+    }
+}
+
+fn cstr_lossy(p: *const c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: CPython strings (ml_name, tp_name) are NUL-terminated and outlive the call.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// The display name of a C function: `module.func`, `Type.func` or `func`.
+/// With `sanitize`, a `ml_name` holding non-printable characters is dropped (some
+/// extensions build their method tables at run time and leave garbage there).
+///
+/// # Safety
+/// GIL held; the pointers in `f` are live.
+pub unsafe fn c_function_name(f: &CFunc, sanitize: bool) -> String {
+    let mut ml_name = if f.ml.is_null() { String::new() } else { cstr_lossy((*f.ml).ml_name) };
+    if sanitize && ml_name.chars().any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER) {
+        ml_name.clear();
+    }
+    match f.owner_kind {
+        OwnerKind::ModuleName => {
+            let mut size: ffi::Py_ssize_t = 0;
+            let p = ffi::PyUnicode_AsUTF8AndSize(f.owner, &mut size);
+            let module = if p.is_null() {
+                ffi::PyErr_Clear();
+                String::from("<unknown>")
+            } else {
+                let bytes = std::slice::from_raw_parts(p.cast::<u8>(), size as usize);
+                String::from_utf8_lossy(bytes).into_owned()
+            };
+            format!("{module}.{ml_name}")
+        }
+        OwnerKind::Type => {
+            let tp = f.owner.cast::<ffi::PyTypeObject>();
+            format!("{}.{}", cstr_lossy((*tp).tp_name), ml_name)
+        }
+        OwnerKind::None => ml_name,
+    }
+}
+
+/// 3.9/3.10 frame object layout, up to `f_code`.
+#[cfg(not(Py_3_11))]
+#[repr(C)]
+struct FrameHead {
+    ob_base: ffi::PyVarObject,
+    f_back: *mut ffi::PyObject,
+    f_code: *mut ffi::PyObject,
+}
+
+/// 3.11 frame object layout, up to the interpreter frame it wraps.
+#[cfg(all(Py_3_11, not(Py_3_12)))]
+#[repr(C)]
+struct FrameHead {
+    ob_base: ffi::PyObject,
+    f_back: *mut ffi::PyObject,
+    f_frame: *mut InterpreterFrameHead,
+}
+
+/// 3.11 `_PyInterpreterFrame`, up to `f_code`.
+#[cfg(all(Py_3_11, not(Py_3_12)))]
+#[repr(C)]
+struct InterpreterFrameHead {
+    f_func: *mut ffi::PyObject,
+    f_globals: *mut ffi::PyObject,
+    f_builtins: *mut ffi::PyObject,
+    f_locals: *mut ffi::PyObject,
+    f_code: *mut ffi::PyObject,
+}
+
+/// The code object of a frame, as a borrowed pointer (the frame keeps it alive).
+/// Read from the frame struct: `PyFrame_GetCode` costs two calls and a refcount
+/// round-trip on every event, and these layouts are fixed for each minor version.
+///
+/// # Safety
+/// GIL held; `frame` is a live frame object of the running interpreter version.
+#[cfg(not(Py_3_12))]
+#[inline(always)]
+pub unsafe fn frame_code(frame: *mut ffi::PyFrameObject) -> *mut ffi::PyObject {
+    if FRAME_LAYOUT_OK.load(std::sync::atomic::Ordering::Relaxed) {
+        frame_code_direct(frame)
+    } else {
+        let code = ffi::PyFrame_GetCode(frame).cast::<ffi::PyObject>();
+        ffi::Py_DECREF(code);
+        code
+    }
+}
+
+#[cfg(not(Py_3_12))]
+#[inline(always)]
+unsafe fn frame_code_direct(frame: *mut ffi::PyFrameObject) -> *mut ffi::PyObject {
+    #[cfg(not(Py_3_11))]
+    {
+        (*frame.cast::<FrameHead>()).f_code
+    }
+    #[cfg(Py_3_11)]
+    {
+        (*(*frame.cast::<FrameHead>()).f_frame).f_code
+    }
+}
+
+#[cfg(not(Py_3_12))]
+static FRAME_LAYOUT_OK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Checks once, on a real frame, that the direct read agrees with the C API, and only
+/// then lets `frame_code` use it (a build with an unexpected layout keeps the API).
+///
+/// # Safety
+/// GIL held.
+#[cfg(not(Py_3_12))]
+pub unsafe fn check_frame_layout() {
+    let frame = ffi::PyEval_GetFrame();
+    if frame.is_null() {
+        return;
+    }
+    let code = ffi::PyFrame_GetCode(frame).cast::<ffi::PyObject>();
+    let ok = frame_code_direct(frame) == code;
+    ffi::Py_DECREF(code);
+    FRAME_LAYOUT_OK.store(ok, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(Py_3_12)]
+pub unsafe fn check_frame_layout() {}
+
+/// The innermost frame of the calling thread (borrowed), or null.
+pub fn current_frame() -> *mut ffi::PyFrameObject {
+    // SAFETY: called with the GIL held from tracer code.
+    unsafe { ffi::PyEval_GetFrame() }
+}
+
+/// Installs (or with `None`, removes) a C profile function on every thread of the
+/// interpreter, including threads that were running before tracing started.
+///
+/// # Safety
+/// GIL held.
+#[cfg(not(Py_3_12))]
+pub unsafe fn set_profile_all_threads(func: Option<ffi::Py_tracefunc>) -> bool {
+    let interp = ffi::PyInterpreterState_Get();
+    let mut ts = ffi::PyInterpreterState_ThreadHead(interp);
+    let mut ok = true;
+    while !ts.is_null() {
+        if _PyEval_SetProfile(ts, func, std::ptr::null_mut()) != 0 {
+            ffi::PyErr_Clear();
+            ok = false;
+        }
+        ts = ffi::PyThreadState_Next(ts);
+    }
+    ok
+}
+
+/// Installs the C profile function on the calling thread only.
+///
+/// # Safety
+/// GIL held.
+#[cfg(not(Py_3_12))]
+pub unsafe fn set_profile_current_thread(func: Option<ffi::Py_tracefunc>) {
+    ffi::PyEval_SetProfile(func, std::ptr::null_mut());
+}
+
+/// Builds a builtin function object around a static fastcall callback (how our
+/// sys.monitoring callbacks avoid any wrapper cost).
+///
+/// # Safety
+/// GIL held. `def` must live for the rest of the process (it is leaked by the caller).
+pub unsafe fn new_builtin(def: *mut ffi::PyMethodDef) -> *mut ffi::PyObject {
+    ffi::PyCFunction_NewEx(def, std::ptr::null_mut(), std::ptr::null_mut())
+}
+
+/// A new reference to `None`, the return value of our callbacks.
+#[inline(always)]
+pub fn new_none() -> *mut ffi::PyObject {
+    // SAFETY: Py_None is always valid; we hand out a new reference.
+    unsafe {
+        let none = ffi::Py_None();
+        ffi::Py_INCREF(none);
+        none
+    }
+}

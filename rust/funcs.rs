@@ -1,0 +1,315 @@
+//! The function table: code objects and C functions → small integer ids.
+//!
+//! Attributes are read, the display name is formatted and the filters are decided
+//! once per code object (on the first call), not per event. The table keeps a strong
+//! reference to every key object so a pointer can never be reused for another
+//! function while the table knows it.
+
+use crate::ffi::{c_function_name, CFunc};
+use hashbrown::HashMap;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+use pyo3::{ffi, intern};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+/// The id is in the low bits; this bit marks a function whose calls are not recorded.
+pub const IGNORED: u32 = 1 << 31;
+const ID_MASK: u32 = IGNORED - 1;
+
+/// Hashes pointer pairs with one multiply: keys are addresses, already well spread.
+#[derive(Default, Clone, Copy)]
+pub struct PtrHash;
+
+pub struct PtrHasher(u64);
+
+/// Multiply into 128 bits and fold the halves: every input bit reaches both the low
+/// bits (bucket index) and the high bits (hashbrown's tag), even for aligned pointers.
+#[inline(always)]
+fn folded_mul(a: u64, b: u64) -> u64 {
+    let full = (a as u128) * (b as u128);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = folded_mul(self.0 ^ *b as u64, SEED);
+        }
+    }
+    #[inline(always)]
+    fn write_usize(&mut self, n: usize) {
+        self.0 = folded_mul(self.0 ^ n as u64, SEED);
+    }
+}
+
+impl BuildHasher for PtrHash {
+    type Hasher = PtrHasher;
+    #[inline(always)]
+    fn build_hasher(&self) -> PtrHasher {
+        PtrHasher(0)
+    }
+}
+
+/// What the dump needs to know about a function. Pure Rust, so a snapshot can be
+/// written with the GIL released.
+#[derive(Debug)]
+pub struct FuncInfo {
+    /// The display name, e.g. `fib (/home/u/demo.py:3)` or `builtins.len`.
+    pub name: Box<str>,
+    /// For Python functions: the file and first line (for `file_info`).
+    pub source: Option<(String, u32)>,
+}
+
+/// Which frames the user asked to see. Decided once per code object.
+#[derive(Clone, Debug, Default)]
+pub struct FilterOptions {
+    pub include_files: Vec<String>,
+    pub exclude_files: Vec<String>,
+    pub ignore_frozen: bool,
+    /// Our own package directory: hidden unless `trace_self`.
+    pub lib_file_path: Option<String>,
+    pub trace_self: bool,
+}
+
+impl FilterOptions {
+    /// Whether calls of code from `filename` are recorded.
+    pub fn allows(&self, filename: &str) -> bool {
+        if !self.trace_self {
+            if let Some(lib) = &self.lib_file_path {
+                if !lib.is_empty() && filename.starts_with(lib.as_str()) {
+                    return false;
+                }
+            }
+        }
+        if self.ignore_frozen && filename.starts_with("<frozen") {
+            return false;
+        }
+        if !self.include_files.is_empty() {
+            return self.include_files.iter().any(|p| filename.starts_with(p.as_str()));
+        }
+        if !self.exclude_files.is_empty() {
+            return !self.exclude_files.iter().any(|p| filename.starts_with(p.as_str()));
+        }
+        true
+    }
+}
+
+/// Cached facts about a code object that the filters and the args logger need.
+struct CodeEntry {
+    filename: String,
+    /// Argument names for `log_func_args`, read lazily.
+    arg_names: Option<Vec<Py<PyString>>>,
+}
+
+pub struct FuncTable {
+    map: HashMap<(usize, usize), u32, PtrHash>,
+    infos: Vec<Arc<FuncInfo>>,
+    /// Per id: the code entry for Python functions (None for C functions).
+    code: Vec<Option<CodeEntry>>,
+    /// Strong references keeping every key's pointers valid.
+    owners: Vec<Py<PyAny>>,
+}
+
+impl Default for FuncTable {
+    fn default() -> Self {
+        FuncTable { map: HashMap::with_hasher(PtrHash), infos: Vec::new(), code: Vec::new(), owners: Vec::new() }
+    }
+}
+
+impl FuncTable {
+    /// Looks up a function by key: `Some(id | IGNORED?)` on a hit.
+    #[inline(always)]
+    pub fn get(&self, key: (usize, usize)) -> Option<u32> {
+        self.map.get(&key).copied()
+    }
+
+    pub fn infos(&self) -> &[Arc<FuncInfo>] {
+        &self.infos
+    }
+
+    pub fn len(&self) -> usize {
+        self.infos.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.infos.is_empty()
+    }
+
+    fn push(&mut self, info: FuncInfo, code: Option<CodeEntry>) -> Option<u32> {
+        let id = self.infos.len() as u32;
+        if id >= ID_MASK {
+            return None;
+        }
+        self.infos.push(Arc::new(info));
+        self.code.push(code);
+        Some(id)
+    }
+
+    /// Registers a code object on its first call. Returns the table value (id, maybe
+    /// with IGNORED), or `None` if its attributes cannot be read.
+    pub fn add_code(&mut self, py: Python<'_>, code: &Bound<'_, PyAny>, filters: &FilterOptions) -> Option<u32> {
+        let attr_str = |name: &Bound<'_, PyString>| -> Option<String> {
+            let v = code.getattr(name).ok()?;
+            let s = v.cast::<PyString>().ok()?;
+            Some(s.to_string_lossy().into_owned())
+        };
+        // co_qualname exists from 3.11; older versions only have co_name.
+        let qualname = if cfg!(Py_3_11) { attr_str(intern!(py, "co_qualname")) } else { None }
+            .or_else(|| attr_str(intern!(py, "co_name")))
+            .unwrap_or_else(|| String::from("<unknown>"));
+        let filename = attr_str(intern!(py, "co_filename")).unwrap_or_else(|| String::from("<unknown>"));
+        let line: u32 = code.getattr(intern!(py, "co_firstlineno")).ok().and_then(|v| v.extract().ok()).unwrap_or(0);
+        let name = format!("{qualname} ({filename}:{line})");
+        let allowed = filters.allows(&filename);
+        let info = FuncInfo { name: name.into(), source: Some((filename.clone(), line)) };
+        let id = self.push(info, Some(CodeEntry { filename, arg_names: None }))?;
+        let value = if allowed { id } else { id | IGNORED };
+        self.map.insert((code.as_ptr() as usize, 0), value);
+        self.owners.push(code.clone().unbind());
+        Some(value)
+    }
+
+    /// Registers a C function on its first call.
+    ///
+    /// # Safety
+    /// GIL held; the pointers in `f` are live.
+    pub unsafe fn add_c(&mut self, py: Python<'_>, f: &CFunc, sanitize: bool) -> Option<u32> {
+        let name = c_function_name(f, sanitize);
+        let id = self.push(FuncInfo { name: name.into(), source: None }, None)?;
+        self.map.insert(f.key(), id);
+        if !f.owner.is_null() {
+            self.owners.push(Bound::from_borrowed_ptr(py, f.owner).unbind());
+        }
+        Some(id)
+    }
+
+    /// Re-decides the filters of every known code object (after an option changed).
+    pub fn refilter(&mut self, filters: &FilterOptions) {
+        for value in self.map.values_mut() {
+            let id = *value & ID_MASK;
+            if let Some(Some(entry)) = self.code.get(id as usize) {
+                *value = if filters.allows(&entry.filename) { id } else { id | IGNORED };
+            }
+        }
+    }
+
+    /// Forgets C functions so their names are rebuilt (after `sanitize_function_name` changed).
+    pub fn forget_c_functions(&mut self) {
+        self.map.retain(|k, _| k.0 & 1 == 0);
+    }
+
+    /// The argument names of a Python function, read from its code object once.
+    pub fn arg_names(&mut self, py: Python<'_>, id: u32, code: &Bound<'_, PyAny>) -> Vec<Py<PyString>> {
+        let Some(Some(entry)) = self.code.get_mut((id & ID_MASK) as usize) else {
+            return Vec::new();
+        };
+        if entry.arg_names.is_none() {
+            entry.arg_names = Some(read_arg_names(py, code).unwrap_or_default());
+        }
+        entry.arg_names.as_ref().map(|v| v.iter().map(|n| n.clone_ref(py)).collect()).unwrap_or_default()
+    }
+
+    /// Drops everything (only when no record or frame refers to an id any more).
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.infos.clear();
+        self.code.clear();
+        self.owners.clear();
+    }
+}
+
+/// Positional, keyword-only, `*args` and `**kwargs` names, in `co_varnames` order.
+fn read_arg_names(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyString>>> {
+    const CO_VARARGS: i64 = 0x04;
+    const CO_VARKEYWORDS: i64 = 0x08;
+    let argcount: i64 = code.getattr(intern!(py, "co_argcount"))?.extract()?;
+    let kwonly: i64 = code.getattr(intern!(py, "co_kwonlyargcount"))?.extract()?;
+    let flags: i64 = code.getattr(intern!(py, "co_flags"))?.extract()?;
+    let mut n = argcount + kwonly;
+    if flags & CO_VARARGS != 0 {
+        n += 1;
+    }
+    if flags & CO_VARKEYWORDS != 0 {
+        n += 1;
+    }
+    let varnames = code.getattr(intern!(py, "co_varnames"))?;
+    let mut out = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let name = varnames.get_item(i)?;
+        out.push(name.cast_into::<PyString>()?.unbind());
+    }
+    Ok(out)
+}
+
+/// True if `id` has the IGNORED bit.
+#[inline(always)]
+pub fn is_ignored(value: u32) -> bool {
+    value & IGNORED != 0
+}
+
+/// The id part of a table value.
+#[inline(always)]
+pub fn id_of(value: u32) -> u32 {
+    value & ID_MASK
+}
+
+/// Key of a code object in the table.
+#[inline(always)]
+pub fn code_key(code: *mut ffi::PyObject) -> (usize, usize) {
+    (code as usize, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> FilterOptions {
+        FilterOptions { lib_file_path: Some("/site/viztracer/".into()), ..Default::default() }
+    }
+
+    #[test]
+    fn own_package_is_hidden_unless_trace_self() {
+        let mut f = opts();
+        assert!(!f.allows("/site/viztracer/viztracer.py"));
+        assert!(f.allows("/home/u/app.py"));
+        f.trace_self = true;
+        assert!(f.allows("/site/viztracer/viztracer.py"));
+    }
+
+    #[test]
+    fn include_and_exclude_are_prefix_matches() {
+        let mut f = opts();
+        f.include_files = vec!["/src/".into(), "./src/".into()];
+        assert!(f.allows("/src/a.py"));
+        assert!(f.allows("./src/b.py"));
+        assert!(!f.allows("/other/a.py"));
+        let mut f = opts();
+        f.exclude_files = vec!["/venv/".into()];
+        assert!(!f.allows("/venv/lib/x.py"));
+        assert!(f.allows("/src/a.py"));
+    }
+
+    #[test]
+    fn frozen_modules_can_be_ignored() {
+        let mut f = opts();
+        assert!(f.allows("<frozen importlib._bootstrap>"));
+        f.ignore_frozen = true;
+        assert!(!f.allows("<frozen importlib._bootstrap>"));
+        assert!(f.allows("<string>"));
+    }
+
+    #[test]
+    fn ptr_hash_spreads_keys() {
+        let h = PtrHash;
+        // Aligned pointers must still land in different buckets of a small table.
+        let buckets: std::collections::HashSet<u64> =
+            (0..64usize).map(|i| h.hash_one((0x7f00_0000_1000 + i * 64, 0usize)) & 127).collect();
+        assert!(buckets.len() > 32, "{}", buckets.len());
+    }
+}

@@ -1,0 +1,178 @@
+//! sys.monitoring (PEP 669) event source, Python 3.12+.
+//!
+//! Callbacks are builtin functions around static `METH_FASTCALL` entry points, so the
+//! interpreter calls them through vectorcall with no argument parsing. We take the
+//! first free tool id of 2 (PROFILER_ID), 3 and 4, and never free an id we do not
+//! own, so cProfile and other tools keep working next to us.
+
+use super::guard;
+use crate::core;
+use crate::ffi;
+use once_cell::sync::OnceCell;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::ffi as pyffi;
+use pyo3::prelude::*;
+
+/// What `install` set up, needed by `uninstall`.
+pub struct Installed {
+    tool_id: u8,
+    events: Vec<u32>,
+}
+
+impl Installed {
+    pub fn tool_id(&self) -> Option<u8> {
+        Some(self.tool_id)
+    }
+}
+
+const TOOL_IDS: [u8; 3] = [2, 3, 4];
+const TOOL_NAME: &str = "viztracer";
+
+// Arguments are (code, instruction_offset[, retval | exception | callable[, arg0]]).
+
+unsafe extern "C" fn on_py_start(
+    _slf: *mut pyffi::PyObject,
+    args: *mut *mut pyffi::PyObject,
+    nargs: pyffi::Py_ssize_t,
+) -> *mut pyffi::PyObject {
+    if pyffi::PyVectorcall_NARGS(nargs as usize) >= 1 {
+        guard(|| core::py_enter(*args, std::ptr::null_mut()));
+    }
+    ffi::new_none()
+}
+
+unsafe extern "C" fn on_py_return(
+    _slf: *mut pyffi::PyObject,
+    args: *mut *mut pyffi::PyObject,
+    nargs: pyffi::Py_ssize_t,
+) -> *mut pyffi::PyObject {
+    if pyffi::PyVectorcall_NARGS(nargs as usize) >= 3 {
+        guard(|| core::py_exit(*args, *args.add(2)));
+    }
+    ffi::new_none()
+}
+
+unsafe extern "C" fn on_call(
+    _slf: *mut pyffi::PyObject,
+    args: *mut *mut pyffi::PyObject,
+    nargs: pyffi::Py_ssize_t,
+) -> *mut pyffi::PyObject {
+    if pyffi::PyVectorcall_NARGS(nargs as usize) >= 4 {
+        guard(|| core::c_enter(*args.add(2), *args.add(3)));
+    }
+    ffi::new_none()
+}
+
+unsafe extern "C" fn on_c_return(
+    _slf: *mut pyffi::PyObject,
+    args: *mut *mut pyffi::PyObject,
+    nargs: pyffi::Py_ssize_t,
+) -> *mut pyffi::PyObject {
+    if pyffi::PyVectorcall_NARGS(nargs as usize) >= 4 {
+        guard(|| core::c_exit(*args.add(2), *args.add(3)));
+    }
+    ffi::new_none()
+}
+
+struct Callbacks {
+    py_start: Py<PyAny>,
+    py_return: Py<PyAny>,
+    call: Py<PyAny>,
+    c_return: Py<PyAny>,
+}
+
+static CALLBACKS: OnceCell<Callbacks> = OnceCell::new();
+
+fn make_callback(py: Python<'_>, name: &'static std::ffi::CStr, f: pyffi::PyCFunctionFast) -> PyResult<Py<PyAny>> {
+    // The method def must outlive every function object made from it: leak it.
+    let def = Box::leak(Box::new(pyffi::PyMethodDef {
+        ml_name: name.as_ptr(),
+        ml_meth: pyffi::PyMethodDefPointer { PyCFunctionFast: f },
+        ml_flags: pyffi::METH_FASTCALL,
+        ml_doc: std::ptr::null(),
+    }));
+    // SAFETY: GIL held; `def` is 'static.
+    unsafe {
+        let obj = ffi::new_builtin(def);
+        Bound::from_owned_ptr_or_err(py, obj).map(Bound::unbind)
+    }
+}
+
+fn callbacks(py: Python<'_>) -> PyResult<&'static Callbacks> {
+    CALLBACKS.get_or_try_init(|| {
+        Ok(Callbacks {
+            py_start: make_callback(py, c"_viztracer_py_start", on_py_start)?,
+            py_return: make_callback(py, c"_viztracer_py_return", on_py_return)?,
+            call: make_callback(py, c"_viztracer_call", on_call)?,
+            c_return: make_callback(py, c"_viztracer_c_return", on_c_return)?,
+        })
+    })
+}
+
+/// Claims a tool id, registers the callbacks and enables the events.
+pub fn install(py: Python<'_>, ignore_c_function: bool) -> PyResult<Installed> {
+    let mon = py.import("sys")?.getattr("monitoring")?;
+    ffi::set_missing_sentinel(mon.getattr("MISSING")?.as_ptr());
+    let cbs = callbacks(py)?;
+    let mut tool_id = None;
+    for id in TOOL_IDS {
+        if mon.call_method1("use_tool_id", (id, TOOL_NAME)).is_ok() {
+            tool_id = Some(id);
+            break;
+        }
+    }
+    let Some(tool_id) = tool_id else {
+        let owners: Vec<String> = TOOL_IDS
+            .iter()
+            .map(|id| {
+                let who = mon.call_method1("get_tool", (*id,)).map(|n| n.to_string()).unwrap_or_default();
+                format!("{id}: {who}")
+            })
+            .collect();
+        return Err(PyRuntimeError::new_err(format!(
+            "VizTracer cannot start: sys.monitoring tool ids 2, 3 and 4 are all in use ({}). \
+             Stop the other profilers first.",
+            owners.join(", ")
+        )));
+    };
+    let events = mon.getattr("events")?;
+    let ev = |name: &str| -> PyResult<u32> { events.getattr(name)?.extract() };
+    let mut pairs: Vec<(u32, &Py<PyAny>)> = vec![
+        (ev("PY_START")?, &cbs.py_start),
+        (ev("PY_RESUME")?, &cbs.py_start),
+        (ev("PY_THROW")?, &cbs.py_start),
+        (ev("PY_RETURN")?, &cbs.py_return),
+        (ev("PY_YIELD")?, &cbs.py_return),
+        (ev("PY_UNWIND")?, &cbs.py_return),
+    ];
+    if !ignore_c_function {
+        pairs.push((ev("CALL")?, &cbs.call));
+        pairs.push((ev("C_RETURN")?, &cbs.c_return));
+        pairs.push((ev("C_RAISE")?, &cbs.c_return));
+    }
+    let mut mask = 0u32;
+    for (event, cb) in &pairs {
+        mon.call_method1("register_callback", (tool_id, *event, cb.bind(py)))?;
+        mask |= event;
+    }
+    mon.call_method1("set_events", (tool_id, mask))?;
+    Ok(Installed { tool_id, events: pairs.iter().map(|(e, _)| *e).collect() })
+}
+
+/// Disables our events, unregisters every callback and frees our tool id. (On 3.12
+/// and 3.13 `free_tool_id` alone leaves the callbacks registered.)
+pub fn uninstall(py: Python<'_>, installed: Installed) -> PyResult<()> {
+    let mon = py.import("sys")?.getattr("monitoring")?;
+    let id = installed.tool_id;
+    let r1 = mon.call_method1("set_events", (id, 0));
+    for event in &installed.events {
+        let _ = mon.call_method1("register_callback", (id, *event, py.None()));
+    }
+    let r2 = mon.call_method1("free_tool_id", (id,));
+    r1?;
+    r2?;
+    Ok(())
+}
+
+/// Threads are covered by sys.monitoring already.
+pub fn enable_current_thread(_py: Python<'_>) {}

@@ -1,0 +1,111 @@
+//! C profile hook event source, Python 3.9-3.11.
+//!
+//! The hook is set on every thread that exists when tracing starts (which upstream
+//! VizTracer cannot do) and, through `threading.setprofile`, on every thread that
+//! `threading` starts afterwards: the first event of such a thread calls a native
+//! bootstrap that replaces itself with the C hook and forwards the event.
+
+use super::guard;
+use crate::core;
+use crate::ffi;
+use once_cell::sync::OnceCell;
+use pyo3::ffi as pyffi;
+use pyo3::prelude::*;
+use std::ffi::c_int;
+
+pub struct Installed;
+
+impl Installed {
+    pub fn tool_id(&self) -> Option<u8> {
+        None
+    }
+}
+
+unsafe extern "C" fn profile(
+    _obj: *mut pyffi::PyObject,
+    frame: *mut pyffi::PyFrameObject,
+    what: c_int,
+    arg: *mut pyffi::PyObject,
+) -> c_int {
+    guard(|| match what {
+        pyffi::PyTrace_CALL => core::py_enter(ffi::frame_code(frame), frame),
+        pyffi::PyTrace_RETURN => core::py_exit(ffi::frame_code(frame), arg),
+        pyffi::PyTrace_C_CALL => core::c_enter(arg, std::ptr::null_mut()),
+        pyffi::PyTrace_C_RETURN | pyffi::PyTrace_C_EXCEPTION => core::c_exit(arg, std::ptr::null_mut()),
+        _ => {}
+    });
+    0
+}
+
+fn event_code(name: &str) -> Option<c_int> {
+    match name {
+        "call" => Some(pyffi::PyTrace_CALL),
+        "return" => Some(pyffi::PyTrace_RETURN),
+        "c_call" => Some(pyffi::PyTrace_C_CALL),
+        "c_return" => Some(pyffi::PyTrace_C_RETURN),
+        "c_exception" => Some(pyffi::PyTrace_C_EXCEPTION),
+        _ => None,
+    }
+}
+
+/// `threading.setprofile` target: called as `f(frame, event, arg)` for the first
+/// event of a new thread.
+unsafe extern "C" fn bootstrap(
+    _slf: *mut pyffi::PyObject,
+    args: *mut *mut pyffi::PyObject,
+    nargs: pyffi::Py_ssize_t,
+) -> *mut pyffi::PyObject {
+    ffi::set_profile_current_thread(Some(profile));
+    if nargs >= 3 {
+        let frame = *args;
+        let event = *args.add(1);
+        let mut arg = *args.add(2);
+        if arg == pyffi::Py_None() {
+            arg = std::ptr::null_mut();
+        }
+        let py = Python::assume_attached();
+        let name = Bound::from_borrowed_ptr(py, event).extract::<String>().ok();
+        if let Some(what) = name.as_deref().and_then(event_code) {
+            if pyffi::PyFrame_Check(frame) != 0 {
+                profile(std::ptr::null_mut(), frame.cast(), what, arg);
+            }
+        }
+    }
+    ffi::new_none()
+}
+
+static BOOTSTRAP: OnceCell<Py<PyAny>> = OnceCell::new();
+
+fn bootstrap_fn(py: Python<'_>) -> PyResult<&'static Py<PyAny>> {
+    BOOTSTRAP.get_or_try_init(|| {
+        let def = Box::leak(Box::new(pyffi::PyMethodDef {
+            ml_name: c"_viztracer_thread_bootstrap".as_ptr(),
+            ml_meth: pyffi::PyMethodDefPointer { PyCFunctionFast: bootstrap },
+            ml_flags: pyffi::METH_FASTCALL,
+            ml_doc: std::ptr::null(),
+        }));
+        // SAFETY: GIL held; `def` is 'static.
+        unsafe { Bound::from_owned_ptr_or_err(py, ffi::new_builtin(def)).map(Bound::unbind) }
+    })
+}
+
+pub fn install(py: Python<'_>, _ignore_c_function: bool) -> PyResult<Installed> {
+    let boot = bootstrap_fn(py)?;
+    py.import("threading")?.call_method1("setprofile", (boot.bind(py),))?;
+    // SAFETY: GIL held.
+    unsafe { ffi::set_profile_all_threads(Some(profile)) };
+    Ok(Installed)
+}
+
+pub fn uninstall(py: Python<'_>, _installed: Installed) -> PyResult<()> {
+    // SAFETY: GIL held.
+    unsafe { ffi::set_profile_all_threads(None) };
+    py.import("threading")?.call_method1("setprofile", (py.None(),))?;
+    Ok(())
+}
+
+/// For threads not started by `threading` (or started in unusual ways).
+pub fn enable_current_thread(_py: Python<'_>) {
+    // SAFETY: called from a Python method, so the GIL is held.
+    unsafe { ffi::set_profile_current_thread(Some(profile)) };
+}

@@ -1,0 +1,42 @@
+//! `viztracer._snaptrace`: the native hot path of viztracer.
+//!
+//! Layout:
+//! - `hooks/`: event sources (sys.monitoring on 3.12+, the C profile hook before);
+//! - `core`: what happens on each call and return, the thread registry;
+//! - `thread`, `ring`, `record`, `payload`: per-thread storage of events;
+//! - `funcs`: code object / C function → id, names and filters, decided once;
+//! - `clock`: ticks and their conversion to ns;
+//! - `snapshot`, `json`, `pyjson`: taking events out and writing the trace file;
+//! - `tracer`: the Python-facing `Tracer` and `Snapshot` classes;
+//! - `ffi`, `gil_cell`: the unsafe layer and the GIL-as-lock cell;
+//! - `args`: argument/return-value reprs and async task lookup (opt-in options).
+
+mod args;
+pub mod clock;
+mod core;
+mod error;
+mod ffi;
+pub mod funcs;
+mod gil_cell;
+mod hooks;
+pub mod json;
+mod payload;
+mod pyjson;
+pub mod record;
+pub mod ring;
+mod snapshot;
+mod thread;
+mod tracer;
+
+use pyo3::prelude::*;
+
+#[pymodule(gil_used = true)]
+fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    clock::init();
+    // SAFETY: module init runs with the GIL held.
+    unsafe { ffi::check_frame_layout() };
+    m.add_class::<tracer::Tracer>()?;
+    m.add_class::<tracer::Snapshot>()?;
+    m.add("BACKEND", if cfg!(Py_3_12) { "sys.monitoring" } else { "setprofile" })?;
+    Ok(())
+}

@@ -1,0 +1,714 @@
+//! `_snaptrace.Tracer` and `_snaptrace.Snapshot`: the native objects the Python
+//! `VizTracer` class is built on. Options are validated in Python; these methods
+//! check only what would otherwise break the native state.
+
+use crate::clock;
+use crate::core::{self, Core};
+use crate::error::TraceError;
+use crate::gil_cell::GilCell;
+use crate::hooks;
+use crate::payload::{Payload, Scope};
+use crate::snapshot::{self, Header, SnapData};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use std::fs::File;
+use std::io::BufWriter;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The installed event hook. Only one tracer collects at a time, so there is one.
+static HOOK: GilCell<Option<hooks::Installed>> = GilCell::new(None);
+
+#[pyclass(module = "viztracer._snaptrace", frozen)]
+pub struct Tracer {
+    core: Arc<Core>,
+    entries: usize,
+}
+
+impl Tracer {
+    /// The tracer's state. GIL held by every pymethod; the reference is dropped before
+    /// any call into Python.
+    #[allow(clippy::mut_from_ref)]
+    fn state(&self) -> &mut core::State {
+        // SAFETY: called from pymethods (GIL held); callers do not keep the reference
+        // across calls into Python.
+        unsafe { self.core.state.get() }
+    }
+
+    fn is_active(&self) -> bool {
+        std::ptr::eq(core::active(), Arc::as_ptr(&self.core))
+    }
+
+    fn refilter(&self) {
+        let st = self.state();
+        let filters = st.opts.filters.clone();
+        st.funcs.refilter(&filters);
+    }
+
+    fn record(&self, payload: Payload) {
+        // SAFETY: GIL held; garbage is dropped after the call returns.
+        let garbage = unsafe { core::record_payload(Arc::as_ptr(&self.core), payload) };
+        drop(garbage);
+    }
+
+    fn collecting(&self) -> bool {
+        self.state().collecting && self.is_active()
+    }
+}
+
+fn str_list(v: Option<Vec<String>>) -> Vec<String> {
+    v.unwrap_or_default()
+}
+
+#[pymethods]
+impl Tracer {
+    #[new]
+    #[pyo3(signature = (tracer_entries = 1_000_000))]
+    fn new(tracer_entries: i64) -> PyResult<Self> {
+        if tracer_entries <= 0 || tracer_entries >= (1 << 30) {
+            return Err(PyValueError::new_err(format!(
+                "tracer_entries must be between 1 and {}, got {tracer_entries}",
+                (1i64 << 30) - 1
+            )));
+        }
+        clock::init();
+        Ok(Tracer { core: Core::new(tracer_entries as usize), entries: tracer_entries as usize })
+    }
+
+    #[getter]
+    fn tracer_entries(&self) -> usize {
+        self.entries
+    }
+
+    #[getter]
+    fn max_stack_depth(&self) -> i64 {
+        self.state().opts.max_stack_depth
+    }
+    #[setter]
+    fn set_max_stack_depth(&self, v: i64) {
+        self.state().opts.max_stack_depth = v;
+    }
+
+    #[getter]
+    fn ignore_c_function(&self) -> bool {
+        self.state().opts.ignore_c_function
+    }
+    #[setter]
+    fn set_ignore_c_function(&self, v: bool) {
+        self.state().opts.ignore_c_function = v;
+    }
+
+    #[getter]
+    fn ignore_frozen(&self) -> bool {
+        self.state().opts.filters.ignore_frozen
+    }
+    #[setter]
+    fn set_ignore_frozen(&self, v: bool) {
+        self.state().opts.filters.ignore_frozen = v;
+        self.refilter();
+    }
+
+    #[getter]
+    fn trace_self(&self) -> bool {
+        self.state().opts.filters.trace_self
+    }
+    #[setter]
+    fn set_trace_self(&self, v: bool) {
+        self.state().opts.filters.trace_self = v;
+        self.refilter();
+    }
+
+    #[getter]
+    fn lib_file_path(&self) -> Option<String> {
+        self.state().opts.filters.lib_file_path.clone()
+    }
+    #[setter]
+    fn set_lib_file_path(&self, v: Option<String>) {
+        self.state().opts.filters.lib_file_path = v;
+        self.refilter();
+    }
+
+    #[getter]
+    fn include_files(&self) -> Option<Vec<String>> {
+        let v = &self.state().opts.filters.include_files;
+        (!v.is_empty()).then(|| v.clone())
+    }
+    #[setter]
+    fn set_include_files(&self, v: Option<Vec<String>>) {
+        self.state().opts.filters.include_files = str_list(v);
+        self.refilter();
+    }
+
+    #[getter]
+    fn exclude_files(&self) -> Option<Vec<String>> {
+        let v = &self.state().opts.filters.exclude_files;
+        (!v.is_empty()).then(|| v.clone())
+    }
+    #[setter]
+    fn set_exclude_files(&self, v: Option<Vec<String>>) {
+        self.state().opts.filters.exclude_files = str_list(v);
+        self.refilter();
+    }
+
+    #[getter]
+    fn log_func_args(&self) -> bool {
+        self.state().opts.log_func_args
+    }
+    #[setter]
+    fn set_log_func_args(&self, v: bool) {
+        self.state().opts.log_func_args = v;
+    }
+
+    #[getter]
+    fn log_func_retval(&self) -> bool {
+        self.state().opts.log_func_retval
+    }
+    #[setter]
+    fn set_log_func_retval(&self, v: bool) {
+        self.state().opts.log_func_retval = v;
+    }
+
+    #[getter]
+    fn log_func_repr(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.state().opts.log_func_repr.as_ref().map(|f| f.clone_ref(py))
+    }
+    #[setter]
+    fn set_log_func_repr(&self, v: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        if let Some(f) = &v {
+            if !f.is_callable() {
+                return Err(PyTypeError::new_err("log_func_repr must be a callable or None"));
+            }
+        }
+        let old = std::mem::replace(&mut self.state().opts.log_func_repr, v.map(Bound::unbind));
+        drop(old);
+        Ok(())
+    }
+
+    #[getter]
+    fn log_async(&self) -> bool {
+        self.state().opts.log_async
+    }
+    #[setter]
+    fn set_log_async(&self, v: bool) {
+        self.state().opts.log_async = v;
+    }
+
+    #[getter]
+    fn sanitize_function_name(&self) -> bool {
+        self.state().opts.sanitize_function_name
+    }
+    #[setter]
+    fn set_sanitize_function_name(&self, v: bool) {
+        let st = self.state();
+        if st.opts.sanitize_function_name != v {
+            st.opts.sanitize_function_name = v;
+            st.funcs.forget_c_functions();
+        }
+    }
+
+    /// The minimum recorded duration, in ns.
+    #[getter]
+    fn min_duration_ns(&self) -> f64 {
+        self.state().opts.min_duration_ns
+    }
+    #[setter]
+    fn set_min_duration_ns(&self, v: f64) {
+        let st = self.state();
+        st.opts.min_duration_ns = v.max(0.0);
+        if st.collecting {
+            st.min_dur_ticks = core::min_duration_ticks(st.opts.min_duration_ns);
+        }
+    }
+
+    /// `namer(ident) -> str | None`, asked once for every new thread.
+    #[setter]
+    fn set_thread_namer(&self, v: Option<Py<PyAny>>) {
+        let old = std::mem::replace(&mut self.state().opts.thread_namer, v);
+        drop(old);
+    }
+
+    /// `getter() -> (task_id, name) | None`, asked when a coroutine starts (log_async).
+    #[setter]
+    fn set_task_getter(&self, v: Option<Py<PyAny>>) {
+        let old = std::mem::replace(&mut self.state().opts.task_getter, v);
+        drop(old);
+    }
+
+    /// Whether this tracer is collecting events now.
+    #[getter]
+    fn is_collecting(&self) -> bool {
+        self.collecting()
+    }
+
+    /// Which clock the timestamps come from: "tsc" or "monotonic".
+    #[getter]
+    fn clock_source(&self) -> &'static str {
+        if clock::uses_tsc() {
+            "tsc"
+        } else {
+            "monotonic"
+        }
+    }
+
+    /// The sys.monitoring tool id in use (3.12+ while collecting), else None.
+    #[getter]
+    fn tool_id(&self) -> Option<u8> {
+        if !self.collecting() {
+            return None;
+        }
+        // SAFETY: GIL held.
+        unsafe { HOOK.get() }.as_ref().and_then(|h| h.tool_id())
+    }
+
+    /// Returns that did not match the shadow stack (tolerated and counted).
+    #[getter]
+    fn mismatches(&self) -> u64 {
+        self.state().mismatches
+    }
+
+    /// Starts collecting. Returns False if another tracer was collecting (it stops).
+    fn start(&self, py: Python<'_>) -> PyResult<bool> {
+        if self.collecting() {
+            return Ok(true);
+        }
+        let replaced = !core::active().is_null();
+        // SAFETY: GIL held.
+        if let Some(h) = unsafe { HOOK.get() }.take() {
+            // Only one tracer collects at a time: the other one's hook goes.
+            let _ = hooks::uninstall(py, h);
+        }
+        let ignore_c = {
+            let st = self.state();
+            st.min_dur_ticks = core::min_duration_ticks(st.opts.min_duration_ns);
+            st.opts.ignore_c_function
+        };
+        core::activate(&self.core);
+        match hooks::install(py, ignore_c) {
+            Ok(h) => {
+                // SAFETY: GIL held.
+                *unsafe { HOOK.get() } = Some(h);
+                Ok(!replaced)
+            }
+            Err(e) => {
+                core::deactivate(&self.core);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops collecting. Unfinished functions become complete slices ending now with
+    /// `flush_as_finish`, else `B` events.
+    #[pyo3(signature = (flush_as_finish = false))]
+    fn stop(&self, py: Python<'_>, flush_as_finish: bool) -> PyResult<()> {
+        if !self.collecting() {
+            return Ok(());
+        }
+        core::deactivate(&self.core);
+        // SAFETY: GIL held.
+        let result = match unsafe { HOOK.get() }.take() {
+            Some(h) => hooks::uninstall(py, h),
+            None => Ok(()),
+        };
+        // SAFETY: GIL held; no reference into the state is alive.
+        let garbage = unsafe { core::flush_stacks(Arc::as_ptr(&self.core), flush_as_finish) };
+        drop(garbage);
+        result
+    }
+
+    /// Stops recording on the calling thread until `resume()`.
+    fn pause(&self) {
+        if let Some(th) = self.current_thread() {
+            // SAFETY: GIL held.
+            unsafe { (*th).paused = true };
+        }
+    }
+
+    fn resume(&self) {
+        if let Some(th) = self.current_thread() {
+            // SAFETY: GIL held.
+            unsafe { (*th).paused = false };
+        }
+    }
+
+    /// Drops every recorded event (stacks and thread names are kept).
+    fn clear(&self) {
+        // SAFETY: GIL held; the taken data is dropped after the state reference is gone.
+        let taken = unsafe { snapshot::take(&self.core) };
+        let st = self.state();
+        st.budget.reset_overflow();
+        drop(taken);
+    }
+
+    /// Forgets the calling thread's shadow stack: frames running now are never recorded.
+    fn reset_stack(&self) {
+        if let Some(th) = self.current_thread() {
+            // SAFETY: GIL held.
+            let frames = unsafe { (*th).take_stack() };
+            drop(frames);
+        }
+    }
+
+    /// In a forked child: drop the parent's events, threads and stacks, and re-identify
+    /// the surviving thread (its OS tid changed).
+    fn after_fork(&self) {
+        let core = Arc::as_ptr(&self.core);
+        // SAFETY: GIL held; in the child only the calling thread exists.
+        let garbage = unsafe { core::reset_after_fork(core) };
+        drop(garbage);
+    }
+
+    /// Installs the profile hook on the calling thread (3.9-3.11; no-op on 3.12+,
+    /// where every thread is already covered).
+    fn enable_thread_tracing(&self, py: Python<'_>) {
+        if self.collecting() {
+            hooks::enable_current_thread(py);
+        }
+    }
+
+    /// Instant event (`ph: "i"`), only while collecting.
+    #[pyo3(signature = (name, args = None, scope = "g"))]
+    fn add_instant(&self, name: Bound<'_, PyAny>, args: Option<Bound<'_, PyAny>>, scope: &str) -> PyResult<()> {
+        if !self.collecting() {
+            return Ok(());
+        }
+        let scope = Scope::parse(scope).ok_or_else(|| PyValueError::new_err("Scope must be one of 'g', 'p', 't'"))?;
+        self.record(Payload::Instant { name: name.unbind(), args: args.map(Bound::unbind), scope });
+        Ok(())
+    }
+
+    /// Counter event (`ph: "C"`), only while collecting.
+    fn add_counter(&self, name: Bound<'_, PyAny>, args: Bound<'_, PyAny>) {
+        if self.collecting() {
+            self.record(Payload::Counter { name: name.unbind(), args: args.unbind() });
+        }
+    }
+
+    /// Object event (`ph` N, O or D), only while collecting.
+    #[pyo3(signature = (ph, obj_id, name, args = None))]
+    fn add_object(
+        &self,
+        ph: &str,
+        obj_id: Bound<'_, PyAny>,
+        name: Bound<'_, PyAny>,
+        args: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let ph = match ph {
+            "N" | "O" | "D" => ph.chars().next().unwrap_or('O'),
+            _ => return Err(PyValueError::new_err(format!("object event phase must be 'N', 'O' or 'D', not {ph:?}"))),
+        };
+        if self.collecting() {
+            self.record(Payload::Object { ph, id: obj_id.unbind(), name: name.unbind(), args: args.map(Bound::unbind) });
+        }
+        Ok(())
+    }
+
+    /// A raw trace event dict, written as given (with pid and tid filled in). Works
+    /// whether or not the tracer is collecting.
+    fn add_raw(&self, raw: Bound<'_, PyAny>) -> PyResult<()> {
+        if raw.cast::<PyDict>().is_err() {
+            return Err(PyTypeError::new_err("add_raw expects a dict describing one trace event"));
+        }
+        self.record(Payload::Raw(raw.unbind()));
+        Ok(())
+    }
+
+    /// Sets `key: value` in the args of the innermost recorded function of this thread.
+    fn add_func_args(&self, py: Python<'_>, key: Bound<'_, PyAny>, value: Bound<'_, PyAny>) -> PyResult<()> {
+        if !self.collecting() {
+            return Ok(());
+        }
+        let Some(dict) = self.func_args_dict(py, true) else { return Ok(()) };
+        dict.bind(py).set_item(key, value)
+    }
+
+    /// The live args dict of the innermost recorded function of this thread, or None
+    /// (with `create`, an empty dict is attached if there was none).
+    #[pyo3(signature = (create = false))]
+    fn get_func_args(&self, py: Python<'_>, create: bool) -> Option<Py<PyDict>> {
+        if !self.collecting() {
+            return None;
+        }
+        self.func_args_dict(py, create)
+    }
+
+    /// Calls `func(*args, **kwargs)` with the calling thread's ignored subtree lifted,
+    /// so `func` is recorded even when called from code that is not (the tracer's own
+    /// decorators).
+    fn shield(&self, func: Bound<'_, PyAny>, args: Bound<'_, pyo3::types::PyTuple>, kwargs: Option<Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+        let saved = self.current_thread().map(|th| {
+            // SAFETY: GIL held; the reference ends here.
+            unsafe { std::mem::replace(&mut (*th).ignored_depth, 0) }
+        });
+        let result = func.call(args, kwargs.as_ref());
+        if let (Some(depth), Some(th)) = (saved, self.current_thread()) {
+            // SAFETY: GIL held. Frames pushed inside `func` have all returned, so the
+            // ignored frames on the stack are those counted before.
+            unsafe { (*th).ignored_depth = depth };
+        }
+        result.map(Bound::unbind)
+    }
+
+    /// Now, in µs, on the clock of the events.
+    fn getts(&self) -> f64 {
+        clock::conversion().to_ns(clock::now_ticks()) as f64 / 1000.0
+    }
+
+    /// Wall-clock ns minus monotonic ns: `ts * 1000 + base_time` is the epoch time in ns.
+    fn get_base_time(&self) -> i64 {
+        clock::base_time_ns()
+    }
+
+    /// Remembers "now" as the synchronisation point of this trace (for align_combine).
+    /// Returns False if a marker was already set (it is overwritten).
+    fn set_sync_marker(&self) -> bool {
+        let now = clock::conversion().to_ns(clock::now_ticks());
+        self.state().sync_marker_ns.replace(now).is_none()
+    }
+
+    /// The sync marker in µs, or None.
+    fn get_sync_marker(&self) -> Option<f64> {
+        self.state().sync_marker_ns.map(|ns| ns as f64 / 1000.0)
+    }
+
+    /// Moves every recorded event into a `Snapshot` and empties the buffers.
+    fn snapshot(&self) -> Snapshot {
+        // SAFETY: GIL held.
+        let data = unsafe { snapshot::take(&self.core) };
+        let st = self.state();
+        if !st.collecting {
+            // No frame refers to a function id any more: let code objects go.
+            let garbage = std::mem::take(&mut st.funcs);
+            drop(garbage);
+        }
+        Snapshot { data: GilCell::new(Some(data)), busy: AtomicBool::new(false) }
+    }
+
+    /// Drops the states of threads that exited (`alive(tid)` says which still run).
+    fn prune_threads(&self, alive: Bound<'_, PyAny>) {
+        if self.collecting() {
+            return;
+        }
+        let check = |tid: u64| alive.call1((tid,)).and_then(|r| r.is_truthy()).unwrap_or(true);
+        // SAFETY: GIL held; not collecting, so no hook can run.
+        unsafe { core::prune_threads(Arc::as_ptr(&self.core), &check) };
+    }
+
+    /// Counts for diagnostics: entries held, threads, known functions.
+    fn stats(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        let st = self.state();
+        let d = PyDict::new(py);
+        // SAFETY: GIL held; read-only.
+        let held: usize = st.threads.iter().map(|&p| unsafe { (*p).ring.len() }).sum();
+        d.set_item("entries", held)?;
+        d.set_item("threads", st.threads.len())?;
+        d.set_item("functions", st.funcs.len())?;
+        d.set_item("mismatches", st.mismatches)?;
+        d.set_item("overflow", st.budget.overflowed())?;
+        Ok(d.unbind())
+    }
+}
+
+impl Tracer {
+    fn current_thread(&self) -> Option<*mut crate::thread::ThreadState> {
+        // SAFETY: GIL held.
+        unsafe { core::thread_of(Arc::as_ptr(&self.core)) }
+    }
+
+    fn func_args_dict(&self, py: Python<'_>, create: bool) -> Option<Py<PyDict>> {
+        let th = self.current_thread()?;
+        // SAFETY: GIL held; the reference is dropped before returning.
+        let t = unsafe { &mut *th };
+        let frame = t.stack.iter_mut().rev().find(|f| !f.ignored())?;
+        if frame.args.is_none() && create {
+            frame.args = Some(PyDict::new(py).unbind());
+        }
+        frame.args.as_ref().map(|a| a.clone_ref(py))
+    }
+}
+
+/// Recorded events taken out of a tracer, ready to be written or loaded.
+#[pyclass(module = "viztracer._snaptrace", frozen)]
+pub struct Snapshot {
+    data: GilCell<Option<SnapData>>,
+    /// Set while a write runs without the GIL: the data must not change meanwhile.
+    busy: AtomicBool,
+}
+
+struct BusyGuard<'a>(&'a AtomicBool);
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Snapshot {
+    fn data(&self) -> PyResult<&SnapData> {
+        if self.busy.load(Ordering::Acquire) {
+            return Err(PyRuntimeError::new_err("the snapshot is being written by another thread"));
+        }
+        // SAFETY: GIL held and not busy, so nothing mutates it now.
+        unsafe { self.data.get() }.as_ref().ok_or_else(|| PyRuntimeError::new_err("the snapshot was released"))
+    }
+
+    fn lock(&self) -> PyResult<BusyGuard<'_>> {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return Err(PyRuntimeError::new_err("the snapshot is being written by another thread"));
+        }
+        Ok(BusyGuard(&self.busy))
+    }
+
+    fn write_to<W: std::io::Write + Send>(
+        &self,
+        py: Python<'_>,
+        sink: W,
+        header: &Header<'_>,
+        progress: Option<&Bound<'_, PyAny>>,
+    ) -> Result<(W, usize), TraceError> {
+        let data = self.data()?;
+        let _guard = self.lock()?;
+        let rendered = snapshot::render_all(py, data);
+        // Progress callbacks need the GIL: the writer reports counts, we call Python
+        // only between chunks of work.
+        let report = progress.map(|p| p.clone().unbind());
+        let written = py.detach(|| {
+            let mut last = 0usize;
+            let on_progress = |n: usize| {
+                if let Some(cb) = &report {
+                    if n >= last + 1_000_000 || n == data.entries {
+                        last = n;
+                        Python::attach(|py| {
+                            let _ = cb.bind(py).call1((n, data.entries));
+                        });
+                    }
+                }
+            };
+            snapshot::write_trace(sink, data, &rendered, header, on_progress)
+        })?;
+        Ok(written)
+    }
+}
+
+#[pymethods]
+impl Snapshot {
+    /// Number of events (metadata not counted).
+    #[getter]
+    fn entries(&self) -> PyResult<usize> {
+        Ok(self.data()?.entries)
+    }
+
+    /// Whether old events were dropped because the buffer was full.
+    #[getter]
+    fn overflow(&self) -> PyResult<bool> {
+        Ok(self.data()?.overflow)
+    }
+
+    /// `[(tid, ident, name_hint, count)]` for every thread that has events.
+    fn threads(&self) -> PyResult<Vec<(u64, u64, Option<String>, usize)>> {
+        Ok(self
+            .data()?
+            .threads
+            .iter()
+            .map(|t| (t.tid, t.ident, t.name.clone(), t.chunks.iter().map(Vec::len).sum()))
+            .collect())
+    }
+
+    /// `[(tid, name)]` of the async tasks seen with log_async.
+    fn task_names(&self) -> PyResult<Vec<(u32, String)>> {
+        Ok(self.data()?.task_names.clone())
+    }
+
+    /// `[(name, file, line)]` of the Python functions that appear in the events.
+    fn functions(&self) -> PyResult<Vec<(String, String, u32)>> {
+        Ok(snapshot::functions(self.data()?))
+    }
+
+    /// The raw event dicts (`add_raw`), for building `file_info`.
+    fn raw_events(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        let data = self.data()?;
+        let list = PyList::empty(py);
+        for t in &data.threads {
+            for rec in t.chunks.iter().flatten() {
+                if let Some(Payload::Raw(r)) = rec.payload().and_then(|i| t.payloads.get(i)) {
+                    list.append(r.bind(py))?;
+                }
+            }
+        }
+        Ok(list.unbind())
+    }
+
+    /// Writes the trace file (`.json`, or gzip with `gzip=True`) and returns the number
+    /// of events written. The GIL is released while writing.
+    #[pyo3(signature = (path, *, gzip, pid, process_name, thread_names, metadata_json, file_info_json = None, progress = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        gzip: bool,
+        pid: i64,
+        process_name: &str,
+        thread_names: Vec<(u64, String)>,
+        metadata_json: &str,
+        file_info_json: Option<&str>,
+        progress: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        let header = Header {
+            pid,
+            process_name,
+            thread_names: &thread_names,
+            metadata_json,
+            file_info_json,
+        };
+        let file = File::create(path).map_err(|e| TraceError::file(path, e))?;
+        let sink = BufWriter::with_capacity(1 << 20, file);
+        let count = if gzip {
+            let enc = flate2::write::GzEncoder::new(sink, flate2::Compression::new(6));
+            let (enc, n) = self.write_to(py, enc, &header, progress.as_ref())?;
+            enc.finish().map_err(|e| TraceError::file(path, e))?;
+            n
+        } else {
+            let (_, n) = self.write_to(py, sink, &header, progress.as_ref())?;
+            n
+        };
+        Ok(count)
+    }
+
+    /// The trace file's content as bytes (for writing to a stream or a socket).
+    #[pyo3(signature = (*, pid, process_name, thread_names, metadata_json, file_info_json = None))]
+    fn to_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        pid: i64,
+        process_name: &str,
+        thread_names: Vec<(u64, String)>,
+        metadata_json: &str,
+        file_info_json: Option<&str>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let header = Header { pid, process_name, thread_names: &thread_names, metadata_json, file_info_json };
+        let (buf, _) = self.write_to(py, Vec::new(), &header, None)?;
+        Ok(PyBytes::new(py, &buf))
+    }
+
+    /// The events as a list of dicts (metadata events first).
+    fn to_events<'py>(
+        &self,
+        py: Python<'py>,
+        pid: i64,
+        process_name: &str,
+        thread_names: Vec<(u64, String)>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let events = snapshot::to_events(py, self.data()?, pid, process_name, &thread_names)?;
+        PyList::new(py, events)
+    }
+
+    /// Frees the events now instead of when the snapshot is garbage collected.
+    fn release(&self) -> PyResult<()> {
+        let _guard = self.lock()?;
+        // SAFETY: GIL held and we own the busy flag.
+        let data = unsafe { self.data.get() }.take();
+        drop(data);
+        Ok(())
+    }
+}

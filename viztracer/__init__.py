@@ -1,0 +1,17 @@
+"""viztracer: a low-overhead tracer and timeline profiler for Python.
+
+    from viztracer import VizTracer
+    with VizTracer(output_file="result.json"):
+        my_program()
+
+Then open the file with ``vizviewer result.json``.
+"""
+
+from .version import __version__
+from .viztracer import VizTracer, get_tracer
+
+__all__ = [
+    "__version__",
+    "VizTracer",
+    "get_tracer",
+]

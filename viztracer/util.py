@@ -1,0 +1,101 @@
+"""Small helpers shared by the tracer, the command line and the viewer."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from typing import Iterable, Tuple
+
+
+class Colors:
+    GREEN = "\033[92m"
+    YELLOW = "\033[93m"
+    RED = "\033[91m"
+    BOLD = "\033[1m"
+    ENDC = "\033[0m"
+
+
+def color_print(color: str, s: str, **kwargs) -> None:
+    """Print ``s`` in ``color`` (a name of :class:`Colors`) when stdout is a terminal."""
+    code = getattr(Colors, color, "")
+    if code and sys.stdout.isatty():
+        print(code + s + Colors.ENDC, **kwargs)
+    else:
+        print(s, **kwargs)
+
+
+def same_line_print(s: str, width: int = 80, **kwargs) -> None:
+    """Overwrite the current terminal line with ``s`` (progress messages)."""
+    print("\r" + " " * width + "\r" + s, end="", flush=True, **kwargs)
+
+
+def size_fmt(num: float, suffix: str = "B") -> str:
+    """``1024`` -> ``"1.0KiB"``."""
+    for unit in ("", "Ki", "Mi", "Gi"):
+        if abs(num) < 1024.0:
+            return f"{num:3.1f}{unit}{suffix}"
+        num /= 1024.0
+    return f"{num:.1f}Ti{suffix}"
+
+
+def compare_version(a: str, b: str) -> int:
+    """Compare dotted versions: 1 if a > b, 0 if equal, -1 if a < b."""
+    def parts(v: str) -> Tuple[int, ...]:
+        return tuple(int(p) for p in re.findall(r"\d+", v))
+
+    pa, pb = parts(a), parts(b)
+    return (pa > pb) - (pa < pb)
+
+
+_TIME_UNITS = {"s": 1e6, "ms": 1e3, "us": 1.0, "ns": 1e-3}
+
+
+def time_str_to_us(t: str) -> float:
+    """``"0.3ms"`` -> ``300.0``. A bare number is in µs."""
+    m = re.match(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([mun]?s)?\s*$", str(t))
+    if not m:
+        raise ValueError(f"Can't convert {t} to time. Format should be 0.3ms or 13us")
+    value = float(m.group(1))
+    return value * _TIME_UNITS[m.group(2) or "us"]
+
+
+def pid_exists(pid: int) -> bool:
+    """Whether a process with this pid exists (and is not a zombie we reaped)."""
+    if pid < 0:
+        return False
+    if pid == 0:
+        raise ValueError("invalid PID 0")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def unique_file_name(base: str) -> str:
+    """``<base>_<YYYYMMDD>_<HHMMSS>_<pid>.json``."""
+    return f"{base}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}.json"
+
+
+def add_pid_suffix(path: str, pid: int) -> str:
+    """``result.json`` -> ``result_<pid>.json``; ``a.json.gz`` -> ``a_<pid>.json.gz``."""
+    head, tail = os.path.split(path)
+    for ext in (".json.gz", ".json", ".html", ".gz"):
+        if tail.endswith(ext):
+            return os.path.join(head, f"{tail[:-len(ext)]}_{pid}{ext}")
+    stem, ext = os.path.splitext(tail)
+    return os.path.join(head, f"{stem}_{pid}{ext}")
+
+
+def frame_stack_has_func(frame, funcs: Iterable) -> bool:
+    """Whether any frame from ``frame`` outwards runs one of ``funcs``."""
+    codes = {getattr(f, "__code__", None) for f in funcs}
+    while frame is not None:
+        if frame.f_code in codes:
+            return True
+        frame = frame.f_back
+    return False

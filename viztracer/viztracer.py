@@ -1,0 +1,606 @@
+"""The :class:`VizTracer` class: options, start/stop, custom events and saving.
+
+The recording itself happens in the native ``_snaptrace.Tracer`` this class owns;
+everything here runs at most a few times per trace, except the small methods users
+call to add their own events.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import sys
+import weakref
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from . import _snaptrace
+from .file_info import build_file_info, functions_of_raw_events
+from .options import (
+    NativeOption, Option, check_bool, check_callable, check_int, check_min_duration,
+    check_optional_str, check_output_file, check_stack_depth, check_str_list,
+    check_tracer_entries, expand_paths, output_kind,
+)
+from .threads import name_new_thread, thread_names
+from .util import add_pid_suffix, color_print, same_line_print
+from .version import __version__
+from .vizevent import VizEvent
+
+_LIB_FILE_PATH = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_GLOBAL_NAME = "__viz_tracer__"
+
+# Every live tracer, for the after-fork reset.
+_instances: "weakref.WeakSet[VizTracer]" = weakref.WeakSet()
+# The tracer collecting right now (only one can).
+_collecting: Optional["weakref.ref[VizTracer]"] = None
+
+
+def get_tracer() -> Optional["VizTracer"]:
+    """The globally registered tracer (``register_global=True``), or None."""
+    return builtins.__dict__.get(_GLOBAL_NAME)
+
+
+def _check_plugins(name: str, value: Any) -> List[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a list of plugins or plugin strings, not {type(value).__name__}")
+    plugins = list(value)
+    for p in plugins:
+        if not isinstance(p, str) and not (hasattr(p, "message") and hasattr(p, "support_version")):
+            raise TypeError(f"{name} entries must be VizPluginBase objects or strings, not {p!r}")
+    return plugins
+
+
+def _check_pid_suffix(name: str, value: Any) -> bool:
+    if type(value) is not bool:
+        raise ValueError(f"{name} needs to be a boolean, not {value!r}")
+    return value
+
+
+class VizTracer:
+    # Options read by the native hot path.
+    max_stack_depth = NativeOption(check_stack_depth)
+    ignore_c_function = NativeOption(check_bool)
+    ignore_frozen = NativeOption(check_bool)
+    log_func_retval = NativeOption(check_bool)
+    log_func_args = NativeOption(check_bool)
+    log_async = NativeOption(check_bool)
+    trace_self = NativeOption(check_bool)
+    sanitize_function_name = NativeOption(check_bool)
+    include_files = NativeOption(check_str_list, to_native=expand_paths)
+    exclude_files = NativeOption(check_str_list, to_native=expand_paths)
+    # Stored in ns; the getter returns ns, as upstream VizTracer's does.
+    min_duration = NativeOption(check_min_duration, native="min_duration_ns",
+                                to_native=lambda us: us * 1000.0)
+    # Options used by the Python side.
+    verbose = Option(check_int)
+    log_print = Option(check_bool)
+    log_gc = Option(check_bool)
+    log_sparse = Option(check_bool)
+    log_audit = Option(check_str_list)
+    pid_suffix = Option(_check_pid_suffix)
+    file_info = Option(check_bool)
+    minimize_memory = Option(check_bool)
+    dump_raw = Option(check_bool)
+    process_name = Option(check_optional_str)
+    output_file = Option(check_output_file)
+    plugins = Option(_check_plugins)
+    ignore_multiprocess = Option(check_bool)
+    report_endpoint = Option(check_optional_str)
+
+    def __init__(self,
+                 tracer_entries: int = 1000000,
+                 verbose: int = 1,
+                 max_stack_depth: int = -1,
+                 include_files: Optional[List[str]] = None,
+                 exclude_files: Optional[List[str]] = None,
+                 ignore_c_function: bool = False,
+                 ignore_frozen: bool = False,
+                 log_func_retval: bool = False,
+                 log_func_args: bool = False,
+                 log_func_repr: Optional[Callable[..., str]] = None,
+                 log_func_with_objprint: bool = False,
+                 log_print: bool = False,
+                 log_gc: bool = False,
+                 log_sparse: bool = False,
+                 log_async: bool = False,
+                 log_torch: bool = False,
+                 log_audit: Optional[Sequence[str]] = None,
+                 pid_suffix: bool = False,
+                 file_info: bool = True,
+                 register_global: bool = True,
+                 trace_self: bool = False,
+                 min_duration: float = 0,
+                 minimize_memory: bool = False,
+                 dump_raw: bool = False,
+                 sanitize_function_name: bool = False,
+                 process_name: Optional[str] = None,
+                 output_file: str = "result.json",
+                 plugins: Optional[Sequence[Any]] = None,
+                 ignore_multiprocess: bool = True,
+                 report_endpoint: Optional[str] = None) -> None:
+        self._tracer = _snaptrace.Tracer(check_tracer_entries("tracer_entries", tracer_entries))
+        self._tracer.lib_file_path = _LIB_FILE_PATH
+        self._tracer.thread_namer = name_new_thread
+        self.enable = False
+        self.parsed = False
+        self.total_entries = 0
+        self._snapshot: Optional[Any] = None
+        self._data: Optional[Dict[str, Any]] = None
+        self._fixed_pid: Optional[int] = None
+        self._afterfork: Optional[Tuple[Callable, tuple, dict]] = None
+        self._log_torch = False
+        self._log_func_with_objprint = False
+        self.cwd = os.getcwd()
+        self.system_print = builtins.print
+
+        self.verbose = verbose
+        self.max_stack_depth = max_stack_depth
+        self.include_files = include_files
+        self.exclude_files = exclude_files
+        self._check_filters()
+        self.ignore_c_function = ignore_c_function
+        self.ignore_frozen = ignore_frozen
+        self.log_func_retval = log_func_retval
+        self.log_func_args = log_func_args
+        if log_func_repr is not None and log_func_with_objprint:
+            raise ValueError("log_func_repr and log_func_with_objprint can't be both set")
+        self.log_func_repr = log_func_repr
+        self.log_func_with_objprint = log_func_with_objprint
+        self.log_print = log_print
+        self.log_gc = log_gc
+        self.log_sparse = log_sparse
+        self.log_async = log_async
+        self.log_torch = log_torch
+        self.log_audit = log_audit
+        self.pid_suffix = pid_suffix
+        self.file_info = file_info
+        self.trace_self = trace_self
+        self.min_duration = min_duration
+        self.minimize_memory = minimize_memory
+        self.dump_raw = dump_raw
+        self.sanitize_function_name = sanitize_function_name
+        self.process_name = process_name
+        self.output_file = output_file
+        self.plugins = plugins
+        self.ignore_multiprocess = ignore_multiprocess
+        self.report_endpoint = report_endpoint
+        if check_bool("register_global", register_global):
+            self.register_global()
+        _instances.add(self)
+
+    # ------------------------------------------------------------------ options
+
+    @property
+    def tracer_entries(self) -> int:
+        """Capacity of the event buffer (fixed at construction)."""
+        return self._tracer.tracer_entries
+
+    @property
+    def lib_file_path(self) -> str:
+        return _LIB_FILE_PATH
+
+    @property
+    def log_func_repr(self) -> Optional[Callable[..., str]]:
+        return self._tracer.log_func_repr
+
+    @log_func_repr.setter
+    def log_func_repr(self, value: Optional[Callable[..., str]]) -> None:
+        self._tracer.log_func_repr = check_callable("log_func_repr", value)
+
+    @property
+    def log_func_with_objprint(self) -> bool:
+        return self._log_func_with_objprint
+
+    @log_func_with_objprint.setter
+    def log_func_with_objprint(self, value: bool) -> None:
+        value = check_bool("log_func_with_objprint", value)
+        if value:
+            try:
+                import objprint
+            except ImportError:
+                raise ImportError("log_func_with_objprint needs the objprint package: pip install objprint") from None
+            self.log_func_repr = objprint.objstr
+        elif self._log_func_with_objprint:
+            self.log_func_repr = None
+        self._log_func_with_objprint = value
+
+    @property
+    def log_torch(self) -> bool:
+        return self._log_torch
+
+    @log_torch.setter
+    def log_torch(self, value: bool) -> None:
+        value = check_bool("log_torch", value)
+        if value:
+            try:
+                import torch  # noqa: F401
+            except ImportError:
+                raise ImportError("torch is not installed: log_torch needs PyTorch") from None
+        self._log_torch = value
+
+    @property
+    def init_kwargs(self) -> Dict[str, Any]:
+        """The constructor arguments that reproduce this tracer (``min_duration`` in µs)."""
+        return {
+            "tracer_entries": self.tracer_entries,
+            "verbose": self.verbose,
+            "output_file": self.output_file,
+            "max_stack_depth": self.max_stack_depth,
+            "exclude_files": self.exclude_files,
+            "include_files": self.include_files,
+            "ignore_c_function": self.ignore_c_function,
+            "ignore_frozen": self.ignore_frozen,
+            "log_func_retval": self.log_func_retval,
+            "log_func_args": self.log_func_args,
+            "log_print": self.log_print,
+            "log_gc": self.log_gc,
+            "log_sparse": self.log_sparse,
+            "log_async": self.log_async,
+            "log_audit": self.log_audit,
+            "log_torch": self.log_torch,
+            "pid_suffix": self.pid_suffix,
+            "ignore_multiprocess": self.ignore_multiprocess,
+            "report_endpoint": self.report_endpoint,
+            "min_duration": self.min_duration / 1000.0,
+            "dump_raw": self.dump_raw,
+            "minimize_memory": self.minimize_memory,
+        }
+
+    def _check_filters(self) -> None:
+        if self.include_files and self.exclude_files:
+            raise ValueError("include_files and exclude_files can't be both specified!")
+
+    # ------------------------------------------------------------------ control
+
+    def register_global(self) -> None:
+        """Make this tracer the one ``get_tracer()`` returns."""
+        builtins.__dict__[_GLOBAL_NAME] = self
+
+    def start(self) -> None:
+        """Start recording."""
+        global _collecting
+        if self.enable:
+            return
+        self._check_filters()
+        self.parsed = False
+        self._snapshot = None
+        self._data = None
+        if self.log_sparse:
+            return
+        previous = _collecting() if _collecting is not None else None
+        self._tracer.log_func_repr = self.log_func_repr
+        if self.log_async:
+            from .threads import current_task_info
+            self._tracer.task_getter = current_task_info
+        self.enable = True
+        try:
+            alone = self._tracer.start()
+        except BaseException:
+            self.enable = False
+            raise
+        if not alone and previous is not None and previous is not self:
+            previous.enable = False
+            color_print("YELLOW", "Warning! Overwrite tracer! You should not have two VizTracer recording "
+                                  "at the same time!", file=sys.stderr)
+        _collecting = weakref.ref(self)
+
+    def stop(self, stop_option: Optional[str] = None) -> None:
+        """Stop recording. With ``stop_option="flush_as_finish"`` functions still running
+        are recorded as finished now; otherwise they are recorded as begun (``B``)."""
+        if stop_option not in (None, "flush_as_finish"):
+            raise ValueError(f"stop_option must be None or 'flush_as_finish', not {stop_option!r}")
+        if not self.enable:
+            return
+        self.enable = False
+        self._tracer.stop(flush_as_finish=stop_option == "flush_as_finish")
+
+    def pause(self) -> None:
+        """Stop recording on the calling thread until :meth:`resume`."""
+        self._tracer.pause()
+
+    def resume(self) -> None:
+        self._tracer.resume()
+
+    def clear(self) -> None:
+        """Drop everything recorded so far."""
+        self._tracer.clear()
+        self.parsed = False
+        self._snapshot = None
+        self._data = None
+        self.total_entries = 0
+
+    def reset_stack(self) -> None:
+        self._tracer.reset_stack()
+
+    def enable_thread_tracing(self) -> None:
+        """Trace the calling thread. Needed only on Python < 3.12, for threads not
+        started through ``threading`` after :meth:`start`."""
+        self._tracer.enable_thread_tracing()
+
+    def run(self, command: str, output_file: Optional[str] = None) -> None:
+        """Trace ``command`` (Python source, run in the caller's namespace) and save."""
+        frame = sys._getframe(1)
+        self.start()
+        try:
+            exec(command, frame.f_globals, frame.f_locals)
+        finally:
+            self.stop()
+            self.save(output_file)
+
+    def __enter__(self) -> "VizTracer":
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        self.stop()
+        self.save()
+        self.terminate()
+        if builtins.__dict__.get(_GLOBAL_NAME) is self:
+            del builtins.__dict__[_GLOBAL_NAME]
+
+    def terminate(self) -> None:
+        """Tell plugins the tracer is done (nothing to do without plugins)."""
+
+    def set_afterfork(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``callback(tracer, *args, **kwargs)`` in forked child processes."""
+        if not callable(callback):
+            raise TypeError(f"set_afterfork needs a callable, not {callback!r}")
+        self._afterfork = (callback, args, kwargs)
+
+    def _after_fork_in_child(self) -> None:
+        self._tracer.after_fork()
+        self._snapshot = None
+        self._data = None
+        self.parsed = False
+        if self._afterfork is not None:
+            callback, args, kwargs = self._afterfork
+            callback(self, *args, **kwargs)
+
+    def setpid(self, pid: int = -1) -> None:
+        """Fix the pid written in the trace (``-1``: the current one; ``0``: follow the
+        live pid again)."""
+        pid = check_int("pid", pid)
+        self._fixed_pid = None if pid == 0 else (os.getpid() if pid < 0 else pid)
+
+    # ------------------------------------------------------------------ time
+
+    def getts(self) -> float:
+        """Now, in µs, on the clock of the events."""
+        return self._tracer.getts()
+
+    def get_base_time(self) -> int:
+        """Wall-clock ns minus monotonic ns: ``ts * 1000 + base_time`` is epoch ns."""
+        return self._tracer.get_base_time()
+
+    def set_sync_marker(self) -> None:
+        """Mark "now" as the point where traces of several runs line up (--align_combine)."""
+        if not self._tracer.set_sync_marker():
+            import warnings
+            warnings.warn("Synchronization marker already set", RuntimeWarning, stacklevel=2)
+
+    def get_sync_marker(self) -> Optional[float]:
+        return self._tracer.get_sync_marker()
+
+    # ------------------------------------------------------------------ custom events
+
+    def add_instant(self, name: str, args: Any = None, scope: str = "g") -> None:
+        """Instant event; ``scope`` is ``"g"`` (global), ``"p"`` (process) or ``"t"`` (thread)."""
+        if scope not in ("g", "p", "t"):
+            raise ValueError("Scope must be one of 'g', 'p', 't'")
+        self._tracer.add_instant(name, args, scope)
+
+    def add_counter(self, name: str, args: Dict[str, Any]) -> None:
+        """Counter event: ``args`` maps series names to numbers."""
+        if not isinstance(args, dict):
+            raise TypeError(f"add_counter args must be a dict of numbers, not {type(args).__name__}")
+        self._tracer.add_counter(name, args)
+
+    def add_object(self, ph: str, obj_id: str, name: str, args: Any = None) -> None:
+        """Object event (``ph`` N: created, O: snapshot, D: destroyed)."""
+        self._tracer.add_object(ph, obj_id, name, args)
+
+    def add_raw(self, raw: Dict[str, Any]) -> None:
+        """A Chrome trace event dict, written as given (pid and tid filled in)."""
+        if not isinstance(raw, dict):
+            raise TypeError(f"add_raw needs a dict, not {type(raw).__name__}")
+        self._tracer.add_raw(raw)
+
+    def add_func_args(self, *args: Any, **kwargs: Any) -> None:
+        """``add_func_args(key, value)``: attach ``key: value`` to the args of the
+        function that is running (shown when the event is clicked). The older form
+        ``add_func_args(name, key, value)`` is accepted too."""
+        if len(args) == 3 and not kwargs:
+            args = args[1:]
+        params = dict(zip(("key", "value"), args), **kwargs)
+        if set(params) != {"key", "value"}:
+            raise TypeError("add_func_args takes a key and a value")
+        self._tracer.add_func_args(params["key"], params["value"])
+
+    def get_func_args(self) -> Optional[Dict[str, Any]]:
+        return self._tracer.get_func_args()
+
+    def add_func_exec(self, name: str, val: Any, lineno: int) -> None:
+        """Append ``"(<lineno>) <name> = <val>"`` to the running function's exec steps."""
+        if not self.enable:
+            return
+        func_args = self._tracer.get_func_args(create=True)
+        if func_args is not None:
+            func_args.setdefault("exec_steps", []).append(f"({lineno}) {name} = {val}")
+
+    def add_variable(self, name: str, var: Any, event: str = "instant") -> None:
+        """Record a variable: ``event="instant"`` shows ``name = repr(var)``,
+        ``event="counter"`` plots a number."""
+        if event not in ("instant", "counter"):
+            raise ValueError(f"{event} is not supported")
+        if not self.enable:
+            return
+        if event == "instant":
+            self._tracer.add_instant(f"{name} = {var!r}", None, "p")
+        else:
+            if isinstance(var, bool) or not isinstance(var, (int, float)):
+                raise ValueError(f"{name}({var}) is not a number")
+            self._tracer.add_counter(name, {name: var})
+
+    def log_instant(self, name: str, args: Any = None, scope: str = "t", cond: bool = True) -> None:
+        if cond:
+            self.add_instant(name, args, scope)
+
+    def log_var(self, name: str, var: Any, cond: bool = True) -> None:
+        """Numbers become a counter, anything else an instant showing the value."""
+        if not cond:
+            return
+        if isinstance(var, (int, float)) and not isinstance(var, bool):
+            self.add_counter(name, {"value": var})
+        else:
+            try:
+                from objprint import objstr
+                text = objstr(var, color=False)
+            except ImportError:
+                text = repr(var)
+            self.add_instant(name, {"object": text}, scope="t")
+
+    def log_event(self, event_name: str) -> VizEvent:
+        """``with tracer.log_event("name"): ...`` records the block as one event."""
+        caller = sys._getframe(1)
+        return VizEvent(self, event_name, caller.f_code.co_filename, caller.f_lineno)
+
+    def shield_ignore(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``func`` so that it is traced even though it is called from viztracer code."""
+        return self._tracer.shield(func, args, kwargs)
+
+    # ------------------------------------------------------------------ results
+
+    def parse(self) -> int:
+        """Stop and collect the recorded events; returns how many there are."""
+        self.stop()
+        if not self.parsed:
+            self._snapshot = self._tracer.snapshot()
+            self._data = None
+            self.total_entries = self._snapshot.entries
+            self.parsed = True
+        return self.total_entries
+
+    @property
+    def data(self) -> Dict[str, Any]:
+        """The parsed trace as a dict (built on first access; empty before :meth:`parse`)."""
+        if self._data is None:
+            if self._snapshot is None:
+                return {}
+            snap = self._snapshot
+            events = snap.to_events(self._pid(), self._process_name(),
+                                    thread_names(snap.threads(), snap.task_names()))
+            self._data = {"traceEvents": events, "viztracer_metadata": self._metadata(snap.overflow)}
+        return self._data
+
+    @data.setter
+    def data(self, value: Dict[str, Any]) -> None:
+        self._data = value
+
+    def load(self) -> List[Dict[str, Any]]:
+        """Take the recorded events out as a list of dicts."""
+        snap = self._tracer.snapshot()
+        return snap.to_events(self._pid(), self._process_name(),
+                              thread_names(snap.threads(), snap.task_names()))
+
+    def _pid(self) -> int:
+        return self._fixed_pid if self._fixed_pid is not None else os.getpid()
+
+    def _process_name(self) -> str:
+        if self.process_name is not None:
+            return self.process_name
+        mp = sys.modules.get("multiprocessing")
+        if mp is not None:
+            try:
+                return mp.current_process().name
+            except Exception:
+                pass
+        return "MainProcess"
+
+    def _metadata(self, overflow: bool) -> Dict[str, Any]:
+        meta: Dict[str, Any] = {
+            "version": __version__,
+            "overflow": bool(overflow),
+            "baseTimeNanoseconds": self.get_base_time(),
+        }
+        marker = self.get_sync_marker()
+        if marker is not None:
+            meta["sync_marker"] = marker
+        return meta
+
+    def save(self, output_file: Optional[str] = None, file_info: Optional[bool] = None,
+             verbose: Optional[int] = None) -> None:
+        """Write the trace to ``output_file`` (default: the ``output_file`` option).
+        ``.json`` and ``.json.gz`` are written natively, streaming."""
+        if output_file is None:
+            output_file = self.output_file
+        output_file = check_output_file("output_file", output_file)
+        file_info = self.file_info if file_info is None else check_bool("file_info", file_info)
+        verbose = self.verbose if verbose is None else check_int("verbose", verbose)
+        if self.pid_suffix:
+            output_file = add_pid_suffix(output_file, self._pid())
+        path = os.path.abspath(output_file)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+
+        if self._data is not None:
+            # The data was materialised (and maybe changed): build the report from it.
+            from .report_builder import ReportBuilder
+            ReportBuilder(self._data, verbose=0, minimize_memory=self.minimize_memory,
+                          base_time=self.get_base_time()).save(path, file_info=file_info)
+            count = sum(1 for e in self._data.get("traceEvents", []) if e.get("ph") != "M")
+            overflow = bool(self._data.get("viztracer_metadata", {}).get("overflow"))
+        else:
+            if self.dump_raw and self.enable:
+                # Raw dump: take the events out and keep tracing.
+                snap = self._tracer.snapshot()
+            else:
+                self.parse()
+                snap = self._snapshot
+            count = self._write_snapshot(snap, path, file_info, verbose)
+            overflow = snap.overflow
+        if verbose > 0:
+            self._print_saved(path, count, overflow)
+
+    def _write_snapshot(self, snap: Any, path: str, file_info: bool, verbose: int) -> int:
+        kind = output_kind(path)
+        names = thread_names(snap.threads(), snap.task_names())
+        file_info_json = None
+        if file_info:
+            funcs = snap.functions() + functions_of_raw_events(snap.raw_events())
+            file_info_json = json.dumps(build_file_info(funcs))
+        metadata_json = json.dumps(self._metadata(snap.overflow))
+        if kind == "html":
+            from .html_report import write_html_snapshot
+            return write_html_snapshot(snap, path, pid=self._pid(), process_name=self._process_name(),
+                                       thread_names=names, metadata_json=metadata_json,
+                                       file_info_json=file_info_json)
+        progress = None
+        if verbose > 0 and snap.entries >= 2_000_000 and sys.stdout.isatty():
+            def progress(done: int, total: int) -> None:
+                same_line_print(f"Saving trace data: {done}/{total} events")
+        count = snap.write(path, gzip=kind == "gz", pid=self._pid(), process_name=self._process_name(),
+                           thread_names=names, metadata_json=metadata_json,
+                           file_info_json=file_info_json, progress=progress)
+        if progress is not None:
+            same_line_print("")
+        return count
+
+    def _print_saved(self, path: str, count: int, overflow: bool) -> None:
+        if overflow:
+            color_print("YELLOW", "Circular buffer is full, you lost some early data, but you still "
+                                  "have the most recent data. Use a larger tracer_entries to keep more.")
+        shown = f'"{path}"' if " " in path else path
+        print(f"Saved {count} trace entries to {shown} (view it with: vizviewer {shown})")
+
+
+def _after_fork_in_child() -> None:
+    for tracer in list(_instances):
+        try:
+            tracer._after_fork_in_child()
+        except Exception as e:  # never break the child because of the tracer
+            print(f"VizTracer: after-fork reset failed: {e!r}", file=sys.stderr)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -10,21 +10,29 @@ SHELL := /bin/bash
 TEST_PYTHONS ?= 3.11 3.13 3.9 3.10 3.12
 DEMO_PYTHON ?= 3.11
 PYTEST_ARGS ?=
-VENV := .venv
+VENV ?= .venv
 PIP_PACKAGES := maturin>=1.9.4,<2 pytest objprint
+
+# --- viewer / browser tests (owned by the viewer work) ---------------------------
+# Extra pip packages installed into every test virtualenv, and a target run before
+# pytest that makes sure the headless browser is present.
+VIEWER_PIP_PACKAGES :=
+browser-deps:
+	@true
+# --- end of viewer block -----------------------------------------------------------
 
 python_bin = $(shell (pyenv prefix $(1) 2>/dev/null | head -n1 | sed 's|$$|/bin/python|') || command -v python$(1))
 
-.PHONY: demo test build-% pytest-% cargo-test docs clean bench
+.PHONY: demo test build-% pytest-% cargo-test docs clean bench browser-deps
 
-$(VENV)/%/.ready:
+$(VENV)/%/.ready: Makefile
 	@py="$(call python_bin,$*)"; \
 	if [ ! -x "$$py" ]; then py="$$(command -v python$*)"; fi; \
 	if [ -z "$$py" ] || [ ! -x "$$py" ]; then echo "Python $* not found (pyenv or python$* on PATH)"; exit 1; fi; \
 	echo "== creating $(VENV)/$* with $$py"; \
 	"$$py" -m venv $(VENV)/$* && \
 	$(VENV)/$*/bin/python -m pip install -q --upgrade pip && \
-	$(VENV)/$*/bin/python -m pip install -q $(foreach p,$(PIP_PACKAGES),"$(p)") $(EXTRA_PACKAGES_$*) && \
+	$(VENV)/$*/bin/python -m pip install -q $(foreach p,$(PIP_PACKAGES) $(VIEWER_PIP_PACKAGES),"$(p)") && \
 	touch $@
 
 # Build the extension (release profile: overhead numbers mean nothing on a debug build)
@@ -52,7 +60,7 @@ $(VENV)/docs/.ready:
 	@py="$(call python_bin,$(DEMO_PYTHON))"; "$$py" -m venv $(VENV)/docs && \
 	$(VENV)/docs/bin/python -m pip install -q "mkdocs>=1.6,<2" && touch $@
 
-test: cargo-test $(foreach v,$(TEST_PYTHONS),pytest-$(v)) docs
+test: cargo-test browser-deps $(foreach v,$(TEST_PYTHONS),pytest-$(v)) docs
 	@echo "== all tests passed on Python $(TEST_PYTHONS)"
 
 demo: build-$(DEMO_PYTHON)

@@ -15,7 +15,7 @@ use crate::gil_cell::GilCell;
 use crate::payload::Payload;
 use crate::record::Record;
 use crate::ring::{self, Budget};
-use crate::thread::{self, Frame, ThreadState, F_C, F_IGNORED};
+use crate::thread::{self, Frame, ThreadState, F_C, F_IGNORED, F_PRUNES};
 use pyo3::ffi as pyffi;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -212,10 +212,26 @@ fn depth_exceeded(st: &State, th: &ThreadState) -> bool {
     st.opts.max_stack_depth >= 0 && th.stack.len() as i64 >= st.opts.max_stack_depth
 }
 
+/// Pushes a frame that is not recorded. With `prune`, nothing below it is recorded
+/// either (filtered-out code, depth limit); without, it only keeps the shadow stack in
+/// step while the thread is paused.
 #[inline(always)]
-fn push_ignored(th: &mut ThreadState, key: usize, flags: u32) {
-    th.ignored_depth += 1;
-    th.stack.push(Frame { start: 0, key, func: 0, flags: flags | F_IGNORED, args: None });
+fn push_ignored(th: &mut ThreadState, key: usize, flags: u32, prune: bool) {
+    let flags = if prune {
+        th.ignored_depth += 1;
+        flags | F_IGNORED | F_PRUNES
+    } else {
+        flags | F_IGNORED
+    };
+    th.stack.push(Frame { start: 0, key, func: 0, flags, args: None });
+}
+
+/// Pops bookkeeping for an ignored frame.
+#[inline(always)]
+fn pop_ignored(th: &mut ThreadState, f: &Frame) {
+    if f.prunes() {
+        th.ignored_depth -= 1;
+    }
 }
 
 /// Appends a record to the thread's ring (the common case is one store). Evicted
@@ -279,12 +295,13 @@ pub unsafe fn py_enter(code: *mut pyffi::PyObject, frame: *mut pyffi::PyFrameObj
     let Some((core, th)) = current() else { return };
     let st = (*core).state.get();
     let t = &mut *th;
-    if t.paused {
-        return;
-    }
     let key = code as usize;
     if t.ignored_depth > 0 || depth_exceeded(st, t) {
-        push_ignored(t, key, 0);
+        push_ignored(t, key, 0, true);
+        return;
+    }
+    if t.paused {
+        push_ignored(t, key, 0, false);
         return;
     }
     let value = match st.funcs.get(funcs::code_key(code)) {
@@ -295,14 +312,14 @@ pub unsafe fn py_enter(code: *mut pyffi::PyObject, frame: *mut pyffi::PyFrameObj
             match st.funcs.add_code(py, &code_obj, &st.opts.filters) {
                 Some(v) => v,
                 None => {
-                    push_ignored(t, key, 0);
+                    push_ignored(t, key, 0, true);
                     return;
                 }
             }
         }
     };
     if funcs::is_ignored(value) {
-        push_ignored(t, key, 0);
+        push_ignored(t, key, 0, true);
         return;
     }
     if st.opts.log_func_args || st.opts.log_async {
@@ -354,9 +371,6 @@ unsafe fn py_enter_with_extras(
 pub unsafe fn py_exit(code: *mut pyffi::PyObject, retval: *mut pyffi::PyObject) {
     let Some((core, th)) = current() else { return };
     let t = &mut *th;
-    if t.paused {
-        return;
-    }
     let Some(top) = t.stack.last() else { return };
     if top.key != code as usize {
         let garbage = unwind_to(core, th, code as usize, false);
@@ -366,7 +380,7 @@ pub unsafe fn py_exit(code: *mut pyffi::PyObject, retval: *mut pyffi::PyObject) 
     let end = t.tick();
     let Some(f) = t.stack.pop() else { return };
     if f.ignored() {
-        t.ignored_depth -= 1;
+        pop_ignored(t, &f);
         return;
     }
     let garbage = if (*core).state.get().opts.log_func_retval || t.task_depth > 0 {
@@ -435,7 +449,7 @@ unsafe fn unwind_to(core: *const Core, th: *mut ThreadState, key: usize, c_only:
     while (*th).stack.len() > i {
         let Some(f) = (*th).stack.pop() else { break };
         if f.ignored() {
-            (*th).ignored_depth -= 1;
+            pop_ignored(&mut *th, &f);
             continue;
         }
         garbage.extend(finish_frame(core, th, f, end));
@@ -456,13 +470,14 @@ pub unsafe fn c_enter(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject
         return;
     }
     let t = &mut *th;
-    if t.paused {
-        return;
-    }
     let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
     let key = cf.key();
     if t.ignored_depth > 0 || depth_exceeded(st, t) {
-        push_ignored(t, key.0, F_C);
+        push_ignored(t, key.0, F_C, true);
+        return;
+    }
+    if t.paused {
+        push_ignored(t, key.0, F_C, false);
         return;
     }
     let id = match st.funcs.get(key) {
@@ -470,7 +485,7 @@ pub unsafe fn c_enter(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject
         None => match add_c(st, &cf) {
             Some(v) => v,
             None => {
-                push_ignored(t, key.0, F_C);
+                push_ignored(t, key.0, F_C, true);
                 return;
             }
         },
@@ -493,9 +508,6 @@ pub unsafe fn c_exit(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject)
         return;
     }
     let t = &mut *th;
-    if t.paused {
-        return;
-    }
     let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
     let key = cf.key().0;
     let Some(top) = t.stack.last() else { return };
@@ -507,7 +519,7 @@ pub unsafe fn c_exit(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject)
     let end = t.tick();
     let Some(f) = t.stack.pop() else { return };
     if f.ignored() {
-        t.ignored_depth -= 1;
+        pop_ignored(t, &f);
         return;
     }
     let garbage = finish_frame(core, th, f, end);

@@ -254,6 +254,19 @@ pub unsafe fn check_frame_layout() {
 #[cfg(Py_3_12)]
 pub unsafe fn check_frame_layout() {}
 
+/// Whether `frame_code` reads frames directly (always true where it is used, unless
+/// the interpreter's layout surprised us; 3.12+ never needs frames).
+pub fn frame_layout_ok() -> bool {
+    #[cfg(not(Py_3_12))]
+    {
+        FRAME_LAYOUT_OK.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(Py_3_12)]
+    {
+        true
+    }
+}
+
 /// The innermost frame of the calling thread (borrowed), or null.
 pub fn current_frame() -> *mut ffi::PyFrameObject {
     // SAFETY: called with the GIL held from tracer code.

@@ -37,6 +37,7 @@ fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     unsafe { ffi::check_frame_layout() };
     m.add_class::<tracer::Tracer>()?;
     m.add_class::<tracer::Snapshot>()?;
+    m.add("FAST_FRAME_ACCESS", ffi::frame_layout_ok())?;
     m.add("BACKEND", if cfg!(Py_3_12) { "sys.monitoring" } else { "setprofile" })?;
     Ok(())
 }

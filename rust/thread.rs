@@ -12,9 +12,11 @@ use pyo3::types::PyDict;
 use crate::ring::Ring;
 use std::cell::Cell;
 
-/// Frame flags.
+/// Frame flags: not recorded; a C function; not recorded and nothing under it either
+/// (a filtered-out function or the depth limit, counted in `ignored_depth`).
 pub const F_IGNORED: u32 = 1;
 pub const F_C: u32 = 2;
+pub const F_PRUNES: u32 = 4;
 
 /// One entry of the shadow stack.
 #[derive(Debug)]
@@ -33,6 +35,11 @@ impl Frame {
     pub fn ignored(&self) -> bool {
         self.flags & F_IGNORED != 0
     }
+
+    #[inline(always)]
+    pub fn prunes(&self) -> bool {
+        self.flags & F_PRUNES != 0
+    }
 }
 
 pub struct ThreadState {
@@ -43,8 +50,9 @@ pub struct ThreadState {
     /// Name found when the thread was first seen, if any.
     pub name: Option<String>,
     pub stack: Vec<Frame>,
-    /// How many frames on `stack` are ignored: > 0 means we are in an ignored subtree.
+    /// How many pruning frames are on `stack`: > 0 means we are in an ignored subtree.
     pub ignored_depth: u32,
+    /// Set by `pause()`: frames that start meanwhile are tracked but not recorded.
     pub paused: bool,
     /// Last tick handed out on this thread, to keep timestamps strictly increasing.
     pub last_tick: u64,

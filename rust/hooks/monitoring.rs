@@ -2,7 +2,7 @@
 //!
 //! Callbacks are builtin functions around static `METH_FASTCALL` entry points, so the
 //! interpreter calls them through vectorcall with no argument parsing. We take the
-//! first free tool id of 2 (PROFILER_ID), 3 and 4, and never free an id we do not
+//! first free tool id of 3, 4 and 2 (PROFILER_ID), and never free an id we do not
 //! own, so cProfile and other tools keep working next to us.
 
 use super::guard;
@@ -25,7 +25,9 @@ impl Installed {
     }
 }
 
-const TOOL_IDS: [u8; 3] = [2, 3, 4];
+/// 3 and 4 first: ids nobody reserves. PROFILER_ID (2) last, so cProfile can still
+/// start while we trace.
+const TOOL_IDS: [u8; 3] = [3, 4, 2];
 const TOOL_NAME: &str = "viztracer";
 
 // Arguments are (code, instruction_offset[, retval | exception | callable[, arg0]]).

@@ -1,0 +1,153 @@
+"""Side-by-side benchmark of our viztracer against upstream VizTracer 1.1.1.
+
+    python benchmarks/run.py [--pythons 3.11 3.12] [--runs 5] [--quick]
+
+For each Python version it uses our build in ``.venv/<ver>`` (``make build-<ver>``)
+and creates ``.bench/upstream-<ver>`` with ``pip install viztracer==1.1.1``. Every
+measurement runs in a fresh process (benchmarks/_worker.py), alternating between the
+two implementations, and the median of the runs is reported:
+
+* tracing cost per call (ns) on five workloads, against the target ratio
+  (<= 0.6x upstream on 3.12+, <= 0.8x on 3.11);
+* save of a full 1M-entry buffer: events/s (target: >= 10x upstream's default save()
+  and >= 5M events/s), bytes per event, memory per buffered entry, and peak memory
+  while saving relative to the memory after tracing (target <= 1.2x).
+
+Results go to stdout as a Markdown table and to benchmarks/results/<python>.json.
+Exit status 1 if a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKER = os.path.join(ROOT, "benchmarks", "_worker.py")
+COST_WORKLOADS = ["recursion", "objects", "ccalls", "threads", "asyncio"]
+UPSTREAM = "viztracer==1.1.1"
+
+
+def interpreter(version: str) -> str:
+    try:
+        prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True, check=True)
+        return os.path.join(prefix.stdout.strip().splitlines()[0], "bin", "python")
+    except (OSError, subprocess.CalledProcessError):
+        return f"python{version}"
+
+
+def ours(version: str) -> str:
+    py = os.path.join(ROOT, ".venv", version, "bin", "python")
+    if not os.path.exists(py):
+        subprocess.run(["make", "-C", ROOT, f"build-{version}"], check=True)
+    return py
+
+
+def upstream(version: str) -> str:
+    venv = os.path.join(ROOT, ".bench", f"upstream-{version}")
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.exists(py):
+        subprocess.run([interpreter(version), "-m", "venv", venv], check=True)
+        subprocess.run([py, "-m", "pip", "install", "-q", UPSTREAM], check=True)
+    return py
+
+
+def run_worker(python: str, *args: str) -> dict:
+    # Run from a neutral directory so the source tree's viztracer/ never shadows the
+    # interpreter's installed package.
+    out = subprocess.run([python, WORKER, *args], capture_output=True, text=True, cwd=tempfile.gettempdir(),
+                         timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"{python} {args} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median_of(results: list, key: str) -> float:
+    values = [r[key] for r in results if r.get(key) is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def bench_version(version: str, runs: int, reps: int) -> dict:
+    py_ours, py_up = ours(version), upstream(version)
+    target_ratio = 0.6 if tuple(map(int, version.split("."))) >= (3, 12) else 0.8
+    report = {"python": version, "cost": {}, "save": {}, "targets": {}}
+    for workload in COST_WORKLOADS:
+        a, b = [], []
+        for _ in range(runs):
+            a.append(run_worker(py_ours, "cost", workload, str(reps)))
+            b.append(run_worker(py_up, "cost", workload, str(reps)))
+        o, u = median_of(a, "ns_per_call"), median_of(b, "ns_per_call")
+        report["cost"][workload] = {"calls": a[0]["calls"], "ours_ns": o, "upstream_ns": u, "ratio": o / u,
+                                    "target_ratio": target_ratio, "ok": o / u <= target_ratio}
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = [], []
+        for _ in range(max(1, runs // 2)):
+            a.append(run_worker(py_ours, "save", "million", tmp))
+            b.append(run_worker(py_up, "save", "million", tmp))
+    keys = ["events", "save_s", "events_per_s", "bytes_per_event", "trace_mem_bytes_per_entry",
+            "rss_after_trace_kb", "peak_saving_kb"]
+    report["save"] = {"ours": {k: median_of(a, k) for k in keys}, "upstream": {k: median_of(b, k) for k in keys}}
+    so, su = report["save"]["ours"], report["save"]["upstream"]
+    speedup = so["events_per_s"] / su["events_per_s"]
+    mem_ratio = so["peak_saving_kb"] / so["rss_after_trace_kb"]
+    report["targets"] = {
+        "cost": all(c["ok"] for c in report["cost"].values()),
+        "save_speedup": speedup, "save_speedup_ok": speedup >= 10,
+        "save_rate_ok": so["events_per_s"] >= 5e6,
+        "save_peak_ratio": mem_ratio, "save_peak_ok": mem_ratio <= 1.2,
+        "entry_bytes_ok": so["trace_mem_bytes_per_entry"] <= 32,
+    }
+    return report
+
+
+def print_report(r: dict) -> None:
+    print(f"\n### Python {r['python']}\n")
+    print("| workload | calls | ours ns/call | upstream ns/call | ratio | target |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, c in r["cost"].items():
+        mark = "ok" if c["ok"] else "MISSED"
+        print(f"| {name} | {c['calls']} | {c['ours_ns']:.0f} | {c['upstream_ns']:.0f} | {c['ratio']:.2f}x "
+              f"| <= {c['target_ratio']}x {mark} |")
+    so, su, t = r["save"]["ours"], r["save"]["upstream"], r["targets"]
+    print(f"\n| save of a full 1M buffer | ours | upstream |\n|---|---:|---:|")
+    print(f"| events | {so['events']:.0f} | {su['events']:.0f} |")
+    print(f"| save time (s) | {so['save_s']:.3f} | {su['save_s']:.3f} |")
+    print(f"| events/s | {so['events_per_s'] / 1e6:.2f} M | {su['events_per_s'] / 1e6:.2f} M |")
+    print(f"| file bytes/event | {so['bytes_per_event']:.0f} | {su['bytes_per_event']:.0f} |")
+    print(f"| memory per buffered entry (bytes) | {so['trace_mem_bytes_per_entry']:.0f} "
+          f"| {su['trace_mem_bytes_per_entry']:.0f} |")
+    print(f"| RSS after tracing (MB) | {so['rss_after_trace_kb'] / 1024:.0f} | {su['rss_after_trace_kb'] / 1024:.0f} |")
+    print(f"| peak RSS while saving (MB) | {so['peak_saving_kb'] / 1024:.0f} | {su['peak_saving_kb'] / 1024:.0f} |")
+    print(f"\nsave speed-up {t['save_speedup']:.1f}x (target >= 10x: {'ok' if t['save_speedup_ok'] else 'MISSED'}), "
+          f">= 5M events/s: {'ok' if t['save_rate_ok'] else 'MISSED'}, peak while saving / after tracing "
+          f"{t['save_peak_ratio']:.2f} (target <= 1.2: {'ok' if t['save_peak_ok'] else 'MISSED'}), "
+          f"<= 32 bytes/entry: {'ok' if t['entry_bytes_ok'] else 'MISSED'}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pythons", nargs="+", default=["3.11", "3.12"])
+    parser.add_argument("--runs", type=int, default=5, help="processes per measurement (median)")
+    parser.add_argument("--reps", type=int, default=7, help="repetitions inside a process (median)")
+    parser.add_argument("--quick", action="store_true", help="2 runs of 3 repetitions")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs, args.reps = 2, 3
+    os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
+    ok = True
+    for version in args.pythons:
+        r = bench_version(version, args.runs, args.reps)
+        print_report(r)
+        with open(os.path.join(ROOT, "benchmarks", "results", f"python{version}.json"), "w") as f:
+            json.dump(r, f, indent=2)
+        ok = ok and all(v for k, v in r["targets"].items() if k.endswith("ok") or k == "cost")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

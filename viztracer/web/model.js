@@ -82,12 +82,10 @@
 
   // ---------------------------------------------------------------- building
 
-  function newThread(proc, tid) {
+  function newThread(proc, tid, num_) {
     return {
-      pid: proc.pid, tid: tid, name: null, sortIndex: 0, proc: proc,
-      // filled while reading events
-      _ts: [], _du: [], _nm: [], _ev: [], _open: [],
-      _its: [], _inm: [], _iev: [],
+      pid: proc.pid, tid: tid, name: null, sortIndex: 0, proc: proc, num: num_,
+      _open: [], _its: [], _inm: [], _iev: [],
       n: 0
     };
   }
@@ -101,9 +99,192 @@
     };
   }
 
+  /** Collects events (from either loader) into flat typed arrays. */
+  function Builder(capacity) {
+    capacity = Math.max(1024, capacity | 0);
+    this.cap = capacity;
+    this.gts = new Float64Array(capacity); this.gdu = new Float64Array(capacity);
+    this.gnm = new Int32Array(capacity); this.gth = new Int32Array(capacity); this.gev = new Int32Array(capacity);
+    this.K = 0;
+    this.cX = 0; this.cB = 0; this.cE = 0; this.cI = 0; this.cC = 0; this.cM = 0;
+    this.counts = Object.create(null);
+    this.names = []; this.nameIds = new Map();
+    this.procs = new Map(); this.threadList = [];
+    this.global = { _its: [], _inm: [], _iev: [] };
+    this.tMin = Infinity; this.tMax = -Infinity;
+    this.unmatchedEnd = 0; this.skipped = 0;
+    this.lastPid = NaN; this.lastTid = NaN; this.lastThread = null;
+  }
+
+  Builder.prototype.grow = function () {
+    var cap = this.cap * 2;
+    function g(a, T) { var b = new T(cap); b.set(a); return b; }
+    this.gts = g(this.gts, Float64Array); this.gdu = g(this.gdu, Float64Array);
+    this.gnm = g(this.gnm, Int32Array); this.gth = g(this.gth, Int32Array); this.gev = g(this.gev, Int32Array);
+    this.cap = cap;
+  };
+
+  Builder.prototype.nameId = function (name) {
+    if (typeof name !== "string") name = name === undefined || name === null ? "(unnamed)" : String(name);
+    var id = this.nameIds.get(name);
+    if (id === undefined) {
+      id = this.names.length;
+      this.names.push(name);
+      this.nameIds.set(name, id);
+    }
+    return id;
+  };
+
+  Builder.prototype.proc = function (pid) {
+    var p = this.procs.get(pid);
+    if (p === undefined) { p = newProcess(pid); this.procs.set(pid, p); }
+    return p;
+  };
+
+  Builder.prototype.thread = function (pid, tid) {
+    if (pid === this.lastPid && tid === this.lastTid) return this.lastThread;
+    var p = this.proc(pid);
+    var t = p._threads.get(tid);
+    if (t === undefined) {
+      t = newThread(p, tid, this.threadList.length);
+      p._threads.set(tid, t);
+      this.threadList.push(t);
+    }
+    this.lastPid = pid; this.lastTid = tid; this.lastThread = t;
+    return t;
+  };
+
+  Builder.prototype.slice = function (pid, tid, ts, dur, nmId, ev) {
+    if (!(dur >= 0)) dur = 0;
+    var t = this.thread(pid, tid);
+    var K = this.K;
+    if (K === this.cap) this.grow();
+    this.gts[K] = ts; this.gdu[K] = dur; this.gnm[K] = nmId; this.gth[K] = t.num; this.gev[K] = ev;
+    this.K = K + 1;
+    t.n++;
+    if (ts < this.tMin) this.tMin = ts;
+    if (ts + dur > this.tMax) this.tMax = ts + dur;
+  };
+
+  Builder.prototype.begin = function (pid, tid, ts, nmId, ev) {
+    var t = this.thread(pid, tid);
+    var K = this.K;
+    if (K === this.cap) this.grow();
+    t._open.push(K);
+    this.gts[K] = ts; this.gdu[K] = NaN; this.gnm[K] = nmId; this.gth[K] = t.num; this.gev[K] = ev;
+    this.K = K + 1;
+    t.n++;
+    if (ts < this.tMin) this.tMin = ts;
+    if (ts > this.tMax) this.tMax = ts;
+  };
+
+  Builder.prototype.end = function (pid, tid, ts, ev, hasArgs) {
+    var t = this.thread(pid, tid);
+    if (ts !== ts || t._open.length === 0) { this.unmatchedEnd++; return; }
+    var k = t._open.pop();
+    this.gdu[k] = Math.max(0, ts - this.gts[k]);
+    if (hasArgs) {
+      if (!t.endArgs) t.endArgs = new Map();
+      t.endArgs.set(this.gev[k], ev);
+    }
+    if (ts > this.tMax) this.tMax = ts;
+  };
+
+  Builder.prototype.instant = function (pid, tid, scope, ts, nmId, ev) {
+    var target;
+    if (scope === "g") target = this.global;
+    else if (scope === "p") target = this.proc(pid);
+    else target = this.thread(pid, tid);
+    target._its.push(ts); target._inm.push(nmId); target._iev.push(ev);
+    if (ts < this.tMin) this.tMin = ts;
+    if (ts > this.tMax) this.tMax = ts;
+  };
+
+  Builder.prototype.counter = function (pid, name, id, args, ts, ev) {
+    if (!args || typeof args !== "object") { this.skipped++; return; }
+    var p = this.proc(pid);
+    var cname = name === undefined || name === null ? "(counter)" : String(name);
+    if (id !== undefined && id !== null) cname += " " + id;
+    var c = p._counters.get(cname);
+    if (c === undefined) { c = { name: cname, _series: new Map() }; p._counters.set(cname, c); }
+    for (var key in args) {
+      var v = num(args[key], NaN);
+      if (v !== v) continue;
+      var ser = c._series.get(key);
+      if (ser === undefined) { ser = { key: key, _ts: [], _v: [], _ev: [] }; c._series.set(key, ser); }
+      ser._ts.push(ts); ser._v.push(v); ser._ev.push(ev);
+    }
+    if (ts < this.tMin) this.tMin = ts;
+    if (ts > this.tMax) this.tMax = ts;
+  };
+
+  Builder.prototype.meta = function (pid, tid, name, a) {
+    if (!a || typeof a !== "object") a = {};
+    if (name === "process_name") this.proc(pid).name = a.name === undefined ? null : String(a.name);
+    else if (name === "process_sort_index") this.proc(pid).sortIndex = num(a.sort_index, 0);
+    else if (name === "thread_name") this.thread(pid, tid).name = a.name === undefined ? null : String(a.name);
+    else if (name === "thread_sort_index") this.thread(pid, tid).sortIndex = num(a.sort_index, 0);
+  };
+
+  Builder.prototype.other = function (ph) {
+    var k = typeof ph === "string" ? ph : String(ph);
+    this.counts[k] = (this.counts[k] || 0) + 1;
+  };
+
+  /** Loads the events of an already parsed trace (objects). */
+  function feedObjects(b, events) {
+    var n = events.length;
+    var lastName = null, lastNameId = -1;
+    for (var i = 0; i < n; i++) {
+      var e = events[i];
+      if (e === null || typeof e !== "object") { b.skipped++; continue; }
+      var ph = e.ph, ts;
+      if (ph === "X") {
+        b.cX++;
+        ts = num(e.ts, NaN);
+        if (ts !== ts) { b.skipped++; continue; }
+        var name = e.name, nmId;
+        if (name === lastName) nmId = lastNameId;
+        else { nmId = b.nameId(name); lastName = name; lastNameId = nmId; }
+        b.slice(idKey(e.pid), idKey(e.tid), ts, num(e.dur, 0), nmId, i);
+        continue;
+      }
+      switch (ph) {
+        case "B":
+          b.cB++;
+          ts = num(e.ts, NaN);
+          if (ts !== ts) { b.skipped++; break; }
+          b.begin(idKey(e.pid), idKey(e.tid), ts, b.nameId(e.name), i);
+          break;
+        case "E":
+          b.cE++;
+          b.end(idKey(e.pid), idKey(e.tid), num(e.ts, NaN), i, !!(e.args && typeof e.args === "object"));
+          break;
+        case "i": case "I": case "R":
+          b.cI++;
+          ts = num(e.ts, NaN);
+          if (ts !== ts) { b.skipped++; break; }
+          b.instant(idKey(e.pid), idKey(e.tid), e.s, ts, b.nameId(e.name), i);
+          break;
+        case "C":
+          b.cC++;
+          ts = num(e.ts, NaN);
+          if (ts !== ts) { b.skipped++; break; }
+          b.counter(idKey(e.pid), e.name, e.id, e.args, ts, i);
+          break;
+        case "M":
+          b.cM++;
+          b.meta(idKey(e.pid), idKey(e.tid), e.name, e.args);
+          break;
+        default:
+          // Async, flow, object and sample events are counted but not drawn.
+          b.other(ph);
+      }
+    }
+  }
+
   /**
-   * Builds the model from a parsed trace (an object with traceEvents, or a bare
-   * list). `onProgress(stage)` is not awaited; it is only for messages.
+   * Builds the model from a parsed trace (an object with traceEvents, or a bare list).
    */
   function build(trace) {
     var events, fileInfo = null, metadata = null;
@@ -116,156 +297,92 @@
     } else {
       throw new Error("The trace is neither an object with traceEvents nor a list of events");
     }
+    var b = new Builder(events.length);
+    feedObjects(b, events);
+    return finish(b, function (i) { return events[i]; }, events.length, fileInfo, metadata);
+  }
 
-    var counts = Object.create(null);
-    var names = [], nameIds = new Map();
-    var procs = new Map();
-    var global = { _its: [], _inm: [], _iev: [] };
-    var tMin = Infinity, tMax = -Infinity;
-    var unmatchedEnd = 0, skipped = 0;
-    var lastPid = NaN, lastTid = NaN, lastThread = null;
-
-    function nameId(name) {
-      if (typeof name !== "string") name = name === undefined || name === null ? "(unnamed)" : String(name);
-      var id = nameIds.get(name);
-      if (id === undefined) {
-        id = names.length;
-        names.push(name);
-        nameIds.set(name, id);
-      }
-      return id;
-    }
-    function proc(pid) {
-      var p = procs.get(pid);
-      if (p === undefined) { p = newProcess(pid); procs.set(pid, p); }
-      return p;
-    }
-    function thread(pid, tid) {
-      if (pid === lastPid && tid === lastTid) return lastThread;
-      var p = proc(pid);
-      var t = p._threads.get(tid);
-      if (t === undefined) { t = newThread(p, tid); p._threads.set(tid, t); }
-      lastPid = pid; lastTid = tid; lastThread = t;
-      return t;
-    }
-
-    var n = events.length;
-    for (var i = 0; i < n; i++) {
-      var e = events[i];
-      if (e === null || typeof e !== "object") { skipped++; continue; }
-      var ph = e.ph;
-      counts[ph] = (counts[ph] || 0) + 1;
-      var pid = idKey(e.pid), tid = idKey(e.tid);
-      var ts, t;
-      switch (ph) {
-        case "X": {
-          ts = num(e.ts, NaN);
-          if (ts !== ts) { skipped++; break; }
-          var dur = num(e.dur, 0);
-          if (dur < 0 || dur !== dur) dur = 0;
-          t = thread(pid, tid);
-          t._ts.push(ts); t._du.push(dur); t._nm.push(nameId(e.name)); t._ev.push(i);
-          if (ts < tMin) tMin = ts;
-          if (ts + dur > tMax) tMax = ts + dur;
-          break;
-        }
-        case "B": {
-          ts = num(e.ts, NaN);
-          if (ts !== ts) { skipped++; break; }
-          t = thread(pid, tid);
-          t._open.push(t._ts.length);
-          t._ts.push(ts); t._du.push(NaN); t._nm.push(nameId(e.name)); t._ev.push(i);
-          if (ts < tMin) tMin = ts;
-          if (ts > tMax) tMax = ts;
-          break;
-        }
-        case "E": {
-          ts = num(e.ts, NaN);
-          t = thread(pid, tid);
-          if (ts !== ts || t._open.length === 0) { unmatchedEnd++; break; }
-          var k = t._open.pop();
-          t._du[k] = Math.max(0, ts - t._ts[k]);
-          if (e.args && typeof e.args === "object") {
-            if (!t.endArgs) t.endArgs = new Map();
-            t.endArgs.set(k, i);
-          }
-          if (ts > tMax) tMax = ts;
-          break;
-        }
-        case "i": case "I": case "R": {
-          ts = num(e.ts, NaN);
-          if (ts !== ts) { skipped++; break; }
-          var s = e.s, target;
-          if (s === "g") target = global;
-          else if (s === "p") target = proc(pid);
-          else target = thread(pid, tid);
-          target._its.push(ts); target._inm.push(nameId(e.name)); target._iev.push(i);
-          if (ts < tMin) tMin = ts;
-          if (ts > tMax) tMax = ts;
-          break;
-        }
-        case "C": {
-          ts = num(e.ts, NaN);
-          if (ts !== ts || !e.args || typeof e.args !== "object") { skipped++; break; }
-          var p = proc(pid);
-          var cname = e.name === undefined ? "(counter)" : String(e.name);
-          if (e.id !== undefined) cname += " " + e.id;
-          var c = p._counters.get(cname);
-          if (c === undefined) { c = { name: cname, _series: new Map() }; p._counters.set(cname, c); }
-          for (var key in e.args) {
-            var v = num(e.args[key], NaN);
-            if (v !== v) continue;
-            var ser = c._series.get(key);
-            if (ser === undefined) { ser = { key: key, _ts: [], _v: [], _ev: [] }; c._series.set(key, ser); }
-            ser._ts.push(ts); ser._v.push(v); ser._ev.push(i);
-          }
-          if (ts < tMin) tMin = ts;
-          if (ts > tMax) tMax = ts;
-          break;
-        }
-        case "M": {
-          var a = e.args || {};
-          if (e.name === "process_name") proc(pid).name = a.name === undefined ? null : String(a.name);
-          else if (e.name === "process_sort_index") proc(pid).sortIndex = num(a.sort_index, 0);
-          else if (e.name === "thread_name") thread(pid, tid).name = a.name === undefined ? null : String(a.name);
-          else if (e.name === "thread_sort_index") thread(pid, tid).sortIndex = num(a.sort_index, 0);
-          break;
-        }
-        default:
-          // Async, flow, object and sample events are counted but not drawn.
-          break;
-      }
-    }
-
+  function finish(b, eventAt, eventCount, fileInfo, metadata) {
+    var counts = b.counts;
+    if (b.cX) counts.X = b.cX;
+    if (b.cB) counts.B = b.cB;
+    if (b.cE) counts.E = b.cE;
+    if (b.cI) counts.i = b.cI;
+    if (b.cC) counts.C = b.cC;
+    if (b.cM) counts.M = b.cM;
+    var tMin = b.tMin, tMax = b.tMax;
     if (tMin === Infinity) { tMin = 0; tMax = 0; }
     var span = tMax - tMin;
+    var K = b.K, gts = b.gts, gdu = b.gdu, gnm = b.gnm, gth = b.gth, gev = b.gev;
+    var threadList = b.threadList, names = b.names;
 
-    // ------------------------------------------------ per-thread layout
+    // B events that never ended run to the end of the trace.
+    var gfl = new Uint8Array(K);
+    var unfinished = 0;
+    for (var ti = 0; ti < threadList.length; ti++) {
+      var open = threadList[ti]._open;
+      for (var o = 0; o < open.length; o++) {
+        gdu[open[o]] = Math.max(0, tMax - gts[open[o]]);
+        gfl[open[o]] = 1;
+        unfinished++;
+      }
+    }
+
+    // Group the slices by thread (counting sort), then sort each thread's slices by
+    // start time, longer first (they are usually in end order: children first).
+    var T = threadList.length;
+    var off = new Int32Array(T + 1);
+    for (ti = 0; ti < T; ti++) off[ti + 1] = off[ti] + threadList[ti].n;
+    var fill = off.slice(0, T);
+    var order = new Int32Array(K);
+    for (var q = 0; q < K; q++) order[fill[gth[q]]++] = q;
+    var cmp = function (a, c) { return (gts[a] - gts[c]) || (gdu[c] - gdu[a]); };
+    for (ti = 0; ti < T; ti++) {
+      var lo = off[ti], hi = off[ti + 1], sorted = true;
+      for (q = lo + 1; q < hi; q++) {
+        var d = gts[order[q]] - gts[order[q - 1]];
+        if (d < 0 || (d === 0 && gdu[order[q]] > gdu[order[q - 1]])) { sorted = false; break; }
+      }
+      if (!sorted) order.subarray(lo, hi).sort(cmp);
+    }
+    var st = new Float64Array(K), du = new Float64Array(K), nm = new Int32Array(K),
+        ev = new Int32Array(K), fl = new Uint8Array(K);
+    for (q = 0; q < K; q++) {
+      var g = order[q];
+      st[q] = gts[g] - tMin; du[q] = gdu[g]; nm[q] = gnm[g]; ev[q] = gev[g]; fl[q] = gfl[g];
+    }
+    b.gts = b.gdu = b.gnm = b.gth = b.gev = null;
+    gts = gdu = gnm = gth = gev = gfl = order = null;
+    var depth = new Int32Array(K), parent = new Int32Array(K), self = new Float64Array(K);
+
     var nn = names.length;
     var nameCount = new Float64Array(nn), nameTotal = new Float64Array(nn),
         nameSelf = new Float64Array(nn), nameMax = new Float64Array(nn);
-    var processes = [], sliceCount = 0, unfinished = 0, threadCount = 0;
+    for (ti = 0; ti < T; ti++) {
+      var th = threadList[ti], a0 = off[ti], a1 = off[ti + 1];
+      th.n = a1 - a0;
+      th.st = st.subarray(a0, a1); th.du = du.subarray(a0, a1); th.nm = nm.subarray(a0, a1);
+      th.ev = ev.subarray(a0, a1); th.flags = fl.subarray(a0, a1);
+      th.depth = depth.subarray(a0, a1); th.parent = parent.subarray(a0, a1); th.self = self.subarray(a0, a1);
+      layoutThread(th);
+      for (var j = 0; j < th.n; j++) {
+        var id = th.nm[j], dd = th.du[j];
+        nameCount[id] += 1;
+        nameTotal[id] += dd;
+        nameSelf[id] += th.self[j];
+        if (dd > nameMax[id]) nameMax[id] = dd;
+      }
+      th.instants = instantsOf(th, tMin);
+      delete th._open;
+    }
 
-    procs.forEach(function (p) {
-      p._threads.forEach(function (t) {
-        unfinished += t._open.length;
-        layoutThread(t, tMin, tMax);
-        sliceCount += t.n;
-        for (var j = 0; j < t.n; j++) {
-          var id = t.nm[j], d = t.du[j];
-          nameCount[id] += 1;
-          nameTotal[id] += d;
-          nameSelf[id] += t.self[j];
-          if (d > nameMax[id]) nameMax[id] = d;
-        }
-        t.instants = instantsOf(t, tMin);
-        p.threads.push(t);
-        threadCount++;
-      });
-      p.threads.sort(function (a, b) {
-        return (a.sortIndex - b.sortIndex) ||
-          ((a.tid === p.pid ? 0 : 1) - (b.tid === p.pid ? 0 : 1)) ||
-          cmpId(a.tid, b.tid);
+    var processes = [];
+    b.procs.forEach(function (p) {
+      p._threads.forEach(function (t) { p.threads.push(t); });
+      p.threads.sort(function (x, y) {
+        return (x.sortIndex - y.sortIndex) ||
+          ((x.tid === p.pid ? 0 : 1) - (y.tid === p.pid ? 0 : 1)) ||
+          cmpId(x.tid, y.tid);
       });
       p._counters.forEach(function (c) {
         var multi = c._series.size > 1;
@@ -277,26 +394,325 @@
       delete p._threads; delete p._counters;
       processes.push(p);
     });
-    processes.sort(function (a, b) { return (a.sortIndex - b.sortIndex) || cmpId(a.pid, b.pid); });
+    processes.sort(function (x, y) { return (x.sortIndex - y.sortIndex) || cmpId(x.pid, y.pid); });
 
     return {
-      events: events,
+      eventAt: eventAt,
+      eventCount: eventCount,
       names: names,
-      nameIds: nameIds,
+      nameIds: b.nameIds,
       nameCount: nameCount, nameTotal: nameTotal, nameSelf: nameSelf, nameMax: nameMax,
       processes: processes,
-      globalInstants: instantsOf(global, tMin),
+      globalInstants: instantsOf(b.global, tMin),
       t0: tMin,
       span: span,
       counts: counts,
-      sliceCount: sliceCount,
-      threadCount: threadCount,
+      sliceCount: K,
+      threadCount: T,
       unfinished: unfinished,
-      unmatchedEnd: unmatchedEnd,
-      skipped: skipped,
+      unmatchedEnd: b.unmatchedEnd,
+      skipped: b.skipped,
       fileInfo: fileInfo,
       metadata: metadata
     };
+  }
+
+  // ---------------------------------------------------------------- fast loader
+
+  var POW10 = [];
+  for (var pw = 0; pw <= 22; pw++) POW10.push(Math.pow(10, pw));
+
+  /**
+   * Builds the model straight from the bytes of a JSON trace, without creating an
+   * object per event: only the fields the timeline needs are read, and an event's
+   * full JSON is parsed when someone asks for it (eventAt). Throws on anything it
+   * does not understand; the caller then falls back to JSON.parse + build.
+   */
+  function buildFromBytes(buf) {
+    var DEC = new TextDecoder("utf-8");
+    var L = buf.length;
+    var b = new Builder(Math.floor(L / 100));
+    var evCap = Math.max(1024, Math.floor(L / 100));
+    var evStart = new Uint32Array(evCap), evEnd = new Uint32Array(evCap), evN = 0;
+    var NUM = 0;
+    var rawHash = new Map(), rawS = [], rawE = [], rawId = [];
+    var fileInfoRange = null, metaRange = null;
+
+    function fail(p, what) {
+      throw new Error("fast loader: " + what + " at byte " + p);
+    }
+    function ws(p) {
+      var c;
+      while (p < L && ((c = buf[p]) === 32 || c === 10 || c === 13 || c === 9)) p++;
+      return p;
+    }
+    // p at the opening quote; returns the index of the closing quote.
+    function strEnd(p) {
+      p++;
+      for (;;) {
+        if (p >= L) fail(p, "unterminated string");
+        var c = buf[p];
+        if (c === 34) return p;
+        p += c === 92 ? 2 : 1;
+      }
+    }
+    function hasEscape(s, e) {
+      for (var q = s; q < e; q++) if (buf[q] === 92) return true;
+      return false;
+    }
+    // s/e: inside the quotes
+    function decodeStr(s, e) {
+      if (hasEscape(s, e)) return JSON.parse(DEC.decode(buf.subarray(s - 1, e + 1)));
+      return DEC.decode(buf.subarray(s, e));
+    }
+    function skipValue(p) {
+      var c = buf[p];
+      if (c === 34) return strEnd(p) + 1;
+      if (c === 123 || c === 91) {
+        var depth = 0;
+        for (;;) {
+          if (p >= L) fail(p, "unterminated value");
+          c = buf[p];
+          if (c === 34) { p = strEnd(p) + 1; continue; }
+          if (c === 123 || c === 91) depth++;
+          else if (c === 125 || c === 93) { if (--depth === 0) return p + 1; }
+          p++;
+        }
+      }
+      var s = p;
+      while (p < L && (c = buf[p]) !== 44 && c !== 125 && c !== 93 && c !== 32 && c !== 10 && c !== 13 && c !== 9) p++;
+      if (p === s) fail(p, "missing value");
+      return p;
+    }
+    // Reads a number (or a numeric string, or null) into NUM; returns the end.
+    function number(p) {
+      var c = buf[p];
+      if (c === 34) {
+        var e = strEnd(p);
+        NUM = num(decodeStr(p + 1, e), NaN);
+        return e + 1;
+      }
+      var start = p, neg = false;
+      if (c === 45) { neg = true; p++; }
+      var mant = 0, digits = 0, frac = 0;
+      while ((c = buf[p]) >= 48 && c <= 57) { mant = mant * 10 + (c - 48); digits++; p++; }
+      if (c === 46) {
+        p++;
+        while ((c = buf[p]) >= 48 && c <= 57) { mant = mant * 10 + (c - 48); digits++; frac++; p++; }
+      }
+      if (c === 101 || c === 69 || digits > 15 || digits === 0) {
+        p = skipValue(start);
+        var text = String.fromCharCode.apply(null, buf.subarray(start, p));
+        NUM = text === "null" ? NaN : Number(text);
+        return p;
+      }
+      NUM = frac ? mant / POW10[frac] : mant;
+      if (neg) NUM = -NUM;
+      return p;
+    }
+    // pid/tid: a number or a string
+    function idValue(p) {
+      var c = buf[p];
+      if (c === 34) {
+        var e = strEnd(p);
+        NUM = decodeStr(p + 1, e);
+        return e + 1;
+      }
+      if (c === 110) { NUM = 0; return skipValue(p); } // null
+      return number(p);
+    }
+    function nameIdRaw(s, e) {
+      var h = (0x811c9dc5 ^ (e - s)) | 0;
+      for (var q = s; q < e; q++) h = Math.imul(h ^ buf[q], 16777619);
+      var hit = rawHash.get(h);
+      if (hit !== undefined) {
+        if (typeof hit === "number") {
+          if (same(hit, s, e)) return rawId[hit];
+          hit = [hit];
+          rawHash.set(h, hit);
+        } else {
+          for (var k = 0; k < hit.length; k++) if (same(hit[k], s, e)) return rawId[hit[k]];
+        }
+      }
+      var id = b.nameId(decodeStr(s, e));
+      var entry = rawS.length;
+      rawS.push(s); rawE.push(e); rawId.push(id);
+      if (hit === undefined) rawHash.set(h, entry); else hit.push(entry);
+      return id;
+    }
+    function same(entry, s, e) {
+      var a = rawS[entry];
+      if (rawE[entry] - a !== e - s) return false;
+      for (var q = 0; q < e - s; q++) if (buf[a + q] !== buf[s + q]) return false;
+      return true;
+    }
+    function parseRange(s, e) {
+      return JSON.parse(DEC.decode(buf.subarray(s, e)));
+    }
+
+    // One event object; p at '{'. Returns the position after '}'.
+    function event(p, i) {
+      var ph = 0, phS = -1, phE = -1, pid = 0, tid = 0, ts = NaN, dur = 0;
+      var nameS = -1, nameE = -1, scope = 0, argsS = -1, argsE = -1, idS = -1, idE = -1;
+      p = ws(p + 1);
+      if (buf[p] !== 125) {
+        for (;;) {
+          if (buf[p] !== 34) fail(p, "expected a key");
+          var ks = p + 1, ke = strEnd(p);
+          p = ws(ke + 1);
+          if (buf[p] !== 58) fail(p, "expected ':'");
+          p = ws(p + 1);
+          var kl = ke - ks, k0 = buf[ks], k1 = buf[ks + 1];
+          if (kl === 2 && k0 === 112 && k1 === 104) { // ph
+            if (buf[p] !== 34) fail(p, "ph is not a string");
+            var pe = strEnd(p);
+            if (pe === p + 2 && buf[p + 1] !== 92) ph = buf[p + 1]; else { ph = -1; phS = p + 1; phE = pe; }
+            p = pe + 1;
+          } else if (kl === 2 && k0 === 116 && k1 === 115) { // ts
+            p = number(p); ts = NUM;
+          } else if (kl === 3 && k0 === 100 && k1 === 117 && buf[ks + 2] === 114) { // dur
+            p = number(p); dur = NUM;
+          } else if (kl === 3 && k1 === 105 && buf[ks + 2] === 100 && (k0 === 112 || k0 === 116)) { // pid, tid
+            p = idValue(p);
+            if (k0 === 112) pid = NUM; else tid = NUM;
+          } else if (kl === 4 && k0 === 110 && k1 === 97 && buf[ks + 2] === 109 && buf[ks + 3] === 101) { // name
+            if (buf[p] === 34) { nameS = p + 1; nameE = strEnd(p); p = nameE + 1; }
+            else { nameS = p; p = skipValue(p); nameE = -p; }
+          } else if (kl === 4 && k0 === 97 && k1 === 114 && buf[ks + 2] === 103 && buf[ks + 3] === 115) { // args
+            argsS = p; p = skipValue(p); argsE = p;
+          } else if (kl === 1 && k0 === 115) { // s
+            if (buf[p] === 34) { var se = strEnd(p); scope = se === p + 2 ? buf[p + 1] : 0; p = se + 1; }
+            else p = skipValue(p);
+          } else if (kl === 2 && k0 === 105 && k1 === 100) { // id
+            idS = p; p = skipValue(p); idE = p;
+          } else {
+            p = skipValue(p);
+          }
+          p = ws(p);
+          var c = buf[p];
+          if (c === 44) { p = ws(p + 1); continue; }
+          if (c === 125) break;
+          fail(p, "expected ',' or '}'");
+        }
+      }
+      p++;
+      if (evN === evCap) {
+        evCap *= 2;
+        var ns = new Uint32Array(evCap); ns.set(evStart); evStart = ns;
+        var ne = new Uint32Array(evCap); ne.set(evEnd); evEnd = ne;
+      }
+      evStart[i] = evS; evEnd[i] = p; evN = i + 1;
+
+      if (ph === -1) {
+        var phs = decodeStr(phS, phE);
+        ph = phs.length === 1 ? phs.charCodeAt(0) : -1;
+        if (ph === -1) { b.other(phs); return p; }
+      }
+      var nm;
+      if (ph === 88) { // X
+        b.cX++;
+        if (ts !== ts) { b.skipped++; return p; }
+        nm = nameS < 0 ? b.nameId(undefined) : nameE < 0 ? b.nameId(String(parseRange(nameS, -nameE))) : nameIdRaw(nameS, nameE);
+        b.slice(pid, tid, ts, dur, nm, i);
+        return p;
+      }
+      switch (ph) {
+        case 66: // B
+          b.cB++;
+          if (ts !== ts) { b.skipped++; break; }
+          nm = nameS < 0 ? b.nameId(undefined) : nameE < 0 ? b.nameId(String(parseRange(nameS, -nameE))) : nameIdRaw(nameS, nameE);
+          b.begin(pid, tid, ts, nm, i);
+          break;
+        case 69: // E
+          b.cE++;
+          b.end(pid, tid, ts, i, argsS >= 0 && buf[argsS] === 123);
+          break;
+        case 105: case 73: case 82: // i I R
+          b.cI++;
+          if (ts !== ts) { b.skipped++; break; }
+          nm = nameS < 0 ? b.nameId(undefined) : nameE < 0 ? b.nameId(String(parseRange(nameS, -nameE))) : nameIdRaw(nameS, nameE);
+          b.instant(pid, tid, scope === 103 ? "g" : scope === 112 ? "p" : "t", ts, nm, i);
+          break;
+        case 67: // C
+          b.cC++;
+          if (ts !== ts) { b.skipped++; break; }
+          b.counter(pid, nameS < 0 ? undefined : nameE < 0 ? parseRange(nameS, -nameE) : decodeStr(nameS, nameE),
+            idS < 0 ? undefined : parseRange(idS, idE), argsS < 0 ? null : parseRange(argsS, argsE), ts, i);
+          break;
+        case 77: // M
+          b.cM++;
+          b.meta(pid, tid, nameS < 0 || nameE < 0 ? null : decodeStr(nameS, nameE), argsS < 0 ? null : parseRange(argsS, argsE));
+          break;
+        default:
+          b.other(String.fromCharCode(ph));
+      }
+      return p;
+    }
+    var evS = 0;
+    function events(p) {
+      p = ws(p + 1);
+      var i = 0;
+      if (buf[p] === 93) return p + 1;
+      for (;;) {
+        if (buf[p] === 123) {
+          evS = p;
+          p = event(p, i);
+        } else {
+          evS = p;
+          p = skipValue(p);
+          if (evN === evCap) fail(p, "too many events");
+          evStart[i] = evS; evEnd[i] = p; evN = i + 1;
+          b.skipped++;
+        }
+        i++;
+        p = ws(p);
+        var c = buf[p];
+        if (c === 44) { p = ws(p + 1); continue; }
+        if (c === 93) return p + 1;
+        fail(p, "expected ',' or ']'");
+      }
+    }
+
+    var p = 0;
+    if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) p = 3;
+    p = ws(p);
+    if (buf[p] === 91) {
+      p = events(p);
+    } else if (buf[p] === 123) {
+      p = ws(p + 1);
+      if (buf[p] !== 125) {
+        for (;;) {
+          if (buf[p] !== 34) fail(p, "expected a key");
+          var ke = strEnd(p);
+          var key = decodeStr(p + 1, ke);
+          p = ws(ke + 1);
+          if (buf[p] !== 58) fail(p, "expected ':'");
+          p = ws(p + 1);
+          var vs = p;
+          if (key === "traceEvents" && buf[p] === 91) p = events(p);
+          else p = skipValue(p);
+          if (key === "file_info") fileInfoRange = [vs, p];
+          else if (key === "viztracer_metadata") metaRange = [vs, p];
+          p = ws(p);
+          if (buf[p] === 44) { p = ws(p + 1); continue; }
+          if (buf[p] === 125) break;
+          fail(p, "expected ',' or '}'");
+        }
+      }
+      p = ws(p + 1);
+      if (p < L && buf[p] !== 0) fail(p, "trailing data");
+    } else {
+      fail(p, "not a JSON object or list");
+    }
+    var fileInfo = fileInfoRange ? parseRange(fileInfoRange[0], fileInfoRange[1]) : null;
+    var metadata = metaRange ? parseRange(metaRange[0], metaRange[1]) : null;
+    if (fileInfo !== null && typeof fileInfo !== "object") fileInfo = null;
+    if (metadata !== null && typeof metadata !== "object") metadata = null;
+    function eventAt(i) {
+      if (i < 0 || i >= evN) return null;
+      return parseRange(evStart[i], evEnd[i]);
+    }
+    return finish(b, eventAt, evN, fileInfo, metadata);
   }
 
   function cmpId(a, b) {
@@ -340,53 +756,15 @@
     };
   }
 
-  /** Sorts a thread's slices by (start, longer first), assigns depths with a stack,
-   *  computes self times and builds one sorted row per depth. */
-  function layoutThread(t, tMin, tMax) {
-    var n = t._ts.length;
-    var rts = t._ts, rdu = t._du, rnm = t._nm, rev = t._ev;
-    var flags = new Uint8Array(n);
-    // B events that never ended run to the end of the trace.
-    for (var o = 0; o < t._open.length; o++) {
-      var k = t._open[o];
-      rdu[k] = Math.max(0, tMax - rts[k]);
-      flags[k] = 1;
-    }
-    var sorted = true;
-    for (var i = 1; i < n; i++) {
-      var d = rts[i] - rts[i - 1];
-      if (d < 0 || (d === 0 && rdu[i] > rdu[i - 1])) { sorted = false; break; }
-    }
-    var order = null;
-    if (!sorted) {
-      order = new Int32Array(n);
-      for (i = 0; i < n; i++) order[i] = i;
-      order.sort(function (a, b) { return (rts[a] - rts[b]) || (rdu[b] - rdu[a]); });
-    }
-    var st = new Float64Array(n), du = new Float64Array(n), nm = new Int32Array(n), ev = new Int32Array(n);
-    var fl = order ? new Uint8Array(n) : flags;
-    for (i = 0; i < n; i++) {
-      var s = order ? order[i] : i;
-      st[i] = rts[s] - tMin; du[i] = rdu[s]; nm[i] = rnm[s]; ev[i] = rev[s];
-      if (order) fl[i] = flags[s];
-    }
-    if (t.endArgs && order) {
-      var inv = new Int32Array(n);
-      for (i = 0; i < n; i++) inv[order[i]] = i;
-      var moved = new Map();
-      t.endArgs.forEach(function (evIdx, k) { moved.set(inv[k], evIdx); });
-      t.endArgs = moved;
-    }
-    var depth = new Int32Array(n), parent = new Int32Array(n), self = new Float64Array(n);
-    var stack = [], sp = 0, maxDepth = -1;
-    var rowCount = [];
-    for (i = 0; i < n; i++) {
+  /** Assigns depths to a thread's sorted slices with a stack, computes self times
+   *  and builds one row per depth (rows never overlap, so their ends are sorted). */
+  function layoutThread(t) {
+    var n = t.n, st = t.st, du = t.du, depth = t.depth, parent = t.parent, self = t.self;
+    var stack = new Int32Array(64), sp = 0, maxDepth = -1;
+    var rowCount = new Int32Array(64);
+    for (var i = 0; i < n; i++) {
       var s0 = st[i], e0 = s0 + du[i];
-      while (sp > 0) {
-        var top = stack[sp - 1];
-        if (st[top] + du[top] <= s0) sp--;
-        else break;
-      }
+      while (sp > 0 && st[stack[sp - 1]] + du[stack[sp - 1]] <= s0) sp--;
       depth[i] = sp;
       self[i] = du[i];
       if (sp > 0) {
@@ -397,23 +775,25 @@
       } else {
         parent[i] = -1;
       }
+      if (sp >= stack.length) {
+        var bigger = new Int32Array(stack.length * 2); bigger.set(stack); stack = bigger;
+        var rc = new Int32Array(rowCount.length * 2); rc.set(rowCount); rowCount = rc;
+      }
       stack[sp++] = i;
       if (sp - 1 > maxDepth) maxDepth = sp - 1;
-      rowCount[sp - 1] = (rowCount[sp - 1] || 0) + 1;
+      rowCount[sp - 1]++;
     }
     for (i = 0; i < n; i++) if (self[i] < 0) self[i] = 0;
     var rows = [];
     for (var r = 0; r <= maxDepth; r++) {
-      var c = rowCount[r] || 0;
+      var c = rowCount[r];
       rows.push({ st: new Float64Array(c), en: new Float64Array(c), ix: new Int32Array(c), n: 0 });
     }
     for (i = 0; i < n; i++) {
       var row = rows[depth[i]];
       row.st[row.n] = st[i]; row.en[row.n] = st[i] + du[i]; row.ix[row.n] = i; row.n++;
     }
-    t.n = n; t.st = st; t.du = du; t.nm = nm; t.ev = ev; t.flags = fl;
-    t.depth = depth; t.parent = parent; t.self = self; t.rows = rows; t.maxDepth = maxDepth;
-    delete t._ts; delete t._du; delete t._nm; delete t._ev; delete t._open;
+    t.rows = rows; t.maxDepth = maxDepth;
   }
 
   // ---------------------------------------------------------------- queries
@@ -529,6 +909,7 @@
 
   return {
     build: build,
+    buildFromBytes: buildFromBytes,
     rangeSummary: rangeSummary,
     fullSummary: fullSummary,
     matchNames: matchNames,

@@ -8,10 +8,12 @@ Then open the file with ``vizviewer result.json``.
 """
 
 from .version import __version__
+from .cellmagic import load_ipython_extension
 from .viztracer import VizTracer, get_tracer
 
 __all__ = [
     "__version__",
     "VizTracer",
     "get_tracer",
+    "load_ipython_extension",
 ]

@@ -168,7 +168,8 @@ def mode_cost(workload, reps):
         tracer.stop()
         tracer.clear()
     b, t = statistics.median(base), statistics.median(traced)
-    return {"calls": calls, "base_s": b, "traced_s": t, "ns_per_call": (t - b) / calls * 1e9}
+    slowdown = statistics.median(tr / ba for tr, ba in zip(traced, base))
+    return {"calls": calls, "base_s": b, "traced_s": t, "slowdown": slowdown, "ns_per_call": (t - b) / calls * 1e9}
 
 
 def mode_save(workload, out_dir):

@@ -306,28 +306,33 @@ pub unsafe fn py_enter(code: *mut pyffi::PyObject, frame: *mut pyffi::PyFrameObj
     }
     let value = match st.funcs.get(funcs::code_key(code)) {
         Some(v) => v,
-        None => {
-            let py = Python::assume_attached();
-            let code_obj = Bound::from_borrowed_ptr(py, code);
-            match st.funcs.add_code(py, &code_obj, &st.opts.filters) {
-                Some(v) => v,
-                None => {
-                    push_ignored(t, key, 0, true);
-                    return;
-                }
-            }
-        }
+        None => match add_code(core, code) {
+            Some(v) => v,
+            None => u32::MAX,
+        },
     };
     if funcs::is_ignored(value) {
-        push_ignored(t, key, 0, true);
+        push_ignored(&mut *th, key, 0, true);
         return;
     }
     if st.opts.log_func_args || st.opts.log_async {
         py_enter_with_extras(core, th, code, frame, funcs::id_of(value));
         return;
     }
+    let t = &mut *th;
     let start = t.tick();
     t.stack.push(Frame { start, key, func: funcs::id_of(value), flags: 0, args: None });
+}
+
+/// First call of a code object: read its attributes and decide its filters.
+#[cold]
+#[inline(never)]
+unsafe fn add_code(core: *const Core, code: *mut pyffi::PyObject) -> Option<u32> {
+    let st = (*core).state.get();
+    let py = Python::assume_attached();
+    let code_obj = Bound::from_borrowed_ptr(py, code);
+    let filters = &st.opts.filters;
+    st.funcs.add_code(py, &code_obj, filters)
 }
 
 /// `py_enter` for the options that call Python: argument reprs and async tasks.
@@ -464,13 +469,14 @@ unsafe fn unwind_to(core: *const Core, th: *mut ThreadState, key: usize, c_only:
 /// A builtin is called. `arg0` is its first argument when known (3.12+), else null.
 #[inline(always)]
 pub unsafe fn c_enter(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
+    // Most CALL events are calls of Python functions: rule them out first.
+    let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
     let Some((core, th)) = current() else { return };
     let st = (*core).state.get();
     if st.opts.ignore_c_function {
         return;
     }
     let t = &mut *th;
-    let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
     let key = cf.key();
     if t.ignored_depth > 0 || depth_exceeded(st, t) {
         push_ignored(t, key.0, F_C, true);
@@ -482,33 +488,37 @@ pub unsafe fn c_enter(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject
     }
     let id = match st.funcs.get(key) {
         Some(v) => v,
-        None => match add_c(st, &cf) {
+        None => match add_c(core, &cf) {
             Some(v) => v,
             None => {
-                push_ignored(t, key.0, F_C, true);
+                push_ignored(&mut *th, key.0, F_C, true);
                 return;
             }
         },
     };
+    let t = &mut *th;
     let start = t.tick();
     t.stack.push(Frame { start, key: key.0, func: id, flags: F_C, args: None });
 }
 
 #[cold]
-unsafe fn add_c(st: &mut State, cf: &CFunc) -> Option<u32> {
+#[inline(never)]
+unsafe fn add_c(core: *const Core, cf: &CFunc) -> Option<u32> {
+    let st = (*core).state.get();
     let py = Python::assume_attached();
-    st.funcs.add_c(py, cf, st.opts.sanitize_function_name)
+    let sanitize = st.opts.sanitize_function_name;
+    st.funcs.add_c(py, cf, sanitize)
 }
 
 /// A builtin returns or raises.
 #[inline(always)]
 pub unsafe fn c_exit(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
+    let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
     let Some((core, th)) = current() else { return };
     if (*core).state.get().opts.ignore_c_function {
         return;
     }
     let t = &mut *th;
-    let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
     let key = cf.key().0;
     let Some(top) = t.stack.last() else { return };
     if top.key != key {

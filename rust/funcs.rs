@@ -107,7 +107,20 @@ struct CodeEntry {
     arg_names: Option<Vec<Py<PyString>>>,
 }
 
+/// Slots of the direct-mapped cache in front of the hash map.
+const CACHE_SLOTS: usize = 2048;
+
+/// One cache slot: a key and its table value (key (0, 0) is never used).
+#[derive(Clone, Copy, Default)]
+struct CacheSlot {
+    k0: usize,
+    k1: usize,
+    value: u32,
+}
+
 pub struct FuncTable {
+    /// Most lookups hit here with one compare; misses go to `map` and fill the slot.
+    cache: Box<[CacheSlot]>,
     map: HashMap<(usize, usize), u32, PtrHash>,
     infos: Vec<Arc<FuncInfo>>,
     /// Per id: the code entry for Python functions (None for C functions).
@@ -118,15 +131,47 @@ pub struct FuncTable {
 
 impl Default for FuncTable {
     fn default() -> Self {
-        FuncTable { map: HashMap::with_hasher(PtrHash), infos: Vec::new(), code: Vec::new(), owners: Vec::new() }
+        FuncTable {
+            cache: vec![CacheSlot::default(); CACHE_SLOTS].into_boxed_slice(),
+            map: HashMap::with_hasher(PtrHash),
+            infos: Vec::new(),
+            code: Vec::new(),
+            owners: Vec::new(),
+        }
     }
 }
 
+#[inline(always)]
+fn slot_of(key: (usize, usize)) -> usize {
+    // Objects are 16-byte aligned; mix in higher bits so neighbours spread out.
+    ((key.0 >> 4) ^ (key.0 >> 15) ^ key.1) & (CACHE_SLOTS - 1)
+}
+
 impl FuncTable {
-    /// Looks up a function by key: `Some(id | IGNORED?)` on a hit.
+    /// Looks up a function by key: `Some(id | IGNORED?)` if it is known.
     #[inline(always)]
-    pub fn get(&self, key: (usize, usize)) -> Option<u32> {
-        self.map.get(&key).copied()
+    pub fn get(&mut self, key: (usize, usize)) -> Option<u32> {
+        let i = slot_of(key);
+        if let Some(slot) = self.cache.get(i) {
+            if slot.k0 == key.0 && slot.k1 == key.1 {
+                return Some(slot.value);
+            }
+        }
+        self.get_slow(key, i)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_slow(&mut self, key: (usize, usize), i: usize) -> Option<u32> {
+        let value = self.map.get(&key).copied()?;
+        if let Some(slot) = self.cache.get_mut(i) {
+            *slot = CacheSlot { k0: key.0, k1: key.1, value };
+        }
+        Some(value)
+    }
+
+    fn clear_cache(&mut self) {
+        self.cache.fill(CacheSlot::default());
     }
 
     pub fn infos(&self) -> &[Arc<FuncInfo>] {
@@ -191,6 +236,7 @@ impl FuncTable {
 
     /// Re-decides the filters of every known code object (after an option changed).
     pub fn refilter(&mut self, filters: &FilterOptions) {
+        self.clear_cache();
         for value in self.map.values_mut() {
             let id = *value & ID_MASK;
             if let Some(Some(entry)) = self.code.get(id as usize) {
@@ -201,6 +247,7 @@ impl FuncTable {
 
     /// Forgets C functions so their names are rebuilt (after `sanitize_function_name` changed).
     pub fn forget_c_functions(&mut self) {
+        self.clear_cache();
         self.map.retain(|k, _| k.0 & 1 == 0);
     }
 
@@ -217,6 +264,7 @@ impl FuncTable {
 
     /// Drops everything (only when no record or frame refers to an id any more).
     pub fn clear(&mut self) {
+        self.clear_cache();
         self.map.clear();
         self.infos.clear();
         self.code.clear();

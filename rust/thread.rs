@@ -6,11 +6,13 @@
 //! state, tagged with the generation of the tracer that created it. The slot has no
 //! destructor, so thread exit never needs the GIL.
 
+use crate::gil_cell::GilCell;
 use crate::payload::Slab;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use crate::ring::Ring;
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Frame flags: not recorded; a C function; not recorded and nothing under it either
 /// (a filtered-out function or the depth limit, counted in `ignored_depth`).
@@ -105,19 +107,95 @@ impl ThreadState {
 thread_local! {
     /// (tracer generation, state) of the calling thread.
     static SLOT: Cell<(u64, *mut ThreadState)> = const { Cell::new((0, std::ptr::null_mut())) };
+    /// Counts this thread's exit in `EXITS` (see `FastSlot`).
+    static EXIT_GUARD: ExitGuard = const { ExitGuard };
+}
+
+/// Threads seen by the tracer that have exited since the process started.
+static EXITS: AtomicU64 = AtomicU64::new(0);
+
+struct ExitGuard;
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        EXITS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The last thread that asked, cached in a plain global: with the GIL only one thread
+/// runs tracer code at a time, and most events come from the same thread as the
+/// previous one. Reading a thread-local from a shared library costs a call into the
+/// dynamic loader; this costs one load of the thread pointer. A thread pointer can be
+/// reused by a new thread once its owner exits, so the slot is trusted only if no
+/// traced thread has exited since it was filled.
+#[derive(Clone, Copy)]
+struct FastSlot {
+    thread: usize,
+    exits: u64,
+    gen: u64,
+    state: *mut ThreadState,
+}
+
+// SAFETY: the state pointer is only dereferenced with the GIL held (see core.rs).
+unsafe impl Send for FastSlot {}
+
+static FAST: GilCell<FastSlot> =
+    GilCell::new(FastSlot { thread: 0, exits: 0, gen: 0, state: std::ptr::null_mut() });
+
+/// An id of the calling thread that is cheap to read: the thread pointer on x86-64
+/// Linux, else the address of a thread-local.
+#[inline(always)]
+fn thread_id_fast() -> usize {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        let tp: usize;
+        // SAFETY: on x86-64 Linux (glibc and musl) fs:0 holds the thread pointer, a
+        // self-reference every thread has; reading it has no side effects.
+        unsafe {
+            std::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags));
+        }
+        tp
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+    {
+        SLOT.with(|s| s as *const _ as usize)
+    }
 }
 
 /// The calling thread's state if it belongs to the tracer of generation `gen`.
+/// Called with the GIL held.
 #[inline(always)]
 pub fn cached(gen: u64) -> Option<*mut ThreadState> {
+    // SAFETY: GIL held by every caller (hooks and Python methods); a copy is taken.
+    let f = unsafe { *FAST.get() };
+    if f.gen == gen && f.thread == thread_id_fast() && f.exits == EXITS.load(Ordering::Relaxed) && !f.state.is_null() {
+        return Some(f.state);
+    }
+    cached_slow(gen)
+}
+
+#[cold]
+#[inline(never)]
+fn cached_slow(gen: u64) -> Option<*mut ThreadState> {
     let (g, p) = SLOT.with(Cell::get);
     if g == gen && !p.is_null() {
+        remember(gen, p);
         Some(p)
     } else {
         None
     }
 }
 
+fn remember(gen: u64, p: *mut ThreadState) {
+    let slot = FastSlot { thread: thread_id_fast(), exits: EXITS.load(Ordering::Relaxed), gen, state: p };
+    // SAFETY: GIL held by every caller.
+    unsafe { *FAST.get() = slot };
+}
+
+/// Records `p` as the calling thread's state for generation `gen`. GIL held.
 pub fn set_cached(gen: u64, p: *mut ThreadState) {
     SLOT.with(|s| s.set((gen, p)));
+    // Make sure this thread's exit is counted before trusting its thread pointer.
+    EXIT_GUARD.with(|_| ());
+    remember(gen, p);
 }

@@ -1,99 +1,14 @@
-"""Shared helpers: run code under the tracer and read back the trace file."""
+"""Fixtures for every test."""
 
-from __future__ import annotations
-
-import gzip
-import json
-import os
-import subprocess
-import sys
-import textwrap
-from collections import defaultdict
-from typing import Any, Callable, Dict, Iterable, List
+import builtins
 
 import pytest
-
-from viztracer import VizTracer
-
-MONITORING = sys.version_info >= (3, 12)
-
-
-def load_trace(path: str) -> Dict[str, Any]:
-    """Parse a trace file strictly (NaN/Infinity would be invalid JSON)."""
-    def reject(token: str) -> None:
-        raise ValueError(f"non-JSON number {token} in trace")
-
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
-        return json.load(f, parse_constant=reject)
-
-
-def events(trace: Dict[str, Any], ph: str = "X") -> List[Dict[str, Any]]:
-    return [e for e in trace["traceEvents"] if e.get("ph") == ph]
-
-
-def names(trace: Dict[str, Any], ph: str = "X") -> List[str]:
-    return [e["name"] for e in events(trace, ph)]
-
-
-def short_names(trace: Dict[str, Any]) -> List[str]:
-    """Function names without the ``(file:line)`` part."""
-    return [n.split(" (")[0] for n in names(trace)]
-
-
-def assert_nested(trace: Dict[str, Any]) -> None:
-    """Every pair of X events on a thread is either disjoint or nested."""
-    per_thread: Dict[Any, List[Dict[str, Any]]] = defaultdict(list)
-    for e in events(trace):
-        assert e["dur"] >= 0, e
-        per_thread[(e["pid"], e["tid"])].append(e)
-    for evs in per_thread.values():
-        evs.sort(key=lambda e: (e["ts"], -e["dur"]))
-        stack: List[float] = []
-        for e in evs:
-            start, end = e["ts"], e["ts"] + e["dur"]
-            while stack and stack[-1] <= start + 1e-6:
-                stack.pop()
-            if stack:
-                assert end <= stack[-1] + 2e-3, f"{e} overlaps its parent ending at {stack[-1]}"
-            stack.append(end)
-
-
-def trace_call(tmp_path, func: Callable[[], Any], output: str = "result.json", **options: Any) -> Dict[str, Any]:
-    """Run ``func`` under a fresh tracer and return the parsed trace file."""
-    path = os.path.join(str(tmp_path), output)
-    options.setdefault("verbose", 0)
-    tracer = VizTracer(output_file=path, **options)
-    tracer.start()
-    try:
-        func()
-    finally:
-        tracer.stop()
-        tracer.save()
-    return load_trace(path)
-
-
-def run_script(tmp_path, source: str, *args: str, timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess:
-    """Run ``source`` as a script in a new interpreter (cwd: tmp_path)."""
-    script = os.path.join(str(tmp_path), "script.py")
-    with open(script, "w", encoding="utf-8") as f:
-        f.write(textwrap.dedent(source))
-    return subprocess.run([sys.executable, script, *args], cwd=str(tmp_path), capture_output=True,
-                          text=True, timeout=timeout, **kwargs)
-
-
-def count_by_name(names_: Iterable[str]) -> Dict[str, int]:
-    out: Dict[str, int] = defaultdict(int)
-    for n in names_:
-        out[n] += 1
-    return dict(out)
 
 
 @pytest.fixture(autouse=True)
 def _no_tracer_left_behind():
     """A test must not leave a tracer collecting (it would trace the next tests)."""
     yield
-    import builtins
     tracer = builtins.__dict__.pop("__viz_tracer__", None)
     if tracer is not None and tracer.enable:
         tracer.stop()

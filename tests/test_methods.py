@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from conftest import events, load_trace, names, run_script, short_names, trace_call
+from support import events, load_trace, names, run_script, short_names, trace_call
 from viztracer import VizTracer, get_tracer
 
 

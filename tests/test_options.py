@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import assert_nested, events, load_trace, names, short_names, trace_call
+from support import assert_nested, events, load_trace, names, short_names, trace_call
 from viztracer import VizTracer, get_tracer
 
 

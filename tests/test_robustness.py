@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import MONITORING, assert_nested, count_by_name, events, names, run_script, short_names, trace_call
+from support import MONITORING, assert_nested, count_by_name, events, names, run_script, short_names, trace_call
 from viztracer import VizTracer
 
 
@@ -177,7 +177,7 @@ def test_start_inside_nested_frames_ignores_earlier_frames(tmp_path):
     outer()
     tracer.stop()
     tracer.save()
-    from conftest import load_trace
+    from support import load_trace
     trace = load_trace(path)
     got = [n.split(".")[-1] for n in short_names(trace)]
     # inner() and outer() began before start(): their returns are not recorded.
@@ -209,7 +209,7 @@ def test_reentrant_calls_from_finalizers(tmp_path):
     churn()
     tracer.stop()
     tracer.save()
-    from conftest import load_trace
+    from support import load_trace
     trace = load_trace(str(path))
     assert len(events(trace)) + len(events(trace, "i")) <= 500
     assert_nested(trace)
@@ -252,7 +252,7 @@ def test_pause_and_resume_across_returns(tmp_path):
     leaf(3)
     tracer.stop()
     tracer.save()
-    from conftest import load_trace
+    from support import load_trace
     trace = load_trace(path)
     got = [n.split(".")[-1] for n in short_names(trace)]
     assert got.count("leaf") == 2 and "outer" in got
@@ -410,7 +410,7 @@ def test_tracing_survives_a_failing_thread_namer(tmp_path, monkeypatch):
     t.join()
     tracer.stop()
     tracer.save()
-    from conftest import load_trace
+    from support import load_trace
     trace = load_trace(path)
     assert len([n for n in names(trace) if n.startswith("fib ")]) == 5
     assert threads_mod  # the module-level namer is untouched

@@ -5,7 +5,7 @@ import sys
 import threading
 import time
 
-from conftest import assert_nested, events, load_trace, names
+from support import assert_nested, events, load_trace, names
 from viztracer import VizTracer
 
 

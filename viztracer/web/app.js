@@ -902,7 +902,8 @@
       line.className = "line";
       var ln = document.createElement("span"); ln.className = "ln"; ln.textContent = String(i + 1);
       line.appendChild(ln);
-      line.appendChild(document.createTextNode(lines[i] + "\n"));
+      var text = document.createElement("span"); text.className = "code"; text.textContent = lines[i] + "\n";
+      line.appendChild(text);
       if (i + 1 === src.line) { line.className = "line hl"; line.setAttribute("data-highlight", "1"); hl = line; }
       frag.appendChild(line);
     }

@@ -16,9 +16,11 @@ PIP_PACKAGES := maturin>=1.9.4,<2 pytest objprint
 # --- viewer / browser tests (owned by the viewer work) ---------------------------
 # Extra pip packages installed into every test virtualenv, and a target run before
 # pytest that makes sure the headless browser is present.
-VIEWER_PIP_PACKAGES :=
+# Playwright only where the browser tests run (Python 3.11, see tests/browser/conftest.py);
+# IPython everywhere, for the %%viztracer cell magic tests.
+VIEWER_PIP_PACKAGES := playwright;python_version=='3.11' ipython
 browser-deps:
-	@true
+	@bash tools/install_browser.sh
 # --- end of viewer block -----------------------------------------------------------
 
 python_bin = $(shell (pyenv prefix $(1) 2>/dev/null | head -n1 | sed 's|$$|/bin/python|') || command -v python$(1))

@@ -237,7 +237,7 @@
     var lastName = null, lastNameId = -1;
     for (var i = 0; i < n; i++) {
       var e = events[i];
-      if (e === null || typeof e !== "object") { b.skipped++; continue; }
+      if (e === null || typeof e !== "object" || Array.isArray(e) || e.ph === undefined) { b.skipped++; continue; }
       var ph = e.ph, ts;
       if (ph === "X") {
         b.cX++;
@@ -603,6 +603,7 @@
       }
       evStart[i] = evS; evEnd[i] = p; evN = i + 1;
 
+      if (ph === 0) { b.skipped++; return p; } // no "ph": not an event
       if (ph === -1) {
         var phs = decodeStr(phS, phE);
         ph = phs.length === 1 ? phs.charCodeAt(0) : -1;

@@ -198,11 +198,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             if head:
                 return
-            while True:
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    break
-                self.wfile.write(chunk)
+            self.wfile.flush()
+            # os.sendfile where the OS has it (socket.sendfile falls back to send()).
+            self.connection.sendfile(f)
 
     def send_error_page(self, status: int, message: str = "") -> None:
         text = message or {404: "Not found", 400: "Bad request"}.get(status, "Error")

@@ -414,7 +414,15 @@ def test_summary_table(watched, open_trace, sample):
     page.wait_for_function("document.getElementById('summary-scope').textContent.startsWith('Selected range')")
     row = page.locator(f'#summary-table tbody tr[data-name="{outer}"]')
     count = float(row.locator("td[data-value]").first.get_attribute("data-value"))
-    assert count == 1
+    rng = page.evaluate("window.vizviewer.range")
+    assert ev["ts"] < rng["start"] < rng["end"] < ev["ts"] + ev["dur"]
+    # this call, and the worker thread's if it ran at the same time
+    overlapping = [e for e in x_events(sample["trace"], outer)
+                   if e["ts"] < rng["end"] and e["ts"] + e["dur"] > rng["start"]]
+    assert count == len(overlapping) >= 1
+    total = float(row.locator("td[data-value]").nth(1).get_attribute("data-value"))
+    assert total == pytest.approx(sum(min(e["ts"] + e["dur"], rng["end"]) - max(e["ts"], rng["start"])
+                                      for e in overlapping), rel=1e-6)
     # clicking a row searches for that function
     row.click()
     page.wait_for_function("window.vizviewer.search.count > 0")

@@ -32,6 +32,8 @@ pub struct Options {
     pub log_func_repr: Option<Py<PyAny>>,
     pub log_async: bool,
     pub sanitize_function_name: bool,
+    /// See `hooks::HookOptions::fast_calls`.
+    pub fast_calls: bool,
     pub min_duration_ns: f64,
     pub filters: FilterOptions,
     /// `namer(ident) -> str | None`: the `threading` name of a new thread.

@@ -103,6 +103,25 @@ pub unsafe fn classify_c_callable(callable: *mut ffi::PyObject, arg0: *mut ffi::
     None
 }
 
+/// Whether a callable is a Python function, a bound method of one, or a class: calls
+/// that sys.monitoring also reports as PY_START (or that are never recorded).
+///
+/// # Safety
+/// GIL held; `callable` is live.
+#[cfg(Py_3_12)]
+#[inline(always)]
+pub unsafe fn is_python_level_callable(callable: *mut ffi::PyObject) -> bool {
+    let tp = ffi::Py_TYPE(callable);
+    if tp == &raw mut ffi::PyFunction_Type {
+        return true;
+    }
+    if tp == &raw mut PyMethod_Type {
+        let func = (*callable.cast::<PyMethodObject>()).im_func;
+        return ffi::Py_TYPE(func) == &raw mut ffi::PyFunction_Type;
+    }
+    ffi::PyType_Check(callable) != 0
+}
+
 /// sys.monitoring passes `sys.monitoring.MISSING` when a call has no arguments.
 static MISSING: std::sync::atomic::AtomicPtr<ffi::PyObject> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
 

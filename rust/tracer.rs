@@ -194,6 +194,17 @@ impl Tracer {
         self.state().opts.log_async = v;
     }
 
+    /// 3.12+: skip CALL events at call sites of Python functions (see HookOptions).
+    /// Takes effect at the next `start()`.
+    #[getter]
+    fn fast_calls(&self) -> bool {
+        self.state().opts.fast_calls
+    }
+    #[setter]
+    fn set_fast_calls(&self, v: bool) {
+        self.state().opts.fast_calls = v;
+    }
+
     #[getter]
     fn sanitize_function_name(&self) -> bool {
         self.state().opts.sanitize_function_name
@@ -278,13 +289,13 @@ impl Tracer {
             // Only one tracer collects at a time: the other one's hook goes.
             let _ = hooks::uninstall(py, h);
         }
-        let ignore_c = {
+        let hook_opts = {
             let st = self.state();
             st.min_dur_ticks = core::min_duration_ticks(st.opts.min_duration_ns);
-            st.opts.ignore_c_function
+            hooks::HookOptions { ignore_c_function: st.opts.ignore_c_function, fast_calls: st.opts.fast_calls }
         };
         core::activate(&self.core);
-        match hooks::install(py, ignore_c) {
+        match hooks::install(py, hook_opts) {
             Ok(h) => {
                 // SAFETY: GIL held.
                 *unsafe { HOOK.get() } = Some(h);

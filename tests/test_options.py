@@ -495,3 +495,28 @@ def test_nesting_with_all_extras(tmp_path):
     trace = trace_call(tmp_path, lambda: [add(i, i) for i in range(20)], log_func_args=True,
                        log_func_retval=True)
     assert_nested(trace)
+
+
+def call_with(f, x):
+    return f(x)
+
+
+def test_fast_calls_keeps_python_events_and_skips_call_events_of_python_sites(tmp_path):
+    def run():
+        for _ in range(3):
+            call_with(add, 1)
+            call_with(len, [1])  # same call site as add(): a builtin after a Python function
+
+    full = trace_call(tmp_path, run)
+    assert short_names(full).count("builtins.len") == 3
+    fast = trace_call(tmp_path, run, fast_calls=True)
+    assert short_names(fast).count("add") == 3 and short_names(fast).count("call_with") == 6
+    if sys.version_info >= (3, 12):
+        # The documented price: that polymorphic site no longer reports builtins.
+        assert short_names(fast).count("builtins.len") == 0
+    else:
+        assert short_names(fast).count("builtins.len") == 3
+    # And nothing stays disabled for the next, exact session.
+    again = trace_call(tmp_path, run)
+    assert short_names(again).count("builtins.len") == 3
+    assert_nested(fast)

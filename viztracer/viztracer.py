@@ -68,6 +68,7 @@ class VizTracer:
     log_async = NativeOption(check_bool)
     trace_self = NativeOption(check_bool)
     sanitize_function_name = NativeOption(check_bool)
+    fast_calls = NativeOption(check_bool)
     include_files = NativeOption(check_str_list, to_native=expand_paths)
     exclude_files = NativeOption(check_str_list, to_native=expand_paths)
     # Stored in ns; the getter returns ns, as upstream VizTracer's does.
@@ -119,7 +120,8 @@ class VizTracer:
                  output_file: str = "result.json",
                  plugins: Optional[Sequence[Any]] = None,
                  ignore_multiprocess: bool = True,
-                 report_endpoint: Optional[str] = None) -> None:
+                 report_endpoint: Optional[str] = None,
+                 fast_calls: bool = False) -> None:
         self._tracer = _snaptrace.Tracer(check_tracer_entries("tracer_entries", tracer_entries))
         self._tracer.lib_file_path = _LIB_FILE_PATH
         self._tracer.thread_namer = name_new_thread
@@ -166,6 +168,7 @@ class VizTracer:
         self.plugins = plugins
         self.ignore_multiprocess = ignore_multiprocess
         self.report_endpoint = report_endpoint
+        self.fast_calls = fast_calls
         if check_bool("register_global", register_global):
             self.register_global()
         _instances.add(self)
@@ -246,6 +249,7 @@ class VizTracer:
             "min_duration": self.min_duration / 1000.0,
             "dump_raw": self.dump_raw,
             "minimize_memory": self.minimize_memory,
+            "fast_calls": self.fast_calls,
         }
 
     def _check_filters(self) -> None:

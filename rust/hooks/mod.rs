@@ -12,6 +12,17 @@ mod setprofile;
 #[cfg(not(Py_3_12))]
 pub use setprofile::{enable_current_thread, install, uninstall, Installed};
 
+/// What the hooks need to know when they are installed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HookOptions {
+    /// Do not ask for C call events at all (3.12+: CALL/C_RETURN/C_RAISE stay off).
+    pub ignore_c_function: bool,
+    /// 3.12+: stop receiving CALL events at call sites that call Python functions or
+    /// classes (they are seen through PY_START anyway). Faster, but a builtin called
+    /// later from such a site is missed.
+    pub fast_calls: bool,
+}
+
 /// Runs a callback body, turning a panic into "this event is skipped": a panic must
 /// never unwind into the interpreter (it would abort the process).
 #[inline(always)]

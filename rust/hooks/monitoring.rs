@@ -12,11 +12,13 @@ use once_cell::sync::OnceCell;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi as pyffi;
 use pyo3::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 /// What `install` set up, needed by `uninstall`.
 pub struct Installed {
     tool_id: u8,
     events: Vec<u32>,
+    fast_calls: bool,
 }
 
 impl Installed {
@@ -54,13 +56,26 @@ unsafe extern "C" fn on_py_return(
     ffi::new_none()
 }
 
+/// `fast_calls`: answer `sys.monitoring.DISABLE` to calls of Python functions and
+/// classes, so that call site stops reporting CALL events to us.
+static FAST_CALLS: AtomicBool = AtomicBool::new(false);
+static DISABLE: AtomicPtr<pyffi::PyObject> = AtomicPtr::new(std::ptr::null_mut());
+
 unsafe extern "C" fn on_call(
     _slf: *mut pyffi::PyObject,
     args: *mut *mut pyffi::PyObject,
     nargs: pyffi::Py_ssize_t,
 ) -> *mut pyffi::PyObject {
     if pyffi::PyVectorcall_NARGS(nargs as usize) >= 4 {
-        guard(|| core::c_enter(*args.add(2), *args.add(3)));
+        let callable = *args.add(2);
+        if FAST_CALLS.load(Ordering::Relaxed) && ffi::is_python_level_callable(callable) {
+            let disable = DISABLE.load(Ordering::Relaxed);
+            if !disable.is_null() {
+                pyffi::Py_INCREF(disable);
+                return disable;
+            }
+        }
+        guard(|| core::c_enter(callable, *args.add(3)));
     }
     ffi::new_none()
 }
@@ -112,9 +127,12 @@ fn callbacks(py: Python<'_>) -> PyResult<&'static Callbacks> {
 }
 
 /// Claims a tool id, registers the callbacks and enables the events.
-pub fn install(py: Python<'_>, ignore_c_function: bool) -> PyResult<Installed> {
+pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> {
     let mon = py.import("sys")?.getattr("monitoring")?;
     ffi::set_missing_sentinel(mon.getattr("MISSING")?.as_ptr());
+    // DISABLE and MISSING are immortal singletons of the sys.monitoring module.
+    DISABLE.store(mon.getattr("DISABLE")?.as_ptr(), Ordering::Relaxed);
+    FAST_CALLS.store(opts.fast_calls, Ordering::Relaxed);
     let cbs = callbacks(py)?;
     let mut tool_id = None;
     for id in TOOL_IDS {
@@ -147,7 +165,7 @@ pub fn install(py: Python<'_>, ignore_c_function: bool) -> PyResult<Installed> {
         (ev("PY_YIELD")?, &cbs.py_return),
         (ev("PY_UNWIND")?, &cbs.py_return),
     ];
-    if !ignore_c_function {
+    if !opts.ignore_c_function {
         pairs.push((ev("CALL")?, &cbs.call));
         pairs.push((ev("C_RETURN")?, &cbs.c_return));
         pairs.push((ev("C_RAISE")?, &cbs.c_return));
@@ -158,7 +176,7 @@ pub fn install(py: Python<'_>, ignore_c_function: bool) -> PyResult<Installed> {
         mask |= event;
     }
     mon.call_method1("set_events", (tool_id, mask))?;
-    Ok(Installed { tool_id, events: pairs.iter().map(|(e, _)| *e).collect() })
+    Ok(Installed { tool_id, events: pairs.iter().map(|(e, _)| *e).collect(), fast_calls: opts.fast_calls })
 }
 
 /// Disables our events, unregisters every callback and frees our tool id. (On 3.12
@@ -171,6 +189,12 @@ pub fn uninstall(py: Python<'_>, installed: Installed) -> PyResult<()> {
         let _ = mon.call_method1("register_callback", (id, *event, py.None()));
     }
     let r2 = mon.call_method1("free_tool_id", (id,));
+    if installed.fast_calls {
+        // Call sites we disabled would stay silent for the next tool (or session)
+        // that takes this id.
+        FAST_CALLS.store(false, Ordering::Relaxed);
+        mon.call_method0("restart_events")?;
+    }
     r1?;
     r2?;
     Ok(())

@@ -89,7 +89,7 @@ fn bootstrap_fn(py: Python<'_>) -> PyResult<&'static Py<PyAny>> {
     })
 }
 
-pub fn install(py: Python<'_>, _ignore_c_function: bool) -> PyResult<Installed> {
+pub fn install(py: Python<'_>, _opts: super::HookOptions) -> PyResult<Installed> {
     let boot = bootstrap_fn(py)?;
     py.import("threading")?.call_method1("setprofile", (boot.bind(py),))?;
     // SAFETY: GIL held.

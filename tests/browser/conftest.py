@@ -26,7 +26,9 @@ def _unavailable(reason):
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an asyncio loop marked as running in this
+# thread while it is started, which would break asyncio.run() in later test modules.
+@pytest.fixture(scope="module")
 def browser():
     here = "%d.%d" % sys.version_info[:2]
     if here != BROWSER_PYTHON:

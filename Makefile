@@ -56,7 +56,8 @@ cargo-test: $(VENV)/$(DEMO_PYTHON)/.ready
 
 docs: $(VENV)/docs/.ready
 	@echo "== docs (mkdocs --strict)"
-	@$(VENV)/docs/bin/mkdocs build --strict -q -d site
+	@# (-q would hide the warnings *and* turn --strict's failure into exit status 0)
+	@$(VENV)/docs/bin/mkdocs build --strict -d site 2>&1 | grep -v "^INFO" ; exit $${PIPESTATUS[0]}
 
 $(VENV)/docs/.ready:
 	@py="$(call python_bin,$(DEMO_PYTHON))"; "$$py" -m venv $(VENV)/docs && \

@@ -34,6 +34,8 @@ pub struct Options {
     pub sanitize_function_name: bool,
     /// See `hooks::HookOptions::fast_calls`.
     pub fast_calls: bool,
+    /// See `hooks::HookOptions::noop` (benchmarks only).
+    pub noop_hooks: bool,
     pub min_duration_ns: f64,
     pub filters: FilterOptions,
     /// `namer(ident) -> str | None`: the `threading` name of a new thread.

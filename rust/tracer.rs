@@ -205,6 +205,17 @@ impl Tracer {
         self.state().opts.fast_calls = v;
     }
 
+    /// Benchmarks only: hooks that record nothing, to measure the interpreter's own
+    /// cost of delivering events. Takes effect at the next `start()`.
+    #[getter(_noop_hooks)]
+    fn noop_hooks(&self) -> bool {
+        self.state().opts.noop_hooks
+    }
+    #[setter(_noop_hooks)]
+    fn set_noop_hooks(&self, v: bool) {
+        self.state().opts.noop_hooks = v;
+    }
+
     #[getter]
     fn sanitize_function_name(&self) -> bool {
         self.state().opts.sanitize_function_name
@@ -292,7 +303,11 @@ impl Tracer {
         let hook_opts = {
             let st = self.state();
             st.min_dur_ticks = core::min_duration_ticks(st.opts.min_duration_ns);
-            hooks::HookOptions { ignore_c_function: st.opts.ignore_c_function, fast_calls: st.opts.fast_calls }
+            hooks::HookOptions {
+                ignore_c_function: st.opts.ignore_c_function,
+                fast_calls: st.opts.fast_calls,
+                noop: st.opts.noop_hooks,
+            }
         };
         core::activate(&self.core);
         match hooks::install(py, hook_opts) {

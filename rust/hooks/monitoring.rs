@@ -56,6 +56,14 @@ unsafe extern "C" fn on_py_return(
     ffi::new_none()
 }
 
+unsafe extern "C" fn on_noop(
+    _slf: *mut pyffi::PyObject,
+    _args: *mut *mut pyffi::PyObject,
+    _nargs: pyffi::Py_ssize_t,
+) -> *mut pyffi::PyObject {
+    ffi::new_none()
+}
+
 /// `fast_calls`: answer `sys.monitoring.DISABLE` to calls of Python functions and
 /// classes, so that call site stops reporting CALL events to us.
 static FAST_CALLS: AtomicBool = AtomicBool::new(false);
@@ -96,6 +104,7 @@ struct Callbacks {
     py_return: Py<PyAny>,
     call: Py<PyAny>,
     c_return: Py<PyAny>,
+    noop: Py<PyAny>,
 }
 
 static CALLBACKS: OnceCell<Callbacks> = OnceCell::new();
@@ -122,6 +131,7 @@ fn callbacks(py: Python<'_>) -> PyResult<&'static Callbacks> {
             py_return: make_callback(py, c"_viztracer_py_return", on_py_return)?,
             call: make_callback(py, c"_viztracer_call", on_call)?,
             c_return: make_callback(py, c"_viztracer_c_return", on_c_return)?,
+            noop: make_callback(py, c"_viztracer_noop", on_noop)?,
         })
     })
 }
@@ -172,6 +182,7 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
     }
     let mut mask = 0u32;
     for (event, cb) in &pairs {
+        let cb = if opts.noop { &cbs.noop } else { *cb };
         mon.call_method1("register_callback", (tool_id, *event, cb.bind(py)))?;
         mask |= event;
     }

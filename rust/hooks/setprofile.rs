@@ -37,6 +37,15 @@ unsafe extern "C" fn profile(
     0
 }
 
+unsafe extern "C" fn noop(
+    _obj: *mut pyffi::PyObject,
+    _frame: *mut pyffi::PyFrameObject,
+    _what: c_int,
+    _arg: *mut pyffi::PyObject,
+) -> c_int {
+    0
+}
+
 fn event_code(name: &str) -> Option<c_int> {
     match name {
         "call" => Some(pyffi::PyTrace_CALL),
@@ -89,7 +98,12 @@ fn bootstrap_fn(py: Python<'_>) -> PyResult<&'static Py<PyAny>> {
     })
 }
 
-pub fn install(py: Python<'_>, _opts: super::HookOptions) -> PyResult<Installed> {
+pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> {
+    if opts.noop {
+        // SAFETY: GIL held.
+        unsafe { ffi::set_profile_all_threads(Some(noop)) };
+        return Ok(Installed);
+    }
     let boot = bootstrap_fn(py)?;
     py.import("threading")?.call_method1("setprofile", (boot.bind(py),))?;
     // SAFETY: GIL held.

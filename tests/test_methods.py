@@ -373,3 +373,31 @@ def test_set_afterfork_and_fork_reset(tmp_path):
     assert lines[0].startswith("afterfork child k ")
     assert "child 3 True -1" in lines  # only the child's own calls, under the child's pid
     assert "parent 15" in lines
+
+
+def test_register_exit_saves_at_exit_and_on_sigterm(tmp_path):
+    source = """
+        import os, signal, sys, time
+        from viztracer import VizTracer
+        def fib(n):
+            return n if n < 2 else fib(n - 1) + fib(n - 2)
+        tracer = VizTracer(output_file=sys.argv[2], verbose=0)
+        tracer.register_exit()
+        tracer.start()
+        fib(5)
+        if sys.argv[1] == "exit":
+            sys.exit(3)
+        if sys.argv[1] == "raise":
+            raise ValueError("boom")
+        if sys.argv[1] == "term":
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        """
+    import json
+    import signal
+    for how, code in (("exit", 3), ("raise", 1), ("term", -signal.SIGTERM), ("end", 0)):
+        out = tmp_path / f"{how}.json"
+        result = run_script(tmp_path, source, how, str(out))
+        assert result.returncode == code, (how, result.stderr)
+        trace = json.loads(out.read_text())
+        assert len([e for e in trace["traceEvents"] if e.get("name", "").startswith("fib ")]) == 15, how

@@ -135,6 +135,7 @@ class VizTracer:
         self._log_torch = False
         self._log_func_with_objprint = False
         self.cwd = os.getcwd()
+        self._exiting = False
         self.system_print = builtins.print
 
         self.verbose = verbose
@@ -347,6 +348,38 @@ class VizTracer:
     def terminate(self) -> None:
         """Tell plugins the tracer is done (nothing to do without plugins)."""
 
+    def register_exit(self) -> None:
+        """Save the trace when the process ends: at interpreter exit (also after
+        ``sys.exit`` or an uncaught exception) and on SIGTERM. After saving on SIGTERM
+        the process still dies from that signal, so its exit status is unchanged."""
+        import multiprocessing.util
+        import signal
+        import threading
+
+        self.cwd = os.getcwd()
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            self.exit_routine()
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_sigterm)
+        multiprocessing.util.Finalize(self, self.exit_routine, exitpriority=-1)
+
+    def exit_routine(self) -> None:
+        """Stop (functions still running end now) and save, once."""
+        self.stop(stop_option="flush_as_finish")
+        if self._exiting:
+            return
+        self._exiting = True
+        try:
+            os.chdir(self.cwd)
+        except OSError:
+            pass
+        self.save()
+        self.terminate()
+
     def set_afterfork(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run ``callback(tracer, *args, **kwargs)`` in forked child processes."""
         if not callable(callback):
@@ -355,6 +388,7 @@ class VizTracer:
 
     def _after_fork_in_child(self) -> None:
         self._tracer.after_fork()
+        self._exiting = False
         self._snapshot = None
         self._data = None
         self.parsed = False

@@ -601,20 +601,21 @@ pub unsafe fn flush_stacks(core: *const Core, as_finished: bool) -> Vec<Payload>
     garbage
 }
 
-/// Frees the states of threads that have exited and hold nothing.
-pub unsafe fn prune_threads(core: *const Core, alive: &dyn Fn(u64) -> bool) {
+/// Frees the state of every thread that holds nothing (called when not collecting,
+/// after the events were taken out), so a program that starts many short threads
+/// does not grow the registry. A live thread simply registers again on its next
+/// event; the new generation makes every cached pointer miss.
+pub unsafe fn prune_threads(core: *const Core) {
     let st = (*core).state.get();
     st.threads.retain(|&p| {
         let t = &*p;
-        let keep = !t.ring.is_empty() || !t.stack.is_empty() || alive(t.tid);
+        let keep = !t.ring.is_empty() || !t.stack.is_empty();
         if !keep {
             drop(Box::from_raw(p));
         }
         keep
     });
-    // Cached pointers to freed states must not be used: start a new generation.
-    let gen = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
-    st.gen = gen;
+    st.gen = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
 }
 
 /// Converts a duration option to ticks once per session.

@@ -503,21 +503,14 @@ impl Tracer {
         let data = unsafe { snapshot::take(&self.core) };
         let st = self.state();
         if !st.collecting {
-            // No frame refers to a function id any more: let code objects go.
+            // No frame refers to a function id any more: let code objects go, and
+            // forget the threads that have nothing left.
             let garbage = std::mem::take(&mut st.funcs);
+            // SAFETY: GIL held; not collecting, so no hook runs.
+            unsafe { core::prune_threads(Arc::as_ptr(&self.core)) };
             drop(garbage);
         }
         Snapshot { data: GilCell::new(Some(data)), busy: AtomicBool::new(false) }
-    }
-
-    /// Drops the states of threads that exited (`alive(tid)` says which still run).
-    fn prune_threads(&self, alive: Bound<'_, PyAny>) {
-        if self.collecting() {
-            return;
-        }
-        let check = |tid: u64| alive.call1((tid,)).and_then(|r| r.is_truthy()).unwrap_or(true);
-        // SAFETY: GIL held; not collecting, so no hook can run.
-        unsafe { core::prune_threads(Arc::as_ptr(&self.core), &check) };
     }
 
     /// Counts for diagnostics: entries held, threads, known functions.

@@ -172,3 +172,20 @@ def test_daemon_thread_still_running_at_stop(tmp_path):
     # Frames still running in that thread at stop() are written as B events.
     assert any(e["name"].split(" (")[0].endswith("spin") for e in events(trace, "B"))
     assert sys.getprofile() is None
+
+
+def test_states_of_finished_threads_are_freed(tmp_path):
+    tracer = VizTracer(output_file=str(tmp_path / "free.json"), verbose=0)
+    for _ in range(3):
+        tracer.start()
+        threads = [threading.Thread(target=fib, args=(2,)) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        tracer.stop()
+        assert tracer._tracer.stats()["threads"] >= 20
+        tracer.save()
+        # After the events are taken out, threads that hold nothing are forgotten.
+        assert tracer._tracer.stats()["threads"] == 0
+        assert sum(fibs_by_tid(load_trace(str(tmp_path / "free.json"))).values()) == 20 * 3

@@ -77,7 +77,6 @@ class VizTracer:
     # Options used by the Python side.
     verbose = Option(check_int)
     log_print = Option(check_bool)
-    log_gc = Option(check_bool)
     log_sparse = Option(check_bool)
     log_audit = Option(check_str_list)
     pid_suffix = Option(_check_pid_suffix)
@@ -132,8 +131,10 @@ class VizTracer:
         self._data: Optional[Dict[str, Any]] = None
         self._fixed_pid: Optional[int] = None
         self._afterfork: Optional[Tuple[Callable, tuple, dict]] = None
+        self._membership: Optional[Any] = None  # multiprocess.Membership in a collection
         self._log_torch = False
         self._log_func_with_objprint = False
+        self._extras_init()
         self.cwd = os.getcwd()
         self._exiting = False
         self.system_print = builtins.print
@@ -173,6 +174,7 @@ class VizTracer:
         if check_bool("register_global", register_global):
             self.register_global()
         _instances.add(self)
+        self._plugins_init()
 
     # ------------------------------------------------------------------ options
 
@@ -225,6 +227,22 @@ class VizTracer:
         self._log_torch = value
 
     @property
+    def log_gc(self) -> bool:
+        """Record cyclic garbage collections (see ``extra_log.GcLogger``)."""
+        return self._gc_logger is not None
+
+    @log_gc.setter
+    def log_gc(self, value: bool) -> None:
+        if check_bool("log_gc", value):
+            if self._gc_logger is None:
+                from .extra_log import GcLogger
+                self._gc_logger = GcLogger(self)
+                self._gc_logger.install(self)
+        elif self._gc_logger is not None:
+            self._gc_logger.uninstall()
+            self._gc_logger = None
+
+    @property
     def init_kwargs(self) -> Dict[str, Any]:
         """The constructor arguments that reproduce this tracer (``min_duration`` in µs)."""
         return {
@@ -272,9 +290,14 @@ class VizTracer:
         self.parsed = False
         self._snapshot = None
         self._data = None
+        self._plugin_event("pre-start")
         if self.log_sparse:
             return
+        self._extras_start()
         previous = _collecting() if _collecting is not None else None
+        if not self.ignore_multiprocess and self._membership is None:
+            from . import multiprocess
+            multiprocess.start_collection(self)
         self._tracer.log_func_repr = self.log_func_repr
         if self.log_async:
             from .threads import current_task_info
@@ -284,6 +307,7 @@ class VizTracer:
             alone = self._tracer.start()
         except BaseException:
             self.enable = False
+            self._extras_stop()
             raise
         if not alone and previous is not None and previous is not self:
             previous.enable = False
@@ -300,6 +324,8 @@ class VizTracer:
             return
         self.enable = False
         self._tracer.stop(flush_as_finish=stop_option == "flush_as_finish")
+        self._extras_stop()
+        self._plugin_event("post-stop")
 
     def pause(self) -> None:
         """Stop recording on the calling thread until :meth:`resume`."""
@@ -347,6 +373,8 @@ class VizTracer:
 
     def terminate(self) -> None:
         """Tell plugins the tracer is done (nothing to do without plugins)."""
+        if self._plugin_manager is not None:
+            self._plugin_manager.terminate()
 
     def register_exit(self) -> None:
         """Save the trace when the process ends: at interpreter exit (also after
@@ -359,6 +387,8 @@ class VizTracer:
         self.cwd = os.getcwd()
 
         def on_sigterm(signum: int, frame: Any) -> None:
+            if self._exiting:
+                return  # already saving: the process ends when that is done
             self.exit_routine()
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
@@ -369,10 +399,10 @@ class VizTracer:
 
     def exit_routine(self) -> None:
         """Stop (functions still running end now) and save, once."""
-        self.stop(stop_option="flush_as_finish")
         if self._exiting:
             return
         self._exiting = True
+        self.stop(stop_option="flush_as_finish")
         try:
             os.chdir(self.cwd)
         except OSError:
@@ -386,12 +416,21 @@ class VizTracer:
             raise TypeError(f"set_afterfork needs a callable, not {callback!r}")
         self._afterfork = (callback, args, kwargs)
 
+    def join_collection(self, directory: str) -> None:
+        """Make this tracer (in a child process) write its trace into the collection
+        directory of a multi-process run (see collector.py)."""
+        from . import multiprocess
+        multiprocess.join_collection(self, directory)
+
     def _after_fork_in_child(self) -> None:
         self._tracer.after_fork()
         self._exiting = False
         self._snapshot = None
         self._data = None
         self.parsed = False
+        if self._membership is not None:
+            from . import multiprocess
+            multiprocess.after_fork(self)
         if self._afterfork is not None:
             callback, args, kwargs = self._afterfork
             callback(self, *args, **kwargs)
@@ -549,12 +588,17 @@ class VizTracer:
         if self.process_name is not None:
             return self.process_name
         mp = sys.modules.get("multiprocessing")
+        name = "MainProcess"
         if mp is not None:
             try:
-                return mp.current_process().name
+                name = mp.current_process().name
             except Exception:
                 pass
-        return "MainProcess"
+        if name == "MainProcess" and self._membership is not None and self._membership.collector is None:
+            # A child process of a multi-process run: name it after its command line.
+            from .child import process_label
+            return process_label()
+        return name
 
     def _metadata(self, overflow: bool) -> Dict[str, Any]:
         meta: Dict[str, Any] = {
@@ -580,7 +624,12 @@ class VizTracer:
             output_file = add_pid_suffix(output_file, self._pid())
         path = os.path.abspath(output_file)
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        self._extras_before_save()
 
+        if self._membership is not None:
+            from . import multiprocess
+            multiprocess.save(self, path, file_info, verbose)
+            return
         if self._data is not None:
             # The data was materialised (and maybe changed): build the report from it.
             from .report_builder import ReportBuilder
@@ -630,6 +679,58 @@ class VizTracer:
                                   "have the most recent data. Use a larger tracer_entries to keep more.")
         shown = f'"{path}"' if " " in path else path
         print(f"Saved {count} trace entries to {shown} (view it with: vizviewer {shown})")
+
+    # ------------------------------------------------------------------ plugins, log_print, log_gc, log_torch
+    # (the objects doing the work live in vizplugin.py and extra_log.py)
+
+    def _extras_init(self) -> None:
+        self._gc_logger: Optional[Any] = None
+        self._print_logger: Optional[Any] = None
+        self._torch_profiler: Optional[Any] = None
+        self._torch_merged_into: Optional[Dict[str, Any]] = None
+        self._plugin_manager: Optional[Any] = None
+
+    def _plugins_init(self) -> None:
+        if self.plugins:
+            from .vizplugin import VizPluginManager
+            self._plugin_manager = VizPluginManager(self, self.plugins)
+
+    def _plugin_event(self, when: str) -> None:
+        if self._plugin_manager is not None:
+            self._plugin_manager.event(when)
+
+    def _extras_start(self) -> None:
+        """Before the native start: the torch profiler, then the print hook."""
+        if self.log_torch:
+            from .extra_log import TorchProfiler
+            self._torch_profiler = TorchProfiler()
+            self._torch_profiler.start()
+            self._torch_merged_into = None
+        else:
+            self._torch_profiler = None
+        if self.log_print:
+            if self._print_logger is None:
+                from .extra_log import PrintLogger
+                self._print_logger = PrintLogger(self)
+            self._print_logger.install()
+
+    def _extras_stop(self) -> None:
+        if self._print_logger is not None:
+            self._print_logger.uninstall()
+        if self._torch_profiler is not None:
+            self._torch_profiler.stop()
+
+    def _extras_before_save(self) -> None:
+        """With plugins or torch events the report is built from ``self.data``: parse,
+        let plugins see (and change) the data, merge the torch events."""
+        if self._plugin_manager is None and self._torch_profiler is None:
+            return
+        self.parse()
+        self._plugin_event("pre-save")
+        if self._torch_profiler is not None and self._torch_merged_into is not self.data:
+            data = self.data
+            data.setdefault("traceEvents", []).extend(self._torch_profiler.events(self.get_base_time()))
+            self._torch_merged_into = data
 
 
 def _after_fork_in_child() -> None:

@@ -1,0 +1,239 @@
+"""Child processes end up in one trace (VizTracer(ignore_multiprocess=False); the
+command line does the same by default)."""
+
+import collections
+import json
+import os
+import sys
+import tempfile
+
+import pytest
+
+from support import run_script
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process model")
+
+HEADER = """
+    import os, sys, json, subprocess, signal, time, threading
+    import multiprocessing as mp
+    from viztracer import VizTracer
+
+    def fib(n):
+        return n if n < 2 else fib(n - 1) + fib(n - 2)
+"""
+
+MAIN = """
+    if __name__ == "__main__":
+        tracer = VizTracer(output_file="out.json", ignore_multiprocess=False, verbose=0)
+        tracer.start()
+        run()
+        tracer.stop()
+        tracer.save()
+"""
+
+
+def run_program(tmp_path, body, *args, timeout=120):
+    result = run_script(tmp_path, HEADER + body + MAIN, *args, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "out.json", encoding="utf-8") as f:
+        return result, json.load(f)
+
+
+def processes(trace):
+    return {e["pid"]: e["args"]["name"] for e in trace["traceEvents"]
+            if e.get("ph") == "M" and e["name"] == "process_name"}
+
+
+def calls_per_pid(trace, prefix="fib "):
+    return collections.Counter(e["pid"] for e in trace["traceEvents"]
+                               if e.get("ph") == "X" and e["name"].startswith(prefix))
+
+
+def collection_dirs():
+    tmp = tempfile.gettempdir()
+    return {d for d in os.listdir(tmp) if d.startswith("viztracer_")}
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    before = collection_dirs()
+    yield
+    assert collection_dirs() <= before, "a collection directory was left behind"
+
+
+def test_subprocess_children(tmp_path):
+    body = """
+    def run():
+        fib(4)
+        code = "def f(n):\\n    return n if n < 2 else f(n - 1) + f(n - 2)\\nprint(f(5))"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+        print("child said", out.strip())
+        subprocess.run(sys.executable + " -c 'import sys; sys.exit(3)'", shell=True)
+        os.system(f"{sys.executable} -c 'print(7)'")
+    """
+    result, trace = run_program(tmp_path, body)
+    assert "child said 5" in result.stdout and "7" in result.stdout.split()
+    procs = processes(trace)
+    assert len(procs) == 4, procs
+    assert list(procs.values()).count("python -c") == 3
+    counts = calls_per_pid(trace, "f ")
+    assert sorted(counts.values()) == [15]
+    assert calls_per_pid(trace)[os.getpid()] == 0  # the parent is another process
+    assert sorted(calls_per_pid(trace).values()) == [9]
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_multiprocessing_processes_and_pools(tmp_path, method):
+    body = f"""
+    def target(n):
+        fib(n)
+
+    def run():
+        ctx = mp.get_context("{method}")
+        ps = [ctx.Process(target=target, args=(5,)) for _ in range(3)]
+        for p in ps:
+            p.start()
+        for p in ps:
+            p.join()
+        with ctx.Pool(2) as pool:
+            assert pool.map(fib, [4, 5, 6]) == [3, 5, 8]
+    """
+    _, trace = run_program(tmp_path, body)
+    procs = processes(trace)
+    counts = calls_per_pid(trace)
+    kind = {"fork": "Fork", "spawn": "Spawn", "forkserver": "ForkServer"}[method]
+    process_pids = [p for p, n in procs.items() if n.startswith(f"{kind}Process-")]
+    assert len(process_pids) == 3
+    assert all(counts[p] == 15 for p in process_pids)
+    pool_total = sum(counts[p] for p, n in procs.items() if n.startswith(f"{kind}PoolWorker-"))
+    assert pool_total == 9 + 15 + 25
+    assert "MainProcess" in procs.values()
+
+
+def test_process_pool_executor(tmp_path):
+    body = """
+    from concurrent.futures import ProcessPoolExecutor
+
+    def run():
+        with ProcessPoolExecutor(max_workers=2) as ex:
+            assert list(ex.map(fib, [5, 5, 5, 5])) == [5] * 4
+    """
+    _, trace = run_program(tmp_path, body)
+    assert sum(calls_per_pid(trace).values()) == 4 * 15
+
+
+def test_os_fork_child_does_not_inherit_the_parent_events(tmp_path):
+    body = """
+    def run():
+        fib(6)
+        pid = os.fork()
+        if pid == 0:
+            fib(3)
+            os._exit(0)
+        os.waitpid(pid, 0)
+    """
+    _, trace = run_program(tmp_path, body)
+    counts = calls_per_pid(trace)
+    assert sorted(counts.values()) == [5, 25]
+
+
+def test_children_of_children(tmp_path):
+    body = """
+    LEAF = "def f(n):\\n    return n if n < 2 else f(n - 1) + f(n - 2)\\nf(4)"
+    MIDDLE = ("import subprocess, sys\\n"
+              f"subprocess.run([sys.executable, '-c', {LEAF!r}])\\n"
+              f"subprocess.run([sys.executable, '-c', {LEAF!r}])\\n")
+
+    def run():
+        subprocess.run([sys.executable, "-c", MIDDLE])
+    """
+    _, trace = run_program(tmp_path, body)
+    assert len(processes(trace)) == 4
+    assert sorted(calls_per_pid(trace, "f ").values()) == [9, 9]
+
+
+def test_children_that_raise_are_terminated_or_use_os_exit(tmp_path):
+    body = """
+    def raiser():
+        fib(3)
+        raise ValueError("child failed")
+
+    def sleeper():
+        fib(4)
+        time.sleep(30)
+
+    def quitter():
+        fib(5)
+        os._exit(7)
+
+    def run():
+        ctx = mp.get_context("spawn")
+        a = ctx.Process(target=raiser)
+        b = ctx.Process(target=sleeper)
+        c = ctx.Process(target=quitter)
+        for p in (a, b, c):
+            p.start()
+        a.join()
+        c.join()
+        time.sleep(1)
+        b.terminate()
+        b.join()
+        print("exit codes", a.exitcode, b.exitcode, c.exitcode)
+    """
+    result, trace = run_program(tmp_path, body)
+    assert f"exit codes 1 {-15} 7" in result.stdout
+    assert "ValueError: child failed" in result.stderr
+    assert sorted(calls_per_pid(trace).values()) == [5, 9, 15]
+
+
+def test_a_child_killed_without_saving_does_not_hang_the_parent(tmp_path):
+    body = """
+    def run():
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        time.sleep(1)
+        child.kill()
+        child.wait()
+        fib(3)
+    """
+    _, trace = run_program(tmp_path, body, timeout=60)
+    assert sorted(calls_per_pid(trace).values()) == [5]
+
+
+def test_stress_many_processes_with_threads(tmp_path):
+    body = """
+    def worker(n):
+        threads = [threading.Thread(target=fib, args=(n,)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def run():
+        for _ in range(2):
+            ctx = mp.get_context("fork")
+            ps = [ctx.Process(target=worker, args=(6,)) for _ in range(8)]
+            for p in ps:
+                p.start()
+            for p in ps:
+                p.join()
+    """
+    _, trace = run_program(tmp_path, body, timeout=180)
+    counts = calls_per_pid(trace)
+    assert len(counts) == 16 and set(counts.values()) == {4 * 25}
+    tids = collections.Counter((e["pid"], e["tid"]) for e in trace["traceEvents"]
+                               if e.get("ph") == "X" and e["name"].startswith("fib "))
+    assert len(tids) == 16 * 4 and set(tids.values()) == {25}
+
+
+def test_single_process_by_default(tmp_path):
+    source = HEADER + """
+    if __name__ == "__main__":
+        with VizTracer(output_file="out.json", verbose=0):
+            subprocess.run([sys.executable, "-c", "print(1)"])
+        print(os.environ.get("VIZTRACER_COLLECT"))
+    """
+    result = run_script(tmp_path, source)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "None"]
+    trace = json.loads((tmp_path / "out.json").read_text())
+    assert len(processes(trace)) == 1

@@ -1,0 +1,87 @@
+"""A process joining a collection (see collector.py): start a tracer that writes
+this process's trace into the collection directory when the process ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import List, Optional
+
+from .collector import ENV_CONFIG
+
+# multiprocessing's helper processes outlive the program's own processes: tracing
+# them would make the root wait for them forever.
+_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.semaphore_tracker")
+_FORKSERVER = "multiprocessing.forkserver"
+
+
+def command_line() -> List[str]:
+    """The full command line of this process (``sys.orig_argv`` from 3.10)."""
+    orig = getattr(sys, "orig_argv", None)
+    if orig:
+        return list(orig)
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return list(sys.argv)
+
+
+# Interpreter options that take a value (`-W error`, `-X dev`).
+_OPTIONS_WITH_VALUE = set("WX")
+
+
+def process_label(args: Optional[List[str]] = None) -> str:
+    """How the trace names a process started from a command line: the script as
+    typed, the module of ``-m``, or ``python -c``."""
+    args = (command_line() if args is None else args)[1:]
+    i = 0
+    while i < len(args):
+        a = args[i]
+        i += 1
+        if a == "--check-hash-based-pycs":
+            i += 1
+            continue
+        if a == "-" or not a.startswith("-") or a.startswith("--"):
+            return a if not a.startswith("--") else "python"
+        # A cluster of short options, like -Esm or -cprint(1).
+        for j, ch in enumerate(a[1:], start=1):
+            if ch == "c":
+                return "python -c"
+            if ch == "m":
+                rest = a[j + 1:]
+                return rest or (args[i] if i < len(args) else "python")
+            if ch in _OPTIONS_WITH_VALUE:
+                if not a[j + 1:]:
+                    i += 1
+                break
+    return "python"
+
+
+def join_collection() -> None:
+    """Called from sitecustomize in a new Python process."""
+    raw = os.environ.get(ENV_CONFIG)
+    if not raw:
+        return
+    config = json.loads(raw)
+    if not os.path.isdir(config.get("dir", "")):
+        return  # the collection is over
+    cmd = " ".join(command_line())
+    if any(h in cmd for h in _HELPERS):
+        return
+    if _FORKSERVER in cmd:
+        # Not traced itself, but every process it forks is.
+        os.register_at_fork(after_in_child=lambda: start_member(config))
+        return
+    start_member(config)
+
+
+def start_member(config: dict, process_name: Optional[str] = None) -> None:
+    from .viztracer import VizTracer
+
+    kwargs = dict(config.get("kwargs", {}))
+    kwargs.update(verbose=0, pid_suffix=False, register_global=True, ignore_multiprocess=True)
+    tracer = VizTracer(**kwargs)
+    tracer.join_collection(config["dir"])
+    tracer.start()

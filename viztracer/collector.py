@@ -1,0 +1,221 @@
+"""Collecting the traces of several processes into one file.
+
+The process that owns the output file (the *root*: the ``viztracer`` command, or a
+tracer made with ``ignore_multiprocess=False``) creates a private directory and
+advertises it to its children through the environment:
+
+- ``VIZTRACER_COLLECT`` holds the directory and the tracer options, and
+- ``PYTHONPATH`` gets ``viztracer/_child`` in front, whose ``sitecustomize`` starts a
+  tracer in every Python process started from here on (``subprocess``, ``os.system``,
+  ``multiprocessing`` spawn and forkserver, their children in turn). The child's
+  argv, ``sys.path[0]``, ``__main__`` and output are the ones it would have untraced.
+
+Forked children (``os.fork``, multiprocessing's fork) keep the tracer they inherit;
+it drops the parent's events and joins the collection (see ``VizTracer``).
+
+Every member writes its own trace with the native writer to
+``<dir>/<pid>_<token>.json`` (through a temporary name and a rename, so a file is
+either complete or absent), and marks itself alive meanwhile with
+``<pid>_<token>.running``. At the end the root waits for members that are still alive
+(a dead or zombie pid is not waited for; Ctrl+C stops the wait), then splices the
+event arrays of all files into the output without parsing them, and removes the
+directory.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import json
+import mmap
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+ENV_CONFIG = "VIZTRACER_COLLECT"
+CHILD_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child")
+
+# What our writer puts around the events (see rust/snapshot.rs): the events array
+# can be cut out of a file without parsing it, because escaped JSON strings never
+# hold a raw newline.
+_HEAD = b'{"traceEvents":[\n'
+_TAIL = b'\n],"viztracer_metadata":'
+
+
+def member_paths(directory: str, pid: int) -> Tuple[str, str]:
+    """(trace file, alive marker) for a new member process of a collection."""
+    stem = os.path.join(directory, f"{pid}_{secrets.token_hex(4)}")
+    return stem + ".json", stem + ".running"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not reaped, does not count)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
+
+
+class Collector:
+    """The root's side of a collection."""
+
+    def __init__(self, tracer_kwargs: Dict[str, Any]) -> None:
+        self.directory = tempfile.mkdtemp(prefix="viztracer_")
+        self.root_pid = os.getpid()
+        self.config = {"dir": self.directory, "kwargs": tracer_kwargs}
+        self._saved_env: Optional[Dict[str, Optional[str]]] = None
+
+    def activate(self) -> None:
+        """Make child processes started from now on join the collection."""
+        if self._saved_env is not None:
+            return
+        self._saved_env = {k: os.environ.get(k) for k in (ENV_CONFIG, "PYTHONPATH")}
+        os.environ[ENV_CONFIG] = json.dumps(self.config)
+        old = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = CHILD_PATH + (os.pathsep + old if old else "")
+
+    def deactivate(self) -> None:
+        """Stop advertising the collection (children started later run untraced)."""
+        if self._saved_env is None:
+            return
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env = None
+
+    def running_members(self) -> List[int]:
+        pids = []
+        for marker in glob.glob(os.path.join(self.directory, "*.running")):
+            try:
+                pid = int(os.path.basename(marker).split("_", 1)[0])
+            except ValueError:
+                continue
+            if pid != os.getpid() and pid_alive(pid):
+                pids.append(pid)
+        return pids
+
+    def wait_for_members(self, verbose: int = 1, poll: float = 0.02) -> bool:
+        """Wait until no member process is still running. Returns False if the wait
+        was cut short with Ctrl+C (what was collected is still saved)."""
+        last = None
+        try:
+            while True:
+                running = self.running_members()
+                if not running:
+                    break
+                if verbose and len(running) != last:
+                    print(f"Waiting for {len(running)} child process(es) to finish their traces, "
+                          f"Ctrl+C to save without them", file=sys.stderr, flush=True)
+                last = len(running)
+                time.sleep(poll)
+        except KeyboardInterrupt:
+            return False
+        return True
+
+    def traces(self) -> List[str]:
+        """The complete trace files, the root's first."""
+        files = sorted(glob.glob(os.path.join(self.directory, "*.json")))
+        root = [f for f in files if os.path.basename(f).startswith(f"{self.root_pid}_")]
+        return root + [f for f in files if f not in root]
+
+    def cleanup(self) -> None:
+        self.deactivate()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _split(data: Any) -> Tuple[int, int]:
+    """(start, end) of the events in one of our trace files."""
+    if not data[:len(_HEAD)] == _HEAD:
+        raise ValueError("not a trace written by viztracer")
+    end = data.rfind(_TAIL)
+    if end < 0:
+        raise ValueError("trace file is truncated")
+    return len(_HEAD), end
+
+
+def merge_traces(paths: Iterable[str], output_file: str, metadata: Optional[Dict[str, Any]] = None) -> Tuple[int, bool]:
+    """Writes one trace holding the events of every file in ``paths`` (each written by
+    our native writer), their merged ``file_info`` and metadata. Event text is copied,
+    not parsed. Returns (number of events, overflow). Unreadable files are skipped."""
+    from .options import output_kind
+
+    kind = output_kind(output_file)
+    merged_meta: Dict[str, Any] = {}
+    file_info: Dict[str, Dict[str, Any]] = {"files": {}, "functions": {}}
+    has_file_info = False
+    count = 0
+    overflow = False
+    target = output_file if kind != "html" else output_file + ".tmp.json"
+    opener = gzip.open if kind == "gz" else open
+    with opener(target, "wb") as out:  # type: ignore[operator]
+        out.write(_HEAD)
+        first = True
+        for path in paths:
+            try:
+                with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    start, end = _split(mm)
+                    tail = json.loads(b'{"viztracer_metadata":' + mm[end + len(_TAIL):])
+                    if end > start:
+                        if not first:
+                            out.write(b",\n")
+                        first = False
+                        # One event per line: count them while copying, and leave out the
+                        # metadata events, which come first.
+                        lines = 1
+                        pos = start
+                        while pos < end:
+                            chunk = mm[pos:min(end, pos + (1 << 22))]
+                            lines += chunk.count(b"\n")
+                            out.write(chunk)
+                            pos += len(chunk)
+                        count += lines - _leading_metadata(mm, start, end)
+            except (OSError, ValueError) as e:
+                print(f"VizTracer: skipped an unreadable trace {os.path.basename(path)}: {e}", file=sys.stderr)
+                continue
+            meta = tail.get("viztracer_metadata", {})
+            overflow = overflow or bool(meta.get("overflow"))
+            for key, value in meta.items():
+                merged_meta.setdefault(key, value)
+            if "file_info" in tail:
+                has_file_info = True
+                file_info["files"].update(tail["file_info"].get("files", {}))
+                file_info["functions"].update(tail["file_info"].get("functions", {}))
+        merged_meta.update(metadata or {})
+        merged_meta["overflow"] = overflow
+        out.write(_TAIL + json.dumps(merged_meta).encode())
+        if has_file_info:
+            out.write(b',"file_info":' + json.dumps(file_info).encode())
+        out.write(b"}\n")
+    if kind == "html":
+        from .html_report import write_html
+        with open(target, "rb") as f:
+            write_html(f.read(), output_file)
+        os.unlink(target)
+    return count, overflow
+
+
+def _leading_metadata(mm: Any, start: int, end: int) -> int:
+    """How many lines at the start of the events are metadata (``"ph":"M"``) events."""
+    n = 0
+    pos = start
+    while pos < end and mm[pos:pos + 9] == b'{"ph":"M"':
+        n += 1
+        nl = mm.find(b"\n", pos, end)
+        if nl < 0:
+            break
+        pos = nl + 1
+    return n

@@ -1,0 +1,139 @@
+"""How a VizTracer takes part in a multi-process collection (see collector.py).
+
+A tracer is the *root* of a collection (it owns the output file, waits for the other
+processes and merges their traces) or a *member* (it writes its own trace into the
+collection directory). A forked child of either becomes a member.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
+from .collector import Collector, member_paths, merge_traces
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .viztracer import VizTracer
+
+# Options a child process inherits (callables such as log_func_repr can't travel).
+_INHERITED = ("tracer_entries", "max_stack_depth", "include_files", "exclude_files", "ignore_c_function",
+              "ignore_frozen", "log_func_retval", "log_func_args", "log_func_with_objprint", "log_print",
+              "log_gc", "log_sparse", "log_async", "log_audit", "min_duration", "minimize_memory",
+              "sanitize_function_name", "trace_self", "file_info", "fast_calls")
+
+
+@dataclass
+class Membership:
+    directory: str
+    trace_path: str
+    marker_path: str
+    collector: Optional[Collector] = None  # set in the root only
+
+
+def child_kwargs(tracer: "VizTracer") -> Dict[str, Any]:
+    kwargs = {k: v for k, v in tracer.init_kwargs.items() if k in _INHERITED}
+    kwargs["plugins"] = [p for p in (tracer.plugins or []) if isinstance(p, str)]
+    return kwargs
+
+
+def _become_member(tracer: "VizTracer", directory: str, collector: Optional[Collector] = None) -> None:
+    trace_path, marker_path = member_paths(directory, os.getpid())
+    with open(marker_path, "w"):
+        pass
+    tracer._membership = Membership(directory, trace_path, marker_path, collector)
+    install_exit_wrapper()
+
+
+def start_collection(tracer: "VizTracer") -> None:
+    """Make ``tracer`` the root of a new collection: child processes started from now
+    on are traced and end up in its output file."""
+    collector = Collector(child_kwargs(tracer))
+    collector.activate()
+    _become_member(tracer, collector.directory, collector)
+
+
+def join_collection(tracer: "VizTracer", directory: str) -> None:
+    """Make ``tracer`` (in a child process) a member of the collection in ``directory``."""
+    _become_member(tracer, directory)
+    tracer.register_exit()
+
+
+def after_fork(tracer: "VizTracer") -> None:
+    """In a forked child: a new member, with a trace file of its own."""
+    membership = tracer._membership
+    if membership is None:
+        return
+    if membership.collector is not None:
+        # The child must not remove the root's directory or restore its environment.
+        membership.collector = None
+    _become_member(tracer, membership.directory)
+    tracer.register_exit()
+
+
+def save(tracer: "VizTracer", path: str, file_info: bool, verbose: int) -> None:
+    """Save inside a collection: every process writes its own trace; the root then
+    waits for the others and merges everything into ``path``."""
+    membership = tracer._membership
+    assert membership is not None
+    own = _write_own_trace(tracer, membership, file_info)
+    collector = membership.collector
+    if collector is None:
+        return
+    tracer._membership = None
+    try:
+        collector.deactivate()  # children started from now on are not waited for
+        collector.wait_for_members(verbose)
+        count, overflow = merge_traces(collector.traces(), path)
+    finally:
+        collector.cleanup()
+    if verbose > 0:
+        tracer._print_saved(path, count, overflow)
+    del own
+
+
+def _write_own_trace(tracer: "VizTracer", membership: Membership, file_info: bool) -> Optional[str]:
+    directory, name = os.path.split(membership.trace_path)
+    partial = os.path.join(directory, "." + name)  # the root merges only complete files
+    try:
+        if tracer.dump_raw and tracer.enable:
+            snap = tracer._tracer.snapshot()
+        else:
+            tracer.parse()
+            snap = tracer._snapshot
+        tracer._write_snapshot(snap, partial, file_info, 0)
+        os.replace(partial, membership.trace_path)
+        return membership.trace_path
+    except OSError as e:
+        if os.path.isdir(directory):
+            print(f"VizTracer: could not save the trace of process {os.getpid()}: {e}", file=sys.stderr)
+        return None  # the root gave up waiting and removed the directory
+    finally:
+        try:
+            os.unlink(membership.marker_path)
+        except OSError:
+            pass
+
+
+_original_exit = os._exit
+
+
+def _exit_with_trace(code: int) -> None:
+    """``os._exit`` skips atexit: save the trace of a collection member first."""
+    from .viztracer import get_tracer
+    tracer = get_tracer()
+    if tracer is not None and tracer._membership is not None:
+        try:
+            tracer.exit_routine()
+        except BaseException as e:  # never keep the process from exiting
+            try:
+                print(f"VizTracer: could not save the trace before os._exit: {e!r}", file=sys.stderr)
+            except BaseException:
+                pass
+    _original_exit(code)
+
+
+def install_exit_wrapper() -> None:
+    if os._exit is not _exit_with_trace:
+        os._exit = _exit_with_trace

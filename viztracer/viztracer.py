@@ -395,7 +395,12 @@ class VizTracer:
 
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, on_sigterm)
+        # Priority -1: after multiprocessing has terminated and joined daemonic children
+        # at exit. A multiprocessing child clears the finalizers it inherited when it
+        # starts (spawn does too, on some versions), then runs the after-fork hooks:
+        # register again there.
         multiprocessing.util.Finalize(self, self.exit_routine, exitpriority=-1)
+        multiprocessing.util.register_after_fork(self, _finalize_again)
 
     def exit_routine(self) -> None:
         """Stop (functions still running end now) and save, once."""
@@ -731,6 +736,11 @@ class VizTracer:
             data = self.data
             data.setdefault("traceEvents", []).extend(self._torch_profiler.events(self.get_base_time()))
             self._torch_merged_into = data
+
+
+def _finalize_again(tracer: VizTracer) -> None:
+    import multiprocessing.util
+    multiprocessing.util.Finalize(tracer, tracer.exit_routine, exitpriority=-1)
 
 
 def _after_fork_in_child() -> None:

@@ -470,11 +470,18 @@ def test_sanitize_function_name_and_minimize_memory_are_accepted(tmp_path):
 
 
 def test_options_owned_by_later_features_are_stored():
+    from viztracer.vizplugin import VizPluginBase
+
+    class Plugin(VizPluginBase):
+        def support_version(self):
+            return "0.1.0"
+
+    plugin = Plugin()
     tracer = VizTracer(verbose=0, log_print=True, log_gc=True, log_sparse=True, log_async=True,
-                       log_audit=["import"], plugins=["some.plugin arg"])
+                       log_audit=["import"], plugins=[plugin])
     assert tracer.log_print and tracer.log_gc and tracer.log_sparse and tracer.log_async
     assert tracer.log_audit == ["import"]
-    assert tracer.plugins == ["some.plugin arg"]
+    assert tracer.plugins == [plugin]  # plugin strings are loaded: see test_instrument_plugins.py
     with pytest.raises(TypeError, match="plugins"):
         VizTracer(plugins=[3])
     with pytest.raises(TypeError, match="log_audit"):

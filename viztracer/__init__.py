@@ -10,10 +10,18 @@ Then open the file with ``vizviewer result.json``.
 from .version import __version__
 from .cellmagic import load_ipython_extension
 from .viztracer import VizTracer, get_tracer
+from .decorator import ignore_function, log_sparse, trace_and_save
+from .vizcounter import VizCounter
+from .vizobject import VizObject
 
 __all__ = [
     "__version__",
     "VizTracer",
+    "VizCounter",
+    "VizObject",
     "get_tracer",
+    "ignore_function",
+    "log_sparse",
+    "trace_and_save",
     "load_ipython_extension",
 ]

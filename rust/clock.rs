@@ -15,8 +15,6 @@
 use once_cell::sync::OnceCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Fixed-point shift of the tick→ns multiplier.
-const SHIFT: u32 = 32;
 /// Shortest baseline accepted for measuring the TSC frequency.
 const MIN_BASELINE_NS: u64 = 20_000_000;
 
@@ -31,47 +29,61 @@ struct Anchor {
     ns: u64,
 }
 
-/// Maps ticks to monotonic-clock nanoseconds: `ns = anchor_ns + (tick - anchor_tick) * mult >> SHIFT`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Maps ticks to monotonic-clock nanoseconds: `ns = anchor_ns + (tick - anchor_tick) * factor`.
+///
+/// The product is taken in f64 on the (signed) distance to the anchor: 53 bits of
+/// mantissa keep it within a fraction of a ns over days of ticks, where a 32-bit
+/// fixed-point factor would drift by tens of µs, and it cannot overflow.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Conversion {
     anchor_tick: u64,
     anchor_ns: u64,
-    mult: u64,
+    /// Nanoseconds per tick.
+    factor: f64,
 }
 
 impl Conversion {
     /// Identity conversion: ticks already are nanoseconds.
     pub const fn identity() -> Self {
-        Conversion { anchor_tick: 0, anchor_ns: 0, mult: 1 << SHIFT }
+        Conversion { anchor_tick: 0, anchor_ns: 0, factor: 1.0 }
     }
 
     /// Conversion from two (tick, ns) samples.
     pub fn from_samples(t0: u64, ns0: u64, t1: u64, ns1: u64) -> Self {
-        let dt = t1.saturating_sub(t0).max(1) as u128;
-        let dns = ns1.saturating_sub(ns0) as u128;
-        let mult = ((dns << SHIFT) / dt).clamp(1, u64::MAX as u128) as u64;
-        Conversion { anchor_tick: t0, anchor_ns: ns0, mult }
+        let dt = t1.saturating_sub(t0).max(1) as f64;
+        let dns = ns1.saturating_sub(ns0) as f64;
+        let factor = if dns > 0.0 { dns / dt } else { 1.0 };
+        Conversion { anchor_tick: t0, anchor_ns: ns0, factor }
     }
 
-    /// Ticks → nanoseconds on the monotonic clock. Exact integer math around the anchor,
-    /// so no precision is lost whatever the uptime.
+    /// Ticks → nanoseconds on the monotonic clock (clamped to the u64 range).
     #[inline]
     pub fn to_ns(&self, tick: u64) -> u64 {
         let delta = tick as i128 - self.anchor_tick as i128;
-        let ns = self.anchor_ns as i128 + ((delta * self.mult as i128) >> SHIFT);
-        ns.clamp(0, u64::MAX as i128) as u64
+        // `as` from f64 saturates, and the integer anchor keeps whole ns exact.
+        let offset = (delta as f64 * self.factor).round() as i128;
+        (self.anchor_ns as i128).saturating_add(offset).clamp(0, u64::MAX as i128) as u64
     }
 
     /// A duration in ticks → nanoseconds.
     #[inline]
     pub fn dur_to_ns(&self, ticks: u64) -> u64 {
-        ((ticks as u128 * self.mult as u128) >> SHIFT).min(u64::MAX as u128) as u64
+        let ns = (ticks as f64 * self.factor).round();
+        if ns >= u64::MAX as f64 {
+            u64::MAX
+        } else {
+            ns as u64
+        }
     }
 
     /// A duration in nanoseconds → ticks (rounded up, so `>=` comparisons stay exact).
     pub fn ns_to_ticks(&self, ns: u64) -> u64 {
-        let t = ((ns as u128) << SHIFT).div_ceil(self.mult as u128);
-        t.min(u64::MAX as u128) as u64
+        let t = (ns as f64 / self.factor).ceil();
+        if t >= u64::MAX as f64 {
+            u64::MAX
+        } else {
+            t as u64
+        }
     }
 }
 

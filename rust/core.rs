@@ -143,7 +143,7 @@ impl Hold {
     }
     /// True if `core` is still collecting the same session.
     unsafe fn still_running(&self, gen: u64) -> bool {
-        ACTIVE.load(Ordering::Acquire) as *const Core == self.0 && {
+        std::ptr::eq(ACTIVE.load(Ordering::Acquire), self.0) && {
             let st = (*self.0).state.get();
             st.collecting && st.gen == gen
         }
@@ -310,10 +310,8 @@ pub unsafe fn py_enter(code: *mut pyffi::PyObject, frame: *mut pyffi::PyFrameObj
     }
     let value = match st.funcs.get(funcs::code_key(code)) {
         Some(v) => v,
-        None => match add_code(core, code) {
-            Some(v) => v,
-            None => u32::MAX,
-        },
+        // Unreadable code objects come back as u32::MAX: ignored.
+        None => add_code(core, code).unwrap_or(u32::MAX),
     };
     if funcs::is_ignored(value) {
         push_ignored(&mut *th, key, 0, true);

@@ -546,6 +546,9 @@ impl Tracer {
     }
 }
 
+/// `(tid, ident, name seen at the first event, number of events)`.
+type ThreadRow = (u64, u64, Option<String>, usize);
+
 /// Recorded events taken out of a tracer, ready to be written or loaded.
 #[pyclass(module = "viztracer._snaptrace", frozen)]
 pub struct Snapshot {
@@ -624,7 +627,7 @@ impl Snapshot {
     }
 
     /// `[(tid, ident, name_hint, count)]` for every thread that has events.
-    fn threads(&self) -> PyResult<Vec<(u64, u64, Option<String>, usize)>> {
+    fn threads(&self) -> PyResult<Vec<ThreadRow>> {
         Ok(self
             .data()?
             .threads

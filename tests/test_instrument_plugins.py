@@ -192,6 +192,13 @@ def test_support_version_must_be_implemented():
 
     with pytest.raises(NotImplementedError, match="NoVersion must implement support_version"):
         VizTracer(verbose=0, plugins=[NoVersion()])
+    with pytest.raises(VizPluginError):
+        VizTracer(verbose=0, plugins=[NoVersion()])
+
+
+def test_plugin_errors_are_value_errors():
+    # so that argument checking (the command line's included) reports them as bad values
+    assert issubclass(VizPluginError, ValueError)
 
 
 def test_newer_support_version_warns(capsys):

@@ -29,8 +29,13 @@ if TYPE_CHECKING:  # pragma: no cover
 EVENTS = ("initialize", "pre-start", "post-stop", "pre-save")
 
 
-class VizPluginError(Exception):
-    """A plugin could not be loaded, or answered a message wrongly."""
+class VizPluginError(ValueError):
+    """A plugin could not be loaded, or answered a message wrongly. (A ValueError, so
+    code that checks the tracer's arguments catches it with the other bad values.)"""
+
+
+class _NoSupportVersion(VizPluginError, NotImplementedError):
+    """``support_version()`` is not implemented (a NotImplementedError, as upstream)."""
 
 
 class VizPluginBase:
@@ -128,8 +133,8 @@ class VizPluginManager:
         try:
             version = plugin.support_version()
         except NotImplementedError:
-            raise NotImplementedError(f"Plugin {name} must implement support_version(), returning the "
-                                      "viztracer version it was written for") from None
+            raise _NoSupportVersion(f"Plugin {name} must implement support_version(), returning the "
+                                    "viztracer version it was written for") from None
         if not isinstance(version, str) or not any(c.isdigit() for c in version):
             raise VizPluginError(f"Plugin {name} reports support version {version!r}, "
                                  "which is not a version string like '1.0.0'")

@@ -450,3 +450,36 @@ def test_counter_and_object_survive_json_round_trip(tmp_path):
         trace = json.load(f)
     assert [e["args"] for e in trace["traceEvents"] if e["ph"] == "O"] == [
         {"snapshot": {"d": {"a": "\u00e9", "b": [1.5]}}}]
+
+
+def test_custom_events_inside_a_notebook_cell(tmp_path):
+    pytest.importorskip("IPython")
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from viztracer import cellmagic
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "viztracer")
+    out = tmp_path / "cell.json"
+    cell = textwrap.dedent("""
+        from viztracer import get_tracer, VizCounter, log_sparse
+
+        @log_sparse(dynamic_tracer_check=True)
+        def helper():
+            return 1
+
+        counter = VizCounter(get_tracer(), "cell counter")
+        counter.v = 1
+        with get_tracer().log_event("cell block"):
+            helper()
+    """)
+    try:
+        with capture_output():
+            shell.run_cell_magic("viztracer", f"--output_file {out} -p 0", cell)
+    finally:
+        cellmagic._stop_servers()
+    trace = load_trace(out)
+    assert counters(trace, "cell counter") == [{"v": 1}]
+    short = [e["name"].split(" (")[0] for e in events(trace)]
+    assert "cell block" in short and "helper" in short

@@ -175,7 +175,9 @@ def log_sparse(func: Optional[Callable[..., Any]] = None, stack_depth: int = 0,
                 finally:
                     t.add_raw({"ph": "X", "name": name, "ts": start, "dur": t.getts() - start, "cat": "FEE"})
             if t.enable and not t.log_sparse:
-                return t.shield_ignore(f, *args, **kwargs)
+                # Traced although called from this (viztracer) frame; the native call
+                # directly, so that the wrapper adds one stack level, not two.
+                return t._tracer.shield(f, args, kwargs)
             return f(*args, **kwargs)
         return wrapper
 

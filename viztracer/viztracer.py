@@ -291,13 +291,14 @@ class VizTracer:
         self._snapshot = None
         self._data = None
         self._plugin_event("pre-start")
+        if not self.ignore_multiprocess and self._membership is None:
+            # Also in log_sparse mode: the children's @log_sparse events are collected.
+            from . import multiprocess
+            multiprocess.start_collection(self)
         if self.log_sparse:
             return
         self._extras_start()
         previous = _collecting() if _collecting is not None else None
-        if not self.ignore_multiprocess and self._membership is None:
-            from . import multiprocess
-            multiprocess.start_collection(self)
         self._tracer.log_func_repr = self.log_func_repr
         if self.log_async:
             from .threads import current_task_info

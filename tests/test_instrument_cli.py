@@ -1,0 +1,260 @@
+"""The instrumentation flags of the `viztracer` command line, end to end."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from support import events, load_trace
+
+SCRIPT = """
+a = 1
+ab = [1]
+ab.append(2)
+abc = 3
+abc += 1
+
+def f(x):
+    \"\"\"Doc of f.\"\"\"
+    y = x + 1
+    return y
+
+class C:
+    def __init__(self):
+        self.attr = 3
+        self.other = 4
+
+c = C()
+c.attr = 5
+f(2)
+print("printed", f.__doc__)
+try:
+    raise ValueError("boom")
+except ValueError:
+    pass
+b = 5  # !viztracer: log
+# !viztracer: log_instant("magic")
+"""
+
+
+def viztracer(tmp_path, *args, source=SCRIPT, env=None, timeout=120):
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(source))
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "viztracer", "-o", "out.json", *args, "--", "script.py"],
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def traced(tmp_path, *args, **kwargs):
+    result = viztracer(tmp_path, *args, **kwargs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return load_trace(tmp_path / "out.json"), result
+
+
+def instant_names(trace):
+    return [e["name"] for e in events(trace, "i")]
+
+
+def test_log_var(tmp_path):
+    trace, _ = traced(tmp_path, "--log_var", "a.*", "y")
+    assert instant_names(trace) == ["Variable Assign - a = 1", "Variable Assign - ab = [1]",
+                                    "Variable Assign - abc = 3", "Variable Assign - abc = 4",
+                                    "Variable Assign - y = 3"]
+
+
+def test_log_var_on_a_list(tmp_path):
+    trace, _ = traced(tmp_path, "--log_var", "lst", source="lst = []\nlst.append(1)\n")
+    assert instant_names(trace) == ["Variable Assign - lst = []"]
+
+
+def test_log_number(tmp_path):
+    trace, _ = traced(tmp_path, "--log_number", "ab[cd]")
+    assert [(e["name"], e["args"]) for e in events(trace, "C")] == [
+        ("Variable Assign - abc", {"Variable Assign - abc": 3}),
+        ("Variable Assign - abc", {"Variable Assign - abc": 4})]
+
+
+def test_log_attr(tmp_path):
+    trace, _ = traced(tmp_path, "--log_attr", "at.*")
+    assert instant_names(trace) == ["Attribute Assign - self.attr = 3", "Attribute Assign - c.attr = 5"]
+
+
+def test_log_func_entry_and_exec(tmp_path):
+    trace, result = traced(tmp_path, "--log_func_entry", "f", "--log_func_exec", "f")
+    assert instant_names(trace) == ["Function Entry - f = 'f is called'"]
+    (f,) = [e for e in events(trace) if e["name"].startswith("f (")]
+    assert f["args"]["exec_steps"] == ["(10) y = 3"]
+    assert "printed Doc of f." in result.stdout  # the docstring survives
+
+
+def test_log_exception(tmp_path):
+    trace, _ = traced(tmp_path, "--log_exception")
+    assert instant_names(trace) == ["Exception - ValueError() = ValueError('boom')"]
+
+
+def test_magic_comment(tmp_path):
+    trace, _ = traced(tmp_path, "--magic_comment")
+    assert [(e["name"], e["args"]) for e in events(trace, "C")] == [("b", {"value": 5})]
+    assert instant_names(trace) == ["magic"]
+    plain, _ = traced(tmp_path)
+    assert events(plain, "C") == [] and instant_names(plain) == []
+
+
+def test_log_print(tmp_path):
+    trace, result = traced(tmp_path, "--log_print")
+    assert "printed Doc of f." in result.stdout   # the program's output is not lost
+    assert instant_names(trace) == ["print - printed Doc of f.\n"]
+
+
+def test_log_gc(tmp_path):
+    source = """
+        import gc
+        class Cycle:
+            def __init__(self):
+                self.me = self
+        for _ in range(20):
+            Cycle()
+        gc.collect()
+    """
+    trace, _ = traced(tmp_path, "--log_gc", source=source)
+    (gc_slice,) = [e for e in events(trace) if e["name"] == "garbage collection"]
+    assert gc_slice["args"]["generation"] == 2 and gc_slice["args"]["collected"] >= 20
+
+
+def test_log_torch_without_torch(tmp_path):
+    fake = tmp_path / "notorch"
+    fake.mkdir()
+    (fake / "torch.py").write_text("raise ImportError('No module named torch')\n")
+    result = viztracer(tmp_path, "--log_torch", env={"PYTHONPATH": str(fake)})
+    assert result.returncode == 1
+    assert "torch" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+SPARSE = """
+    from viztracer import log_sparse
+
+    def h():
+        return 1
+
+    @log_sparse
+    def f():
+        return h()
+
+    @log_sparse(stack_depth=10)
+    def g():
+        return f()
+
+    def main():
+        f()
+        g()
+
+    main()
+"""
+
+
+def test_log_sparse(tmp_path):
+    trace, _ = traced(tmp_path, "--log_sparse", source=SPARSE)
+    # f alone (one event), then g traced in full, the decorated f inside it included
+    assert [e["name"].split(" (")[0] for e in events(trace)] == ["f", "h", "f", "g"]
+
+
+def test_log_sparse_with_multiprocessing(tmp_path):
+    source = """
+        import multiprocessing
+        from viztracer import log_sparse
+
+        @log_sparse
+        def f(x):
+            return x * x
+
+        if __name__ == "__main__":
+            with multiprocessing.get_context("fork").Pool(processes=2) as pool:
+                print(pool.map(f, range(3)))
+    """
+    trace, result = traced(tmp_path, "--log_sparse", source=source)
+    assert "[0, 1, 4]" in result.stdout
+    assert [e["name"].split(" (")[0] for e in events(trace)] == ["f", "f", "f"]
+
+
+def test_log_sparse_log_event_in_spawned_children(tmp_path):
+    source = """
+        import multiprocessing
+        from viztracer import get_tracer
+
+        def child(i):
+            with get_tracer().log_event("custom_event"):
+                return i
+
+        if __name__ == "__main__":
+            with multiprocessing.get_context("spawn").Pool(processes=2) as pool:
+                print(pool.map(child, range(3)))
+    """
+    trace, _ = traced(tmp_path, "--log_sparse", source=source)
+    assert [e["name"].split(" (")[0] for e in events(trace)] == ["custom_event"] * 3
+
+
+PLUGIN = """
+from viztracer.vizplugin import VizPluginBase
+
+class Plugin(VizPluginBase):
+    def __init__(self, arg):
+        super().__init__()
+        self.arg = arg
+
+    def support_version(self):
+        return "0.15.0"
+
+    def message(self, m_type, payload):
+        print("PLUGIN", m_type, payload, flush=True)
+        if payload.get("when") == "pre-save":
+            return {"action": "handle_data", "handler": self.add}
+        return super().message(m_type, payload)
+
+    def add(self, data):
+        pid = data["traceEvents"][0]["pid"]
+        data["traceEvents"].append({"ph": "i", "name": "plugin: " + self.arg, "pid": pid, "tid": pid,
+                                    "ts": 0, "s": "g"})
+
+def get_vizplugin(arg):
+    return Plugin(arg)
+"""
+
+
+@pytest.fixture
+def plugin_path(tmp_path):
+    root = tmp_path / "plugins"
+    root.mkdir()
+    (root / "cli_plugin.py").write_text(PLUGIN)
+    (root / "old_plugin.py").write_text(PLUGIN.replace('"0.15.0"', '"99.0.0"'))
+    return {"PYTHONPATH": str(root)}
+
+
+def test_plugins(tmp_path, plugin_path):
+    trace, result = traced(tmp_path, "--plugins", "cli_plugin --fast", source="x = 1\n", env=plugin_path)
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("PLUGIN")]
+    assert lines == ["PLUGIN event {'when': 'initialize'}", "PLUGIN event {'when': 'pre-start'}",
+                     "PLUGIN event {'when': 'post-stop'}", "PLUGIN event {'when': 'pre-save'}",
+                     "PLUGIN command {'cmd_type': 'terminate'}"]
+    assert instant_names(trace) == ["plugin: cli_plugin --fast"]
+
+
+def test_plugin_errors(tmp_path, plugin_path):
+    result = viztracer(tmp_path, "--plugins", "no_such_plugin_module", source="x = 1\n")
+    assert result.returncode == 1
+    assert "There's no module named no_such_plugin_module" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    result = viztracer(tmp_path, "--plugins", "old_plugin", source="x = 1\n", env=plugin_path)
+    assert result.returncode == 0
+    assert "support version is higher" in result.stderr
+
+
+def test_instrumentation_flags_together_keep_the_program_working(tmp_path):
+    trace, result = traced(tmp_path, "--log_var", ".*", "--log_attr", ".*", "--log_func_entry", ".*",
+                           "--log_func_exec", ".*", "--log_exception", "--magic_comment", "--log_print")
+    assert "printed Doc of f." in result.stdout
+    assert len(events(trace, "i")) > 10
+    assert json.dumps(trace)  # a valid trace

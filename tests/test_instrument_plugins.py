@@ -237,3 +237,16 @@ def test_bad_replies_are_errors(tmp_path):
         with pytest.raises(VizPluginError, match=error):
             t.start()
         t.stop()
+
+
+def test_a_failed_construction_leaves_no_global_tracer(plugin_dir):
+    import builtins
+
+    previous = VizTracer(verbose=0)
+    with pytest.raises(VizPluginError):
+        VizTracer(verbose=0, plugins=["no_such_plugin_module"])
+    assert builtins.__dict__.get("__viz_tracer__") is previous
+    builtins.__dict__.pop("__viz_tracer__", None)
+    with pytest.raises(VizPluginError):
+        VizTracer(verbose=0, plugins=["no_such_plugin_module"])
+    assert "__viz_tracer__" not in builtins.__dict__

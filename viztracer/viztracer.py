@@ -695,11 +695,24 @@ class VizTracer:
         self._torch_profiler: Optional[Any] = None
         self._torch_merged_into: Optional[Dict[str, Any]] = None
         self._plugin_manager: Optional[Any] = None
+        self._global_before = get_tracer()  # until the plugins are loaded
 
     def _plugins_init(self) -> None:
         if self.plugins:
             from .vizplugin import VizPluginManager
-            self._plugin_manager = VizPluginManager(self, self.plugins)
+            try:
+                self._plugin_manager = VizPluginManager(self, self.plugins)
+            except BaseException:
+                # The constructor fails: give the global name back to its previous tracer.
+                if builtins.__dict__.get(_GLOBAL_NAME) is self:
+                    if self._global_before is not None:
+                        builtins.__dict__[_GLOBAL_NAME] = self._global_before
+                    else:
+                        del builtins.__dict__[_GLOBAL_NAME]
+                raise
+            finally:
+                self._global_before = None
+        self._global_before = None
 
     def _plugin_event(self, when: str) -> None:
         if self._plugin_manager is not None:

@@ -14,7 +14,6 @@ normally without viztracer.
 from __future__ import annotations
 
 import functools
-import inspect
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -171,10 +170,15 @@ class _EventBase:
 def _takes_self(func: Callable[..., Any]) -> bool:
     """False for a method written without any positional parameter (as in
     ``def log_on_this_function():``), which is then called without ``self``."""
-    code = getattr(inspect.unwrap(func), "__code__", None)
+    while hasattr(func, "__wrapped__"):
+        func = func.__wrapped__
+    code = getattr(func, "__code__", None)
     if code is None:
         return True
-    return code.co_argcount > 0 or bool(code.co_flags & inspect.CO_VARARGS)
+    return code.co_argcount > 0 or bool(code.co_flags & _CO_VARARGS)
+
+
+_CO_VARARGS = 0x04  # inspect.CO_VARARGS, without importing inspect at startup
 
 
 triggerlog = _EventBase.triggerlog

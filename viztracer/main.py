@@ -26,9 +26,10 @@ a non-zero exit status (:class:`CliError`), never as a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .version import __version__
 
@@ -613,7 +614,10 @@ class TracedRun:
             self.pending_signal = signum
             return
         if self.state in ("ready", "running"):
-            self.save()
+            # A signal handler can run in the middle of a write to stdout, whose
+            # buffer is then locked: print through streams of our own meanwhile.
+            with _own_std_streams():
+                self.save()
         self._die(signum)
 
     def _die(self, signum: int) -> None:
@@ -796,6 +800,37 @@ def _flush_std() -> None:
                 stream.flush()
         except Exception:
             pass
+
+
+@contextlib.contextmanager
+def _own_std_streams() -> Iterator[None]:
+    """``sys.stdout``/``sys.stderr`` replaced by line-buffered streams on duplicates of
+    file descriptors 1 and 2 (what the program had buffered is flushed first, when
+    that is possible)."""
+    saved = sys.stdout, sys.stderr
+    opened = []
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
+        try:
+            stream.flush()
+        except Exception:
+            pass
+        try:
+            new = open(os.dup(fd), "w", buffering=1, encoding=getattr(stream, "encoding", None) or "utf-8",
+                       errors="backslashreplace")
+        except (OSError, ValueError):
+            continue
+        setattr(sys, name, new)
+        opened.append(new)
+    try:
+        yield
+    finally:
+        for new in opened:
+            try:
+                new.close()
+            except Exception:
+                pass
+        sys.stdout, sys.stderr = saved
 
 
 def raise_keyboard_interrupt_quietly() -> None:

@@ -81,7 +81,9 @@ impl Core {
                 threads: Vec::new(),
                 budget: Budget::new(entries),
                 collecting: false,
-                gen: 0,
+                // A generation of its own from the start: thread-local caches filled for
+                // another tracer (even one that never started) must miss for this one.
+                gen: GENERATION.fetch_add(1, Ordering::Relaxed) + 1,
                 min_dur_ticks: 0,
                 sync_marker_ns: None,
                 mismatches: 0,

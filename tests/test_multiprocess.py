@@ -5,7 +5,6 @@ import collections
 import json
 import os
 import sys
-import tempfile
 
 import pytest
 
@@ -33,8 +32,13 @@ MAIN = """
 
 
 def run_program(tmp_path, body, *args, timeout=120):
-    result = run_script(tmp_path, HEADER + body + MAIN, *args, timeout=timeout)
+    # A temporary directory of its own: the collection directory must be gone after.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    result = run_script(tmp_path, HEADER + body + MAIN, *args, timeout=timeout, env=env)
     assert result.returncode == 0, result.stderr
+    assert os.listdir(tmp) == [], "a collection directory was left behind"
     with open(tmp_path / "out.json", encoding="utf-8") as f:
         return result, json.load(f)
 
@@ -47,18 +51,6 @@ def processes(trace):
 def calls_per_pid(trace, prefix="fib "):
     return collections.Counter(e["pid"] for e in trace["traceEvents"]
                                if e.get("ph") == "X" and e["name"].startswith(prefix))
-
-
-def collection_dirs():
-    tmp = tempfile.gettempdir()
-    return {d for d in os.listdir(tmp) if d.startswith("viztracer_")}
-
-
-@pytest.fixture(autouse=True)
-def no_leftovers():
-    before = collection_dirs()
-    yield
-    assert collection_dirs() <= before, "a collection directory was left behind"
 
 
 def test_subprocess_children(tmp_path):

@@ -167,22 +167,37 @@ def merge_traces(paths: Iterable[str], output_file: str, metadata: Optional[Dict
         for path in paths:
             try:
                 with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                    start, end = _split(mm)
-                    tail = json.loads(b'{"viztracer_metadata":' + mm[end + len(_TAIL):])
-                    if end > start:
-                        if not first:
-                            out.write(b",\n")
-                        first = False
-                        # One event per line: count them while copying, and leave out the
-                        # metadata events, which come first.
-                        lines = 1
-                        pos = start
-                        while pos < end:
-                            chunk = mm[pos:min(end, pos + (1 << 22))]
-                            lines += chunk.count(b"\n")
-                            out.write(chunk)
-                            pos += len(chunk)
-                        count += lines - _leading_metadata(mm, start, end)
+                    try:
+                        start, end = _split(mm)
+                    except ValueError:
+                        start = end = -1
+                    if start < 0:
+                        # Not in our writer's layout (a plugin rewrote the data, say):
+                        # parse it and write its events one per line.
+                        tail = json.loads(mm[:])
+                        evs = tail.pop("traceEvents", [])
+                        if evs:
+                            if not first:
+                                out.write(b",\n")
+                            first = False
+                            out.write(b",\n".join(json.dumps(e, separators=(",", ":")).encode() for e in evs))
+                            count += sum(1 for e in evs if e.get("ph") != "M")
+                    else:
+                        tail = json.loads(b'{"viztracer_metadata":' + mm[end + len(_TAIL):])
+                        if end > start:
+                            if not first:
+                                out.write(b",\n")
+                            first = False
+                            # One event per line: count them while copying, and leave
+                            # out the metadata events, which come first.
+                            lines = 1
+                            pos = start
+                            while pos < end:
+                                chunk = mm[pos:min(end, pos + (1 << 22))]
+                                lines += chunk.count(b"\n")
+                                out.write(chunk)
+                                pos += len(chunk)
+                            count += lines - _leading_metadata(mm, start, end)
             except (OSError, ValueError) as e:
                 print(f"VizTracer: skipped an unreadable trace {os.path.basename(path)}: {e}", file=sys.stderr)
                 continue

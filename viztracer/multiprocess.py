@@ -73,47 +73,51 @@ def after_fork(tracer: "VizTracer") -> None:
 
 
 def save(tracer: "VizTracer", path: str, file_info: bool, verbose: int) -> None:
-    """Save inside a collection: every process writes its own trace; the root then
-    waits for the others and merges everything into ``path``."""
+    """Save inside a collection: a member writes its own trace into the directory; the
+    root waits for the other processes, then merges every trace into ``path`` (or, if
+    no other process left a trace, writes its own straight to ``path``)."""
     membership = tracer._membership
     assert membership is not None
-    own = _write_own_trace(tracer, membership, file_info)
     collector = membership.collector
     if collector is None:
+        _write_own_trace(tracer, membership, file_info)
         return
     tracer._membership = None
     try:
         collector.deactivate()  # children started from now on are not waited for
+        tracer.stop(stop_option="flush_as_finish")
         collector.wait_for_members(verbose)
+        _remove(membership.marker_path)
+        if not collector.traces():
+            tracer._save_to(path, file_info, verbose)
+            return
+        _write_own_trace(tracer, membership, file_info)
         count, overflow = merge_traces(collector.traces(), path)
     finally:
         collector.cleanup()
     if verbose > 0:
         tracer._print_saved(path, count, overflow)
-    del own
 
 
-def _write_own_trace(tracer: "VizTracer", membership: Membership, file_info: bool) -> Optional[str]:
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _write_own_trace(tracer: "VizTracer", membership: Membership, file_info: bool) -> None:
     directory, name = os.path.split(membership.trace_path)
     partial = os.path.join(directory, "." + name)  # the root merges only complete files
     try:
-        if tracer.dump_raw and tracer.enable:
-            snap = tracer._tracer.snapshot()
-        else:
-            tracer.parse()
-            snap = tracer._snapshot
-        tracer._write_snapshot(snap, partial, file_info, 0)
+        tracer._save_to(partial, file_info, 0)
         os.replace(partial, membership.trace_path)
-        return membership.trace_path
     except OSError as e:
         if os.path.isdir(directory):
             print(f"VizTracer: could not save the trace of process {os.getpid()}: {e}", file=sys.stderr)
-        return None  # the root gave up waiting and removed the directory
+        # else the root gave up waiting and removed the directory
     finally:
-        try:
-            os.unlink(membership.marker_path)
-        except OSError:
-            pass
+        _remove(membership.marker_path)
 
 
 _original_exit = os._exit

@@ -87,7 +87,6 @@ class VizTracer:
     output_file = Option(check_output_file)
     plugins = Option(_check_plugins)
     ignore_multiprocess = Option(check_bool)
-    report_endpoint = Option(check_optional_str)
 
     def __init__(self,
                  tracer_entries: int = 1000000,
@@ -119,7 +118,6 @@ class VizTracer:
                  output_file: str = "result.json",
                  plugins: Optional[Sequence[Any]] = None,
                  ignore_multiprocess: bool = True,
-                 report_endpoint: Optional[str] = None,
                  fast_calls: bool = False) -> None:
         self._tracer = _snaptrace.Tracer(check_tracer_entries("tracer_entries", tracer_entries))
         self._tracer.lib_file_path = _LIB_FILE_PATH
@@ -169,7 +167,6 @@ class VizTracer:
         self.output_file = output_file
         self.plugins = plugins
         self.ignore_multiprocess = ignore_multiprocess
-        self.report_endpoint = report_endpoint
         self.fast_calls = fast_calls
         if check_bool("register_global", register_global):
             self.register_global()
@@ -264,7 +261,6 @@ class VizTracer:
             "log_torch": self.log_torch,
             "pid_suffix": self.pid_suffix,
             "ignore_multiprocess": self.ignore_multiprocess,
-            "report_endpoint": self.report_endpoint,
             "min_duration": self.min_duration / 1000.0,
             "dump_raw": self.dump_raw,
             "minimize_memory": self.minimize_memory,
@@ -303,6 +299,9 @@ class VizTracer:
         if self.log_async:
             from .threads import current_task_info
             self._tracer.task_getter = current_task_info
+        if self.log_audit is not None:
+            from . import audit
+            audit.log_events(self, self.log_audit)
         self.enable = True
         try:
             alone = self._tracer.start()
@@ -325,6 +324,9 @@ class VizTracer:
             return
         self.enable = False
         self._tracer.stop(flush_as_finish=stop_option == "flush_as_finish")
+        if self.log_audit is not None:
+            from . import audit
+            audit.log_events(None)
         self._extras_stop()
         self._plugin_event("post-stop")
 
@@ -402,6 +404,9 @@ class VizTracer:
         # register again there.
         multiprocessing.util.Finalize(self, self.exit_routine, exitpriority=-1)
         multiprocessing.util.register_after_fork(self, _finalize_again)
+        # os.exec* replaces the process without running any of the above.
+        from . import audit
+        audit.save_before_exec(self)
 
     def exit_routine(self) -> None:
         """Stop (functions still running end now) and save, once."""
@@ -636,6 +641,10 @@ class VizTracer:
             from . import multiprocess
             multiprocess.save(self, path, file_info, verbose)
             return
+        self._save_to(path, file_info, verbose)
+
+    def _save_to(self, path: str, file_info: bool, verbose: int) -> None:
+        """Write this process's trace to ``path`` (absolute, its folder exists)."""
         if self._data is not None:
             # The data was materialised (and maybe changed): build the report from it.
             from .report_builder import ReportBuilder

@@ -120,6 +120,22 @@ def test_package_main(tmp_path):
     assert r.stdout == plain.stdout == "app main __main__ ['1']\n"
 
 
+def test_directory_and_zip_with_main(tmp_path):
+    import zipfile
+    write(tmp_path / "appdir" / "__main__.py", PROBE)
+    with zipfile.ZipFile(tmp_path / "app.zip", "w") as z:
+        z.write(tmp_path / "appdir" / "__main__.py", "__main__.py")
+    for target in ("appdir", "appdir/", "app.zip"):
+        plain = _probe(run_python([target, "x"], tmp_path, input="in\n"))
+        traced = _probe(run_viztracer(["--quiet", target, "x"], tmp_path, input="in\n"))
+        assert traced == plain, target
+    os.makedirs(tmp_path / "empty")
+    plain = run_python(["empty"], tmp_path)
+    r = run_viztracer(["empty"], tmp_path)
+    assert r.returncode == plain.returncode == 1
+    assert r.stderr.split(": ", 1)[1] == plain.stderr.split(": ", 1)[1]
+
+
 def test_missing_module(tmp_path):
     plain = run_python(["-m", "no_such_module_here"], tmp_path)
     r = run_viztracer(["-m", "no_such_module_here"], tmp_path)
@@ -179,6 +195,7 @@ ENDINGS = {
     "chained": "try:\n    1/0\nexcept Exception as e:\n    raise KeyError('k') from e\n",
     "keyboard_interrupt": "def f():\n    raise KeyboardInterrupt\nf()\n",
     "os_exit": "import os, sys\nprint('before', flush=True)\nos._exit(4)\n",
+    "os_exec": "import os, sys\nprint('before', flush=True)\nos.execv(sys.executable, [sys.executable, '-c', 'print(42)'])\n",
     "sigterm": "import os, signal\nprint('before', flush=True)\nos.kill(os.getpid(), signal.SIGTERM)\n",
     "sigint": "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(5)\n",
 }

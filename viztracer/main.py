@@ -406,6 +406,8 @@ def prepare_script(ns: argparse.Namespace, command: List[str]) -> Program:
     name = command[0]
     if name.endswith(".json") or name.endswith(".json.gz"):
         raise CliError(f'viztracer can\'t run json file, did you mean "vizviewer {name}"?')
+    if os.path.isdir(name) or (os.path.isfile(name) and _is_zip(name)):
+        return prepare_main_of(ns, command)
     path = find_script(name)
     if path is None:
         raise CliError(f"No such file as {name}")
@@ -430,16 +432,24 @@ def prepare_script(ns: argparse.Namespace, command: List[str]) -> Program:
     return Program("script", code, argv, os.path.dirname(os.path.realpath(abs_path)), attrs, base)
 
 
-def prepare_module(ns: argparse.Namespace, command: List[str]) -> Program:
+def _is_zip(path: str) -> bool:
+    import zipfile
+    try:
+        return zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def _module_program(ns: argparse.Namespace, get_details: Callable[[Any], Any], argv_rest: List[str],
+                    argv0: Optional[str], path0: str, base_name: str) -> Program:
+    """A module found by runpy (``-m``, or the ``__main__`` of a directory or zip file)."""
     import runpy
 
-    mod_name = ns.module
-    install_path0(os.getcwd())  # python -m finds the module from the current directory
     error_type = getattr(runpy, "_Error", ImportError)
     try:
-        mod_name, spec, code = runpy._get_module_details(mod_name, error_type)  # type: ignore[attr-defined]
+        mod_name, spec, code = get_details(error_type)
     except error_type as e:
-        # python -m's own message
+        # python's own message
         raise CliError(f"{sys.executable}: {e}", stream="stderr")
     except SyntaxError as e:
         raise ProgramFailedToStart(e)
@@ -449,12 +459,34 @@ def prepare_module(ns: argparse.Namespace, command: List[str]) -> Program:
         source = spec.loader.get_source(mod_name)
         if source is not None:
             code = _compile(compiler, source, spec.origin)
-    attrs = {"__file__": spec.origin if spec.has_location else None, "__cached__": spec.cached,
-             "__loader__": spec.loader, "__package__": spec.parent, "__spec__": spec}
+    attrs = {"__file__": spec.origin, "__cached__": spec.cached, "__loader__": spec.loader,
+             "__package__": spec.parent, "__spec__": spec}
     if not spec.has_location:
         del attrs["__file__"]
-    argv = [spec.origin if spec.origin else mod_name] + command
-    return Program("module", code, argv, os.getcwd(), attrs, ns.module.rsplit(".", 1)[-1])
+    argv = [argv0 if argv0 is not None else (spec.origin or mod_name)] + argv_rest
+    return Program("module", code, argv, path0, attrs, base_name)
+
+
+def prepare_main_of(ns: argparse.Namespace, command: List[str]) -> Program:
+    """A directory or zip file with a ``__main__.py``, as ``python dir_or_zip`` runs it."""
+    import runpy
+
+    name = command[0]
+    path0 = name if os.path.isabs(name) else os.path.join(os.getcwd(), name)
+    install_path0(path0)  # python finds __main__ there first
+    if not _path0_done or sys.path[0] != path0:
+        sys.path.insert(0, path0)
+    base = os.path.splitext(os.path.basename(os.path.normpath(name)))[0] or "python"
+    return _module_program(ns, lambda err: runpy._get_main_module_details(err),  # type: ignore[attr-defined]
+                           command[1:], name, path0, base)
+
+
+def prepare_module(ns: argparse.Namespace, command: List[str]) -> Program:
+    import runpy
+
+    install_path0(os.getcwd())  # python -m finds the module from the current directory
+    return _module_program(ns, lambda err: runpy._get_module_details(ns.module, err),  # type: ignore[attr-defined]
+                           command, None, os.getcwd(), ns.module.rsplit(".", 1)[-1])
 
 
 def prepare_string(ns: argparse.Namespace, command: List[str]) -> Program:
@@ -591,7 +623,8 @@ class TracedRun:
         sys.modules["__main__"] = program.module
 
     def install_exit_hooks(self) -> None:
-        """Save before ``os._exit`` and on SIGTERM (then die from it, as untraced)."""
+        """Save before ``os._exit`` and ``os.exec*``, and on SIGTERM (then die from it,
+        as untraced)."""
         import signal
         import threading
 
@@ -602,6 +635,13 @@ class TracedRun:
 
         exit_now.__doc__ = self._real_os_exit.__doc__
         os._exit = exit_now  # type: ignore[assignment]
+
+        def before_exec(event: str, args: Any) -> None:
+            # os.exec* replaces the process: nothing of ours would run after it.
+            if event == "os.exec" and os.getpid() == self.pid and self.state in ("ready", "running"):
+                self.save()
+
+        sys.addaudithook(before_exec)
 
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
             if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:

@@ -678,3 +678,57 @@ def test_magic_comment(tmp_path):
     assert r.returncode == 0, r.stderr
     trace = load_trace(tmp_path / "result.json")
     assert any(e["name"] == "a" for e in trace["traceEvents"] if e.get("ph") == "C")
+
+
+INSTRUMENTED = """
+class S:
+    pass
+
+def foo(x):
+    y = x + 1
+    return y
+
+def bar():
+    raise KeyError("k")
+
+abc = 1
+abd = 2.5
+abe = 3
+s = S()
+s.attr = 4
+s.other = 5
+foo(1)
+try:
+    bar()
+except KeyError:
+    pass
+"""
+
+
+@pytest.mark.parametrize("flags, check", [
+    (["--log_number", "ab[cd]"],
+     lambda t: sorted(e["name"] for e in events(t, "C")) == ["Variable Assign - abc", "Variable Assign - abd"]),
+    (["--log_attr", "a.*"],
+     lambda t: names(t, "i") == ["Attribute Assign - s.attr = 4"]),
+    (["--log_func_entry", "fo.*"],
+     lambda t: [n.split(" = ")[0] for n in names(t, "i")] == ["Function Entry - foo"]),
+    (["--log_func_exec", "foo"],
+     lambda t: [e["args"]["exec_steps"] for e in events(t) if e["name"].startswith("foo (")] == [["(6) y = 2"]]),
+    (["--log_exception"],
+     lambda t: any(n.startswith("Exception - KeyError") for n in names(t, "i"))),
+])
+def test_instrumentation_flags(tmp_path, flags, check):
+    pytest.importorskip("viztracer.code_monkey", reason="source instrumentation (issue 5) not available")
+    write(tmp_path / "prog.py", INSTRUMENTED)
+    r = run_viztracer(flags + ["--", "prog.py"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    trace = load_trace(tmp_path / "result.json")
+    assert check(trace), trace["traceEvents"]
+
+
+def test_bad_instrumentation_regex(tmp_path):
+    pytest.importorskip("viztracer.code_monkey", reason="source instrumentation (issue 5) not available")
+    write(tmp_path / "prog.py", "print('ran')\n")
+    r = run_viztracer(["--log_var", "(", "--", "prog.py"], tmp_path)
+    assert r.returncode == 1
+    assert r.stdout.startswith("--log_var: ") and "Traceback" not in r.stdout + r.stderr

@@ -378,7 +378,10 @@ def _make_compiler(ns: argparse.Namespace, file_name: str) -> Callable[..., Any]
                        f"which this installation lacks: {e}")
     monkey = CodeMonkey(file_name)
     for flag, (kind, arg_name) in wanted:
-        monkey.add_instrument(kind, {} if arg_name is None else {arg_name: list(getattr(ns, flag))})
+        try:
+            monkey.add_instrument(kind, {} if arg_name is None else {arg_name: list(getattr(ns, flag))})
+        except (TypeError, ValueError) as e:
+            raise CliError(f"--{flag}: {e}")
     if ns.magic_comment:
         monkey.add_source_processor()
     import builtins
@@ -617,8 +620,8 @@ class TracedRun:
     def install_program(self) -> None:
         """``sys.argv``, ``sys.path[0]`` and ``sys.modules['__main__']`` as python sets them."""
         program = self.program
-        sys.argv[:] = program.argv
         install_path0(program.path0)
+        sys.argv[:] = program.argv
         self._launcher_main = sys.modules.get("__main__")
         sys.modules["__main__"] = program.module
 
@@ -818,6 +821,10 @@ class TracedRun:
                     else open(os.devnull, "w")
             try:
                 self.tracer.exit_routine()
+            except BrokenPipeError:
+                # Nobody reads our summary any more (``viztracer prog.py | head``); the
+                # trace itself is written before it is printed.
+                self.save_failed = not os.path.exists(self.saved_path())
             except Exception as e:
                 self.save_failed = True
                 try:

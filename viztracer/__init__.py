@@ -8,11 +8,19 @@ Then open the file with ``vizviewer result.json``.
 """
 
 from .version import __version__
-from .cellmagic import load_ipython_extension
 from .viztracer import VizTracer, get_tracer
 from .decorator import ignore_function, log_sparse, trace_and_save
 from .vizcounter import VizCounter
 from .vizobject import VizObject
+
+
+
+def load_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+    """``%load_ext viztracer``: registers the ``%%viztracer`` cell magic. (Imported
+    lazily: ``import viztracer`` stays fast outside of IPython.)"""
+    from .cellmagic import load_ipython_extension as load
+    return load(ipython)
+
 
 __all__ = [
     "__version__",

@@ -25,14 +25,9 @@ directory.
 from __future__ import annotations
 
 import glob
-import gzip
 import json
-import mmap
 import os
-import secrets
-import shutil
 import sys
-import tempfile
 import time
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -48,7 +43,7 @@ _TAIL = b'\n],"viztracer_metadata":'
 
 def member_paths(directory: str, pid: int) -> Tuple[str, str]:
     """(trace file, alive marker) for a new member process of a collection."""
-    stem = os.path.join(directory, f"{pid}_{secrets.token_hex(4)}")
+    stem = os.path.join(directory, f"{pid}_{os.urandom(4).hex()}")
     return stem + ".json", stem + ".running"
 
 
@@ -72,6 +67,7 @@ class Collector:
     """The root's side of a collection."""
 
     def __init__(self, tracer_kwargs: Dict[str, Any]) -> None:
+        import tempfile
         self.directory = tempfile.mkdtemp(prefix="viztracer_")
         self.root_pid = os.getpid()
         self.config = {"dir": self.directory, "kwargs": tracer_kwargs}
@@ -133,6 +129,7 @@ class Collector:
         return root + [f for f in files if f not in root]
 
     def cleanup(self) -> None:
+        import shutil
         self.deactivate()
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -151,6 +148,9 @@ def merge_traces(paths: Iterable[str], output_file: str, metadata: Optional[Dict
     """Writes one trace holding the events of every file in ``paths`` (each written by
     our native writer), their merged ``file_info`` and metadata. Event text is copied,
     not parsed. Returns (number of events, overflow). Unreadable files are skipped."""
+    import gzip
+    import mmap
+
     from .options import output_kind
 
     kind = output_kind(output_file)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from .collector import Collector, member_paths, merge_traces
@@ -24,12 +23,16 @@ _INHERITED = ("tracer_entries", "max_stack_depth", "include_files", "exclude_fil
               "sanitize_function_name", "trace_self", "file_info", "fast_calls")
 
 
-@dataclass
 class Membership:
-    directory: str
-    trace_path: str
-    marker_path: str
-    collector: Optional[Collector] = None  # set in the root only
+    """Where a process of a collection writes its trace; the root also holds the
+    collector."""
+
+    def __init__(self, directory: str, trace_path: str, marker_path: str,
+                 collector: Optional[Collector] = None) -> None:
+        self.directory = directory
+        self.trace_path = trace_path
+        self.marker_path = marker_path
+        self.collector = collector
 
 
 def child_kwargs(tracer: "VizTracer") -> Dict[str, Any]:

@@ -732,3 +732,17 @@ def test_bad_instrumentation_regex(tmp_path):
     r = run_viztracer(["--log_var", "(", "--", "prog.py"], tmp_path)
     assert r.returncode == 1
     assert r.stdout.startswith("--log_var: ") and "Traceback" not in r.stdout + r.stderr
+
+
+def test_viztracer_run_by_a_traced_program(tmp_path):
+    write(tmp_path / "inner.py", FIB)
+    write(tmp_path / "outer.py", f"""
+        import subprocess
+        subprocess.run([{VIZTRACER!r}, "-o", "inner.json", "inner.py"], check=True)
+    """)
+    r = run_viztracer(["-o", "outer.json", "outer.py"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Overwrite" not in r.stdout + r.stderr
+    assert len(ours(r.stdout)) == 2
+    assert short_names(load_trace(tmp_path / "inner.json")).count("fib") == 15
+    assert "fib" not in short_names(load_trace(tmp_path / "outer.json"))

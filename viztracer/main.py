@@ -591,6 +591,18 @@ def build_tracer(kwargs: Dict[str, Any]) -> Any:
         raise CliError(str(e))
 
 
+def leave_outer_trace() -> None:
+    """When this command runs inside a program that is being traced (its child-process
+    tracing started a tracer in this process), that tracer stops and drops what it
+    has: this command records the program itself, into its own file."""
+    from .viztracer import get_tracer
+
+    outer = get_tracer()
+    if outer is not None and outer.enable:
+        outer.stop()
+        outer.clear()
+
+
 # =========================================================================== running
 
 class TracedRun:
@@ -647,7 +659,8 @@ class TracedRun:
         sys.addaudithook(before_exec)
 
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
-            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            # (Not if SIGTERM is ignored: the program inherits that, as untraced.)
+            if signal.getsignal(signal.SIGTERM) != signal.SIG_IGN:
                 signal.signal(signal.SIGTERM, self._on_fatal_signal)
 
     def _on_fatal_signal(self, signum: int, frame: Any) -> None:
@@ -1004,6 +1017,7 @@ class CommandLine:
         ns = self.ns
         program = prepare_program(ns, self.command)
         output = output_path(ns, program.base_name)
+        leave_outer_trace()
         tracer = build_tracer(tracer_kwargs(ns, output))
         return TracedRun(tracer, program, log_exit=ns.log_exit, open_viewer=ns.open).run()
 

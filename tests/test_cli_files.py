@@ -299,3 +299,19 @@ def test_event_objects_are_not_shared_after_decompress():
     back["traceEvents"][0]["args"]["same"] = 2
     assert back["traceEvents"][1]["args"]["same"] == 1
     assert not math.isnan(back["traceEvents"][1]["args"]["same"])
+
+
+def test_compress_trace_with_unfinished_functions(tmp_path):
+    from viztracer import VizTracer
+    tracer = VizTracer(output_file=str(tmp_path / "b.json"), verbose=0, log_func_args=True)
+
+    def stops_inside(x):
+        tracer.add_instant("about to stop", {"x": x})
+        tracer.stop()  # the functions still running become "B" events
+
+    tracer.start()
+    stops_inside(3)
+    tracer.save()
+    trace = load_trace(tmp_path / "b.json")
+    assert "B" in {e.get("ph") for e in trace["traceEvents"]}
+    assert compressor.decompress(compressor.compress(trace)) == trace

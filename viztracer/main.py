@@ -665,7 +665,7 @@ class TracedRun:
 
     def _on_fatal_signal(self, signum: int, frame: Any) -> None:
         if os.getpid() != self.pid:  # a forked child: behave as if we were not here
-            self._die(signum)
+            self._die(signum, flush=False)
         if self.state == "saving":
             self.pending_signal = signum
             return
@@ -676,10 +676,11 @@ class TracedRun:
                 self.save()
         self._die(signum)
 
-    def _die(self, signum: int) -> None:
+    def _die(self, signum: int, flush: bool = True) -> None:
         import signal
 
-        _flush_std()
+        if flush:
+            _flush_std()
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         self._real_os_exit(128 + signum)  # only if the signal is blocked
@@ -814,19 +815,15 @@ class TracedRun:
         return os.path.abspath(path)
 
     def save(self) -> None:
-        """Stop recording and write the trace; once, whatever calls it first."""
+        """Stop recording and write the trace; once, whatever calls it first.
+
+        Ctrl+C while saving cuts short what can be cut short (the wait for child
+        processes saves without them); the process then ends as interrupted."""
         import signal
-        import threading
 
         if self.state in ("saving", "saved"):
             return
         self.state = "saving"
-        guard = (threading.current_thread() is threading.main_thread()
-                 and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-        if guard:
-            def later(signum: int, frame: Any) -> None:
-                self.pending_signal = signum
-            signal.signal(signal.SIGINT, later)
         stdout = sys.stdout
         try:
             if stdout is None or getattr(stdout, "closed", False):
@@ -834,23 +831,29 @@ class TracedRun:
                     else open(os.devnull, "w")
             try:
                 self.tracer.exit_routine()
+            except KeyboardInterrupt:
+                self.pending_signal = signal.SIGINT
+                self.save_failed = not os.path.exists(self.saved_path())
+                _print_quietly("viztracer: interrupted while saving the trace", file=sys.stderr)
             except BrokenPipeError:
                 # Nobody reads our summary any more (``viztracer prog.py | head``); the
                 # trace itself is written before it is printed.
                 self.save_failed = not os.path.exists(self.saved_path())
             except Exception as e:
                 self.save_failed = True
-                try:
-                    print(f"viztracer: failed to save the trace to {self.tracer.output_file}: {e}",
-                          file=sys.stderr)
-                except Exception:
-                    pass
+                _print_quietly(f"viztracer: failed to save the trace to {self.tracer.output_file}: {e}",
+                               file=sys.stderr)
             _flush_std()
         finally:
             sys.stdout = stdout
-            if guard:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
             self.state = "saved"
+
+
+def _print_quietly(*args: Any, **kwargs: Any) -> None:
+    try:
+        print(*args, **kwargs)
+    except Exception:
+        pass
 
 
 def _flush_std() -> None:

@@ -224,6 +224,18 @@ def test_compress_gz_input_and_default_names(tmp_path):
     assert load_trace(tmp_path / "again.json.gz") == load_trace(tmp_path / "t.json.gz")
 
 
+def test_decompress_to_html(tmp_path):
+    write(tmp_path / "fib.py", FIB)
+    run_viztracer(["--quiet", "-o", "t.json", "fib.py"], tmp_path)
+    assert run_viztracer(["--compress", "t.json", "-o", "t.cvf"], tmp_path).returncode == 0
+    r = run_viztracer(["--decompress", "t.cvf", "-o", "t.html"], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(tmp_path / "t.html", encoding="utf-8") as f:
+        assert 'id="vizviewer-data"' in f.read()
+    r = run_viztracer(["--decompress", "t.cvf", "-o", "t.txt"], tmp_path)
+    assert r.returncode == 1 and "Only html, json and gz are supported" in r.stdout
+
+
 def test_decompress_rejects_other_files(tmp_path):
     write(tmp_path / "not.cvf", "hello")
     r = run_viztracer(["--decompress", "not.cvf"], tmp_path)

@@ -958,19 +958,24 @@ def run_compress(ns: argparse.Namespace) -> int:
 
 def run_decompress(ns: argparse.Namespace) -> int:
     from . import compressor
+    from .options import output_kind
 
     src = ns.decompress
     if not os.path.isfile(src):
         raise CliError(f"Unable to find file {src}")
     out = ns.output_file or DEFAULT_OUTPUT
-    from .options import output_kind
     try:
-        if output_kind(out) == "html":
-            raise ValueError
+        kind = output_kind(out)
     except ValueError:
-        raise CliError("Only json and gz are supported for a decompressed trace")
+        raise CliError("Only html, json and gz are supported")
     try:
-        compressor.decompress_file(src, out)
+        if kind == "html":
+            from .report_builder import ReportBuilder
+            with open(src, "rb") as f:
+                trace = compressor.decompress(f.read())
+            ReportBuilder(trace, verbose=0).save(out, file_info="file_info" not in trace)
+        else:
+            compressor.decompress_file(src, out)
     except compressor.FormatError as e:
         raise CliError(f"Unable to decompress {src}: {e}")
     if not ns.quiet:

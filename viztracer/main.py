@@ -906,7 +906,9 @@ def raise_keyboard_interrupt_quietly() -> None:
 def open_in_viewer(path: str) -> None:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "viztracer.viewer", "--once", path])
+    # Port 0: any free port (the browser is sent to it), so a vizviewer already
+    # running on the default port is no obstacle.
+    subprocess.run([sys.executable, "-m", "viztracer.viewer", "--once", "--port", "0", path])
 
 
 # =========================================================================== other modes

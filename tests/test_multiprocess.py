@@ -229,3 +229,120 @@ def test_single_process_by_default(tmp_path):
     assert result.stdout.split() == ["1", "None"]
     trace = json.loads((tmp_path / "out.json").read_text())
     assert len(processes(trace)) == 1
+
+
+def test_a_child_started_just_before_the_end_is_waited_for(tmp_path):
+    body = """
+    def run():
+        code = "def f(n):\\n    return n if n < 2 else f(n - 1) + f(n - 2)\\nf(6)"
+        subprocess.Popen([sys.executable, "-c", code])  # not waited for by the program
+    """
+    _, trace = run_program(tmp_path, body)
+    assert sorted(calls_per_pid(trace, "f ").values()) == [25]
+
+
+# ------------------------------------------------------------------ through the command line
+
+CLI_PROGRAM = """
+import multiprocessing as mp, os, subprocess, sys, threading
+
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+def worker(n):
+    t = threading.Thread(target=fib, args=(n,), name="helper")
+    t.start()
+    fib(n)
+    t.join()
+
+if __name__ == "__main__":
+    fib(4)
+    out = subprocess.run([sys.executable, "-c", "print('from child', 6 * 7)"], capture_output=True, text=True)
+    print(out.stdout.strip())
+    for method in ("fork", "spawn"):
+        p = mp.get_context(method).Process(target=worker, args=(5,))
+        p.start()
+        p.join()
+    pid = os.fork()
+    if pid == 0:
+        fib(3)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    sys.exit(4)
+"""
+
+
+def test_command_line_collects_every_process_by_default(tmp_path):
+    from cli_support import VIZTRACER, clean_env
+
+    (tmp_path / "prog.py").write_text(CLI_PROGRAM)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = clean_env({"TMPDIR": str(tmp)})
+    plain = __import__("subprocess").run([sys.executable, "prog.py"], cwd=tmp_path, capture_output=True,
+                                         text=True, env=env, timeout=120)
+    traced = __import__("subprocess").run([VIZTRACER, "-o", "all.json", "prog.py"], cwd=tmp_path,
+                                          capture_output=True, text=True, env=env, timeout=120)
+    assert plain.returncode == traced.returncode == 4, traced.stderr
+    assert plain.stdout.strip() == "from child 42"
+    assert traced.stdout.splitlines()[0] == "from child 42"
+    assert os.listdir(tmp) == []
+    trace = json.loads((tmp_path / "all.json").read_text())
+    procs = processes(trace)
+    names = sorted(procs.values())
+    assert "python -c" in names and "ForkProcess-1" in names and "SpawnProcess-2" in names
+    assert "prog.py" in names  # the os.fork child, named after the program
+    counts = calls_per_pid(trace)
+    by_name = {procs[p]: c for p, c in counts.items()}
+    assert by_name["ForkProcess-1"] == by_name["SpawnProcess-2"] == 2 * 15
+    assert by_name["prog.py"] == 5
+    threads = {(e["pid"], e["args"]["name"]) for e in trace["traceEvents"]
+               if e.get("ph") == "M" and e["name"] == "thread_name"}
+    spawn_pid = [p for p, n in procs.items() if n == "SpawnProcess-2"][0]
+    assert (spawn_pid, "helper") in threads
+
+
+def test_command_line_ignore_multiprocess(tmp_path):
+    from cli_support import VIZTRACER, clean_env
+
+    (tmp_path / "prog.py").write_text(CLI_PROGRAM)
+    result = __import__("subprocess").run([VIZTRACER, "--ignore_multiprocess", "-o", "one.json", "prog.py"],
+                                          cwd=tmp_path, capture_output=True, text=True, env=clean_env(),
+                                          timeout=120)
+    assert result.returncode == 4, result.stderr
+    trace = json.loads((tmp_path / "one.json").read_text())
+    assert list(processes(trace)) == [result_pid(trace)]
+
+
+def result_pid(trace):
+    (pid,) = {e["pid"] for e in trace["traceEvents"]}
+    return pid
+
+
+def test_children_of_a_single_process_trace_leave_its_file_alone(tmp_path):
+    source = HEADER + """
+    def slow():
+        fib(3)
+        time.sleep(30)
+
+    if __name__ == "__main__":
+        tracer = VizTracer(output_file="out.json", verbose=0)
+        tracer.register_exit()
+        tracer.start()
+        fib(5)
+        p = mp.get_context("fork").Process(target=slow)
+        p.start()
+        q = mp.get_context("fork").Process(target=fib, args=(2,))
+        q.start()
+        q.join()
+        time.sleep(0.5)
+        p.terminate()
+        p.join()
+        print("child exit", p.exitcode, q.exitcode)
+    """
+    result = run_script(tmp_path, source)
+    assert result.returncode == 0, result.stderr
+    assert "child exit -15 0" in result.stdout
+    trace = json.loads((tmp_path / "out.json").read_text())
+    assert len(processes(trace)) == 1
+    assert sorted(calls_per_pid(trace).values()) == [15]

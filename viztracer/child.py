@@ -32,6 +32,14 @@ def command_line() -> List[str]:
 _OPTIONS_WITH_VALUE = set("WX")
 
 
+def forked_label() -> str:
+    """The name of a forked child: after the program it runs (``sys.argv``), since
+    its command line is its parent's (the ``viztracer`` command, say)."""
+    if not sys.argv or not sys.argv[0]:
+        return "python"
+    return "python -c" if sys.argv[0] == "-c" else sys.argv[0]
+
+
 def process_label(args: Optional[List[str]] = None) -> str:
     """How the trace names a process started from a command line: the script as
     typed, the module of ``-m``, or ``python -c``."""

@@ -63,6 +63,43 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def descendants(root: int) -> List[int]:
+    """Live (non-zombie) descendant processes of ``root``, from /proc (Linux); an
+    empty list where /proc is not available."""
+    children: Dict[int, List[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] in (b"Z", b"X"):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    out: List[int] = []
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            out.append(child)
+            stack.append(child)
+    return out
+
+
+def _is_multiprocessing_helper(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+    except OSError:
+        return False
+    return b"multiprocessing.resource_tracker" in cmd or b"multiprocessing.forkserver" in cmd
+
+
 class Collector:
     """The root's side of a collection."""
 
@@ -104,19 +141,28 @@ class Collector:
                 pids.append(pid)
         return pids
 
-    def wait_for_members(self, verbose: int = 1, poll: float = 0.02) -> bool:
-        """Wait until no member process is still running. Returns False if the wait
-        was cut short with Ctrl+C (what was collected is still saved)."""
+    def starting_members(self, running: List[int]) -> List[int]:
+        """Descendant processes that have not marked themselves yet: a Python child
+        started just before the end may still be starting up."""
+        return [p for p in descendants(self.root_pid)
+                if p not in running and not _is_multiprocessing_helper(p)]
+
+    def wait_for_members(self, verbose: int = 1, poll: float = 0.02, grace: float = 1.0) -> bool:
+        """Wait until no member process is still running (giving processes that are
+        still starting up ``grace`` seconds to join). Returns False if the wait was cut
+        short with Ctrl+C (what was collected is still saved)."""
         last = None
+        deadline = time.monotonic() + grace
         try:
             while True:
                 running = self.running_members()
-                if not running:
+                starting = self.starting_members(running) if time.monotonic() < deadline else []
+                if not running and not starting:
                     break
-                if verbose and len(running) != last:
+                if verbose and running and len(running) != last:
                     print(f"Waiting for {len(running)} child process(es) to finish their traces, "
                           f"Ctrl+C to save without them", file=sys.stderr, flush=True)
-                last = len(running)
+                    last = len(running)
                 time.sleep(poll)
         except KeyboardInterrupt:
             return False

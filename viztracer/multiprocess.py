@@ -28,11 +28,13 @@ class Membership:
     collector."""
 
     def __init__(self, directory: str, trace_path: str, marker_path: str,
-                 collector: Optional[Collector] = None) -> None:
+                 collector: Optional[Collector] = None, forked: bool = False) -> None:
         self.directory = directory
         self.trace_path = trace_path
         self.marker_path = marker_path
         self.collector = collector
+        # A forked child runs the parent's program: name it after that program's argv.
+        self.forked = forked
 
 
 def child_kwargs(tracer: "VizTracer") -> Dict[str, Any]:
@@ -41,11 +43,12 @@ def child_kwargs(tracer: "VizTracer") -> Dict[str, Any]:
     return kwargs
 
 
-def _become_member(tracer: "VizTracer", directory: str, collector: Optional[Collector] = None) -> None:
+def _become_member(tracer: "VizTracer", directory: str, collector: Optional[Collector] = None,
+                   forked: bool = False) -> None:
     trace_path, marker_path = member_paths(directory, os.getpid())
     with open(marker_path, "w"):
         pass
-    tracer._membership = Membership(directory, trace_path, marker_path, collector)
+    tracer._membership = Membership(directory, trace_path, marker_path, collector, forked)
     install_exit_wrapper()
 
 
@@ -71,7 +74,7 @@ def after_fork(tracer: "VizTracer") -> None:
     if membership.collector is not None:
         # The child must not remove the root's directory or restore its environment.
         membership.collector = None
-    _become_member(tracer, membership.directory)
+    _become_member(tracer, membership.directory, forked=True)
     tracer.register_exit()
 
 

@@ -389,7 +389,15 @@ class VizTracer:
 
         self.cwd = os.getcwd()
 
+        pid = os.getpid()
+
         def on_sigterm(signum: int, frame: Any) -> None:
+            if os.getpid() != pid:
+                # A forked child that did not register its own exit (it is not part
+                # of a multi-process trace): die as it would untraced.
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+                return
             if self._exiting:
                 return  # already saving: the process ends when that is done
             self.exit_routine()
@@ -607,8 +615,8 @@ class VizTracer:
                 pass
         if name == "MainProcess" and self._membership is not None and self._membership.collector is None:
             # A child process of a multi-process run: name it after its command line.
-            from .child import process_label
-            return process_label()
+            from .child import forked_label, process_label
+            return forked_label() if self._membership.forked else process_label()
         return name
 
     def _metadata(self, overflow: bool) -> Dict[str, Any]:
@@ -762,8 +770,11 @@ class VizTracer:
 
 
 def _finalize_again(tracer: VizTracer) -> None:
-    import multiprocessing.util
-    multiprocessing.util.Finalize(tracer, tracer.exit_routine, exitpriority=-1)
+    # Only a process that is part of a multi-process trace saves on its own; any other
+    # child would overwrite its parent's output file.
+    if tracer._membership is not None:
+        import multiprocessing.util
+        multiprocessing.util.Finalize(tracer, tracer.exit_routine, exitpriority=-1)
 
 
 def _after_fork_in_child() -> None:

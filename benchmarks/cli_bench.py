@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,8 +34,7 @@ import tempfile
 import time
 from typing import Dict, List
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-UPSTREAM = "viztracer==1.1.1"
+from common import ROOT, ours_venv, pinned, upstream_venv
 TARGET = 1 / 8
 
 PROGRAMS = {
@@ -100,38 +98,6 @@ print(json.dumps({"import_s": t1 - t0, "setup_s": t2 - t1, "trace_s": t3 - t2, "
 """
 
 
-def interpreter(version: str) -> str:
-    try:
-        prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True, check=True)
-        return os.path.join(prefix.stdout.strip().splitlines()[0], "bin", "python")
-    except (OSError, subprocess.CalledProcessError):
-        return f"python{version}"
-
-
-def ours(version: str) -> str:
-    venv = os.path.join(ROOT, ".venv", version)
-    if not os.path.exists(os.path.join(venv, "bin", "viztracer")):
-        subprocess.run(["make", "-C", ROOT, f"build-{version}"], check=True)
-    return venv
-
-
-def upstream(version: str) -> str:
-    venv = os.path.join(ROOT, ".bench", f"upstream-{version}")
-    if not os.path.exists(os.path.join(venv, "bin", "viztracer")):
-        subprocess.run([interpreter(version), "-m", "venv", venv], check=True)
-        subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q", UPSTREAM], check=True)
-    return venv
-
-
-def pinned() -> List[str]:
-    prefix = []
-    if shutil.which("setarch"):
-        prefix += ["setarch", os.uname().machine, "-R"]
-    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
-        prefix += ["taskset", "-c", str((os.cpu_count() or 1) - 1)]
-    return prefix
-
-
 def environment() -> Dict[str, str]:
     # Same environment for every run; .pyc files may be written and used (as they are
     # for any installed package), output is buffered as usual.
@@ -151,11 +117,11 @@ def timed(cmd: List[str], cwd: str) -> float:
 
 
 def bench_version(version: str, runs: int) -> dict:
-    ours_venv, up_venv = ours(version), upstream(version)
-    python = os.path.join(ours_venv, "bin", "python")
+    ours_dir, up_venv = ours_venv(version), upstream_venv(version)
+    python = os.path.join(ours_dir, "bin", "python")
     cmds = {
         "python": lambda prog, out: [python, prog],
-        "ours": lambda prog, out: [os.path.join(ours_venv, "bin", "viztracer"), "--quiet", "-o", out, prog],
+        "ours": lambda prog, out: [os.path.join(ours_dir, "bin", "viztracer"), "--quiet", "-o", out, prog],
         "upstream": lambda prog, out: [os.path.join(up_venv, "bin", "viztracer"), "--quiet", "-o", out, prog],
     }
     report: dict = {"python": version, "runs": runs, "programs": {}, "startup": {}}

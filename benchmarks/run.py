@@ -23,51 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, ours_venv, pinned, upstream_venv
+
 WORKER = os.path.join(ROOT, "benchmarks", "_worker.py")
 COST_WORKLOADS = ["recursion", "objects", "ccalls", "threads", "asyncio"]
-UPSTREAM = "viztracer==1.1.1"
-
-
-def interpreter(version: str) -> str:
-    try:
-        prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True, check=True)
-        return os.path.join(prefix.stdout.strip().splitlines()[0], "bin", "python")
-    except (OSError, subprocess.CalledProcessError):
-        return f"python{version}"
-
-
-def ours(version: str) -> str:
-    py = os.path.join(ROOT, ".venv", version, "bin", "python")
-    if not os.path.exists(py):
-        subprocess.run(["make", "-C", ROOT, f"build-{version}"], check=True)
-    return py
-
-
-def upstream(version: str) -> str:
-    venv = os.path.join(ROOT, ".bench", f"upstream-{version}")
-    py = os.path.join(venv, "bin", "python")
-    if not os.path.exists(py):
-        subprocess.run([interpreter(version), "-m", "venv", venv], check=True)
-        subprocess.run([py, "-m", "pip", "install", "-q", UPSTREAM], check=True)
-    return py
-
-
-def pinned() -> list:
-    """Run workers on one CPU with address randomisation off: on these VMs the speed
-    of the same code otherwise varies by up to 2x between processes."""
-    prefix = []
-    if shutil.which("setarch"):
-        prefix += ["setarch", os.uname().machine, "-R"]
-    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
-        prefix += ["taskset", "-c", str((os.cpu_count() or 1) - 1)]
-    return prefix
 
 
 def run_worker(python: str, *args: str) -> dict:
@@ -87,7 +51,8 @@ def median_of(results: list, key: str) -> float:
 
 
 def bench_version(version: str, runs: int, reps: int) -> dict:
-    py_ours, py_up = ours(version), upstream(version)
+    py_ours = os.path.join(ours_venv(version), "bin", "python")
+    py_up = os.path.join(upstream_venv(version), "bin", "python")
     target_ratio = 0.6 if tuple(map(int, version.split("."))) >= (3, 12) else 0.8
     report = {"python": version, "cost": {}, "save": {}, "targets": {}}
     has_fast = tuple(map(int, version.split("."))) >= (3, 12)
@@ -153,7 +118,7 @@ def print_report(r: dict) -> None:
     print("\n(no-op hooks: our hooks registered but doing nothing, i.e. what the interpreter itself "
           "spends delivering the events; no tracer can cost less.)")
     so, su, t = r["save"]["ours"], r["save"]["upstream"], r["targets"]
-    print(f"\n| save of a full 1M buffer | ours | upstream |\n|---|---:|---:|")
+    print("\n| save of a full 1M buffer | ours | upstream |\n|---|---:|---:|")
     print(f"| events | {so['events']:.0f} | {su['events']:.0f} |")
     print(f"| save time (s) | {so['save_s']:.3f} | {su['save_s']:.3f} |")
     print(f"| events/s | {so['events_per_s'] / 1e6:.2f} M | {su['events_per_s'] / 1e6:.2f} M |")

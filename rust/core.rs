@@ -379,20 +379,8 @@ unsafe fn py_enter_with_extras(
 #[inline(always)]
 pub unsafe fn py_exit(code: *mut pyffi::PyObject, retval: *mut pyffi::PyObject) {
     let Some((core, th)) = current() else { return };
-    let t = &mut *th;
-    let Some(top) = t.stack.last() else { return };
-    if top.key != code as usize {
-        let garbage = unwind_to(core, th, code as usize, false);
-        drop(garbage);
-        return;
-    }
-    let end = t.tick();
-    let Some(f) = t.stack.pop() else { return };
-    if f.ignored() {
-        pop_ignored(t, &f);
-        return;
-    }
-    let garbage = if (*core).state.get().opts.log_func_retval || t.task_depth > 0 {
+    let Some((f, end)) = pop_returning(core, th, code as usize, false) else { return };
+    let garbage = if (*core).state.get().opts.log_func_retval || (*th).task_depth > 0 {
         py_exit_with_extras(core, th, f, end, retval)
     } else {
         finish_frame(core, th, f, end)
@@ -431,6 +419,26 @@ unsafe fn py_exit_with_extras(
         t.task_depth = 0;
     }
     garbage
+}
+
+/// Pops the frame that returns (its key is `key`) with the time it ended, if it is
+/// one to record. `None` when there is nothing to record: an empty stack, an ignored
+/// frame, or a return that does not match the top (handled by `unwind_to`, which
+/// searches only C frames with `c_only`).
+#[inline(always)]
+unsafe fn pop_returning(core: *const Core, th: *mut ThreadState, key: usize, c_only: bool) -> Option<(Frame, u64)> {
+    let t = &mut *th;
+    if t.stack.last()?.key != key {
+        drop(unwind_to(core, th, key, c_only));
+        return None;
+    }
+    let end = t.tick();
+    let f = t.stack.pop()?;
+    if f.ignored() {
+        pop_ignored(t, &f);
+        return None;
+    }
+    Some((f, end))
 }
 
 /// A return that does not match the top of the shadow stack. If the returning frame
@@ -522,20 +530,7 @@ pub unsafe fn c_exit(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject)
     if (*core).state.get().opts.ignore_c_function {
         return;
     }
-    let t = &mut *th;
-    let key = cf.key().0;
-    let Some(top) = t.stack.last() else { return };
-    if top.key != key {
-        let garbage = unwind_to(core, th, key, true);
-        drop(garbage);
-        return;
-    }
-    let end = t.tick();
-    let Some(f) = t.stack.pop() else { return };
-    if f.ignored() {
-        pop_ignored(t, &f);
-        return;
-    }
+    let Some((f, end)) = pop_returning(core, th, cf.key().0, true) else { return };
     let garbage = finish_frame(core, th, f, end);
     drop(garbage);
 }

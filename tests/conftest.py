@@ -4,6 +4,16 @@ import builtins
 
 import pytest
 
+from viztracer import VizTracer
+
+
+@pytest.fixture
+def tracer(tmp_path):
+    """A quiet tracer writing to ``<tmp_path>/result.json`` (stopped after the test)."""
+    t = VizTracer(output_file=str(tmp_path / "result.json"), verbose=0)
+    yield t
+    t.stop()
+
 
 @pytest.fixture(autouse=True)
 def _no_tracer_left_behind():

@@ -76,6 +76,13 @@ def trace_call(tmp_path, func: Callable[[], Any], output: str = "result.json", *
     return load_trace(path)
 
 
+def saved(tracer: VizTracer) -> Dict[str, Any]:
+    """Stop ``tracer``, save it to its output file and return the parsed trace."""
+    tracer.stop()
+    tracer.save()
+    return load_trace(tracer.output_file)
+
+
 def run_script(tmp_path, source: str, *args: str, timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess:
     """Run ``source`` as a script in a new interpreter (cwd: tmp_path)."""
     script = os.path.join(str(tmp_path), "script.py")

@@ -345,9 +345,6 @@ def test_log_sparse_stack_depth_validation():
         log_sparse(stack_depth="2")
 
 
-@pytest.mark.xfail(reason="native core: tracers that never started share the thread slot of the first "
-                          "one (generation 0), so a second log_sparse tracer in a process loses its events",
-                   strict=False)
 def test_two_sparse_tracers_in_one_process(tmp_path):
     source = """
         import json

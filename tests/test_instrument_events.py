@@ -7,24 +7,11 @@ import textwrap
 
 import pytest
 
-from support import events, load_trace, run_script
+from support import events, load_trace, run_script, saved
 from viztracer import VizCounter, VizObject, VizTracer
 from viztracer.event_base import _EventBase, triggerlog
 from viztracer.vizcounter import VizCounter as VizCounterFromModule
 from viztracer.vizobject import VizObject as VizObjectFromModule
-
-
-@pytest.fixture
-def tracer(tmp_path):
-    t = VizTracer(output_file=str(tmp_path / "result.json"), verbose=0)
-    yield t
-    t.stop()
-
-
-def saved(tracer):
-    tracer.stop()
-    tracer.save()
-    return load_trace(tracer.output_file)
 
 
 def counters(trace, name=None):

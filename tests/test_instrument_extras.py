@@ -11,23 +11,10 @@ import time
 
 import pytest
 
-from support import events, load_trace, run_script
+from support import events, load_trace, run_script, saved
 from viztracer import VizTracer, get_tracer
 from viztracer.extra_log import load_torch_trace
 from viztracer.vizlogging import VizLoggingHandler
-
-
-@pytest.fixture
-def tracer(tmp_path):
-    t = VizTracer(output_file=str(tmp_path / "result.json"), verbose=0)
-    yield t
-    t.stop()
-
-
-def saved(tracer):
-    tracer.stop()
-    tracer.save()
-    return load_trace(tracer.output_file)
 
 
 def instants(trace):

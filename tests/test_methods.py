@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from support import events, load_trace, names, run_script, short_names, trace_call
+from support import events, load_trace, names, run_script, short_names, trace_call, saved
 from viztracer import VizTracer, get_tracer
 
 
@@ -16,19 +16,6 @@ def fib(n):
 
 def fib_count(trace):
     return len([n for n in names(trace) if n.startswith("fib ")])
-
-
-@pytest.fixture
-def tracer(tmp_path):
-    t = VizTracer(output_file=str(tmp_path / "result.json"), verbose=0)
-    yield t
-    t.stop()
-
-
-def saved(tracer):
-    tracer.stop()
-    tracer.save()
-    return load_trace(tracer.output_file)
 
 
 def test_run(tmp_path):

@@ -31,6 +31,8 @@ import sys
 import time
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+from .util import pid_exists
+
 ENV_CONFIG = "VIZTRACER_COLLECT"
 CHILD_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child")
 
@@ -49,12 +51,8 @@ def member_paths(directory: str, pid: int) -> Tuple[str, str]:
 
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie, dead but not reaped, does not count)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_exists(pid):
         return False
-    except PermissionError:
-        return True
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             state = f.read().rsplit(b")", 1)[1].split()[0]

@@ -685,10 +685,8 @@ class VizTracer:
             return write_html_snapshot(snap, path, pid=self._pid(), process_name=self._process_name(),
                                        thread_names=names, metadata_json=metadata_json,
                                        file_info_json=file_info_json)
-        progress = None
-        if verbose > 0 and snap.entries >= 2_000_000 and sys.stdout.isatty():
-            def progress(done: int, total: int) -> None:
-                same_line_print(f"Saving trace data: {done}/{total} events")
+        show_progress = verbose > 0 and snap.entries >= 2_000_000 and sys.stdout.isatty()
+        progress = _print_progress if show_progress else None
         count = snap.write(path, gzip=kind == "gz", pid=self._pid(), process_name=self._process_name(),
                            thread_names=names, metadata_json=metadata_json,
                            file_info_json=file_info_json, progress=progress)
@@ -767,6 +765,10 @@ class VizTracer:
             data = self.data
             data.setdefault("traceEvents", []).extend(self._torch_profiler.events(self.get_base_time()))
             self._torch_merged_into = data
+
+
+def _print_progress(done: int, total: int) -> None:
+    same_line_print(f"Saving trace data: {done}/{total} events")
 
 
 def _finalize_again(tracer: VizTracer) -> None:

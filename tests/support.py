@@ -14,8 +14,6 @@ import textwrap
 from collections import defaultdict
 from typing import Any, Callable, Dict, Iterable, List
 
-import pytest
-
 from viztracer import VizTracer
 
 MONITORING = sys.version_info >= (3, 12)

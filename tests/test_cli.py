@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from cli_support import VIZTRACER, clean_env, ours, program_output, run_python, run_viztracer, write

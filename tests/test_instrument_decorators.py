@@ -3,8 +3,6 @@
 import builtins
 import glob
 import json
-import os
-import threading
 
 import pytest
 

@@ -1,12 +1,11 @@
 """Every method of VizTracer, checked through the trace file."""
 
 import os
-import sys
 import threading
 
 import pytest
 
-from support import events, load_trace, names, run_script, short_names, trace_call, saved
+from support import events, load_trace, names, run_script, saved
 from viztracer import VizTracer, get_tracer
 
 

@@ -5,7 +5,7 @@ import sys
 import threading
 import time
 
-from support import assert_nested, events, load_trace, names
+from support import assert_nested, events, load_trace
 from viztracer import VizTracer
 
 

@@ -156,9 +156,11 @@ def timed(func):
 def mode_cost(workload, reps, variant="exact"):
     """Tracing cost per call: the traced time over the untraced time, and the calls.
 
-    The untraced runs come first, before any tracer exists: upstream VizTracer
-    installs its profile hook when it is constructed (and leaves it for new threads
-    after stop()), which would slow the untraced runs down and flatter it.
+    Untraced and traced runs alternate, and the median of the pairwise ratios is
+    kept, so a drift of the machine's speed cancels out. Before measuring, the tracer
+    is started and stopped once and leftover profile hooks are removed: upstream
+    VizTracer installs its hook when it is constructed (and leaves the one for new
+    threads after stop()), which would slow the untraced runs down and flatter it.
     ``variant`` is "exact" (defaults), "fast" (fast_calls=True) or "floor" (hooks
     that do nothing: what the interpreter itself spends delivering the events).
     """
@@ -166,19 +168,26 @@ def mode_cost(workload, reps, variant="exact"):
     func = WORKLOADS[workload]
     func()  # warm up imports and caches
     calls = count_calls(func)
-    func()
-    base = [timed(func) for _ in range(reps)]
     tracer = VizTracer(verbose=0, tracer_entries=1_000_000, **({"fast_calls": True} if variant == "fast" else {}))
     if variant == "floor":
         tracer._tracer._noop_hooks = True
-    traced = []
+    tracer.start()
+    tracer.stop()
+    tracer.clear()
+    sys.setprofile(None)
+    threading.setprofile(None)
+    func()
+    base, traced = [], []
     for _ in range(reps):
+        base.append(timed(func))
         tracer.start()
         traced.append(timed(func))
         tracer.stop()
         tracer.clear()
+        threading.setprofile(None)
     b, t = statistics.median(base), statistics.median(traced)
-    return {"calls": calls, "base_s": b, "traced_s": t, "slowdown": t / b, "ns_per_call": (t - b) / calls * 1e9}
+    slowdown = statistics.median(tr / ba for tr, ba in zip(traced, base))
+    return {"calls": calls, "base_s": b, "traced_s": t, "slowdown": slowdown, "ns_per_call": (t - b) / calls * 1e9}
 
 
 def mode_save(workload, out_dir):

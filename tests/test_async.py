@@ -59,3 +59,33 @@ def test_without_log_async_everything_is_on_the_thread(tmp_path):
     tids = {e["tid"] for e in events(trace) if e["name"].startswith(("leaf ", "work "))}
     assert len(tids) == 1
     assert "alpha" not in thread_names(trace).values()
+
+
+def test_trio_tasks_get_their_own_tracks(tmp_path):
+    trio = __import__("pytest").importorskip("trio")
+
+    async def trio_work(n):
+        for i in range(n):
+            await trio.sleep(0)
+            leaf(i)
+
+    async def trio_main():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio_work, 3, name="first")
+            nursery.start_soon(trio_work, 2, name="second")
+
+    path = str(tmp_path / "trio.json")
+    tracer = VizTracer(output_file=path, verbose=0, log_async=True)
+    tracer.start()
+    trio.run(trio_main)
+    tracer.stop()
+    tracer.save()
+    trace = load_trace(path)
+    names = thread_names(trace)
+    per_task = {}
+    for e in events(trace):
+        if e["name"].startswith("leaf "):
+            per_task.setdefault(names.get(e["tid"]), 0)
+            per_task[names.get(e["tid"])] += 1
+    assert per_task == {"first": 3, "second": 2}
+    assert_nested(trace)

@@ -12,6 +12,7 @@ use once_cell::sync::OnceCell;
 use pyo3::ffi as pyffi;
 use pyo3::prelude::*;
 use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct Installed;
 
@@ -64,6 +65,10 @@ unsafe extern "C" fn bootstrap(
     args: *mut *mut pyffi::PyObject,
     nargs: pyffi::Py_ssize_t,
 ) -> *mut pyffi::PyObject {
+    if NOOP.load(Ordering::Relaxed) {
+        ffi::set_profile_current_thread(Some(noop));
+        return ffi::new_none();
+    }
     ffi::set_profile_current_thread(Some(profile));
     if nargs >= 3 {
         let frame = *args;
@@ -98,16 +103,16 @@ fn bootstrap_fn(py: Python<'_>) -> PyResult<&'static Py<PyAny>> {
     })
 }
 
+/// Benchmarks only: every thread gets the no-op profile function.
+static NOOP: AtomicBool = AtomicBool::new(false);
+
 pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> {
-    if opts.noop {
-        // SAFETY: GIL held.
-        unsafe { ffi::set_profile_all_threads(Some(noop)) };
-        return Ok(Installed);
-    }
+    NOOP.store(opts.noop, Ordering::Relaxed);
     let boot = bootstrap_fn(py)?;
     py.import("threading")?.call_method1("setprofile", (boot.bind(py),))?;
+    let func: pyffi::Py_tracefunc = if opts.noop { noop } else { profile };
     // SAFETY: GIL held.
-    unsafe { ffi::set_profile_all_threads(Some(profile)) };
+    unsafe { ffi::set_profile_all_threads(Some(func)) };
     Ok(Installed)
 }
 

@@ -346,3 +346,39 @@ def test_children_of_a_single_process_trace_leave_its_file_alone(tmp_path):
     trace = json.loads((tmp_path / "out.json").read_text())
     assert len(processes(trace)) == 1
     assert sorted(calls_per_pid(trace).values()) == [15]
+
+
+def test_ctrl_c_while_waiting_saves_what_was_collected(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    source = HEADER + """
+    if __name__ == "__main__":
+        tracer = VizTracer(output_file="out.json", ignore_multiprocess=False, verbose=1)
+        tracer.start()
+        fib(5)
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        tracer.stop()
+        print("saving", flush=True)
+        tracer.save()
+        print("saved", flush=True)
+        child.kill()
+    """
+    script = tmp_path / "script.py"
+    script.write_text(__import__("textwrap").dedent(source))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, TMPDIR=str(tmp)))
+    assert proc.stdout.readline().strip() == "saving"
+    deadline = time.monotonic() + 30
+    while "Waiting for" not in proc.stderr.readline() and time.monotonic() < deadline:
+        pass
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "saved" in out
+    trace = json.loads((tmp_path / "out.json").read_text())
+    assert sorted(calls_per_pid(trace).values()) == [15]
+    assert os.listdir(tmp) == []

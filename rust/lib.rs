@@ -9,7 +9,8 @@
 //! - `snapshot`, `json`, `pyjson`: taking events out and writing the trace file;
 //! - `tracer`: the Python-facing `Tracer` and `Snapshot` classes;
 //! - `ffi`, `gil_cell`: the unsafe layer and the GIL-as-lock cell;
-//! - `args`: argument/return-value reprs and async task lookup (opt-in options).
+//! - `args`: argument/return-value reprs and async task lookup (opt-in options);
+//! - `term_signal`: makes sure a SIGTERM reaches the Python handler that saves.
 
 mod args;
 pub mod clock;
@@ -25,10 +26,25 @@ mod pyjson;
 pub mod record;
 pub mod ring;
 mod snapshot;
+mod term_signal;
 mod thread;
 mod tracer;
 
 use pyo3::prelude::*;
+
+/// Puts a C handler in front of the SIGTERM handler just set with `signal.signal`,
+/// which repeats the signal until `sigterm_received()` is called (see term_signal.rs).
+/// Returns whether it could.
+#[pyfunction]
+fn guard_sigterm() -> bool {
+    term_signal::install()
+}
+
+/// The Python SIGTERM handler runs: the signal need not be repeated.
+#[pyfunction]
+fn sigterm_received() {
+    term_signal::acknowledge()
+}
 
 #[pymodule(gil_used = true)]
 fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -37,6 +53,8 @@ fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     unsafe { ffi::check_frame_layout() };
     m.add_class::<tracer::Tracer>()?;
     m.add_class::<tracer::Snapshot>()?;
+    m.add_function(wrap_pyfunction!(guard_sigterm, m)?)?;
+    m.add_function(wrap_pyfunction!(sigterm_received, m)?)?;
     m.add("FAST_FRAME_ACCESS", ffi::frame_layout_ok())?;
     m.add("BACKEND", if cfg!(Py_3_12) { "sys.monitoring" } else { "setprofile" })?;
     Ok(())

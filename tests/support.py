@@ -90,6 +90,30 @@ def run_script(tmp_path, source: str, *args: str, timeout: float = 120, **kwargs
                           text=True, timeout=timeout, **kwargs)
 
 
+# Source of ``blocked_wait()``: SIGTERM becomes deliverable right before a wait that
+# only a signal ends, with no Python code in between (C functions called from C by
+# map), so CPython's handler only marks it pending. Without viztracer's repeat of the
+# signal the wait would never end; untraced, the SIGTERM kills the process at once.
+BLOCKED_WAIT_SOURCE = """
+import ctypes, functools, operator, os, signal
+_libc = ctypes.CDLL(None, use_errno=True)
+_sigset = ctypes.create_string_buffer(128)
+_libc.sigemptyset(_sigset)
+_libc.sigaddset(_sigset, signal.SIGTERM)
+_sem = ctypes.create_string_buffer(64)
+_libc.sem_init(_sem, 0, 0)
+
+def blocked_wait():
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    os.kill(os.getpid(), signal.SIGTERM)
+    print("pending", flush=True)
+    steps = [functools.partial(_libc.pthread_sigmask, signal.SIG_UNBLOCK, _sigset, None),
+             functools.partial(_libc.sem_wait, _sem)]
+    list(map(operator.methodcaller("__call__"), steps))
+    print("woke up", flush=True)
+"""
+
+
 def count_by_name(names_: Iterable[str]) -> Dict[str, int]:
     out: Dict[str, int] = defaultdict(int)
     for n in names_:

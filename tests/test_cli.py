@@ -15,7 +15,7 @@ import sys
 
 import pytest
 from cli_support import VIZTRACER, clean_env, ours, program_output, run_python, run_viztracer, write
-from support import events, load_trace, names, short_names
+from support import BLOCKED_WAIT_SOURCE, events, load_trace, names, short_names
 
 # A program that reports what it sees of its own launch.
 PROBE = """
@@ -267,6 +267,20 @@ def test_signal_from_outside(tmp_path, sig):
     trace = load_trace(tmp_path / "t.json")
     assert any(n.startswith("waiting (") for n in names(trace))
     assert any(n == "time.sleep" for n in names(trace))
+
+
+def test_sigterm_just_before_a_blocking_wait(tmp_path):
+    write(tmp_path / "prog.py", BLOCKED_WAIT_SOURCE + "blocked_wait()\n")
+    proc = subprocess.Popen([VIZTRACER, "-o", "t.json", "prog.py"], cwd=str(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=clean_env())
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGTERM, (out, err)
+    assert out.startswith("pending\n") and "woke up" not in out, out
+    assert len(ours(out)) == 1, (out, err)
+    assert any(n.startswith("blocked_wait (") for n in names(load_trace(tmp_path / "t.json")))
 
 
 def test_summary_comes_after_program_output(tmp_path):

@@ -1,11 +1,12 @@
 """Every method of VizTracer, checked through the trace file."""
 
 import os
+import textwrap
 import threading
 
 import pytest
 
-from support import events, load_trace, names, run_script, saved
+from support import BLOCKED_WAIT_SOURCE, events, load_trace, names, run_script, saved
 from viztracer import VizTracer, get_tracer
 
 
@@ -362,7 +363,7 @@ def test_set_afterfork_and_fork_reset(tmp_path):
 
 
 def test_register_exit_saves_at_exit_and_on_sigterm(tmp_path):
-    source = """
+    source = BLOCKED_WAIT_SOURCE + textwrap.dedent("""
         import os, signal, sys, time
         from viztracer import VizTracer
         def fib(n):
@@ -378,10 +379,13 @@ def test_register_exit_saves_at_exit_and_on_sigterm(tmp_path):
         if sys.argv[1] == "term":
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)
-        """
+        if sys.argv[1] == "term_before_wait":
+            blocked_wait()
+        """)
     import json
     import signal
-    for how, code in (("exit", 3), ("raise", 1), ("term", -signal.SIGTERM), ("end", 0)):
+    for how, code in (("exit", 3), ("raise", 1), ("term", -signal.SIGTERM), ("term_before_wait", -signal.SIGTERM),
+                      ("end", 0)):
         out = tmp_path / f"{how}.json"
         result = run_script(tmp_path, source, how, str(out))
         assert result.returncode == code, (how, result.stderr)

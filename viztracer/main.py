@@ -661,7 +661,8 @@ class TracedRun:
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
             # (Not if SIGTERM is ignored: the program inherits that, as untraced.)
             if signal.getsignal(signal.SIGTERM) != signal.SIG_IGN:
-                signal.signal(signal.SIGTERM, self._on_fatal_signal)
+                from .term_signal import catch_sigterm
+                catch_sigterm(self._on_fatal_signal)
 
     def _on_fatal_signal(self, signum: int, frame: Any) -> None:
         if os.getpid() != self.pid:  # a forked child: behave as if we were not here

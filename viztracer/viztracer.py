@@ -14,7 +14,7 @@ import sys
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import _snaptrace
+from . import _snaptrace, term_signal
 from .file_info import build_file_info, functions_of_raw_events
 from .options import (
     NativeOption, Option, check_bool, check_callable, check_int, check_min_duration,
@@ -135,6 +135,8 @@ class VizTracer:
         self._extras_init()
         self.cwd = os.getcwd()
         self._exiting = False
+        # The program's own SIGTERM handler, replaced by register_exit (None: not replaced).
+        self._program_sigterm: Any = None
         self.system_print = builtins.print
 
         self.verbose = verbose
@@ -405,7 +407,10 @@ class VizTracer:
             os.kill(os.getpid(), signum)
 
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, on_sigterm)
+            previous = term_signal.catch_sigterm(on_sigterm)
+            if not term_signal.is_ours(previous):
+                # None: a handler set outside Python, which can't be put back.
+                self._program_sigterm = signal.SIG_DFL if previous is None else previous
         # Priority -1: after multiprocessing has terminated and joined daemonic children
         # at exit. A multiprocessing child clears the finalizers it inherited when it
         # starts (spawn does too, on some versions), then runs the after-fork hooks:
@@ -450,6 +455,11 @@ class VizTracer:
         if self._membership is not None:
             from . import multiprocess
             multiprocess.after_fork(self)
+        elif self._program_sigterm is not None:
+            # This child saves nothing: give it the program's own SIGTERM handling back.
+            import signal
+            signal.signal(signal.SIGTERM, self._program_sigterm)
+            self._program_sigterm = None
         if self._afterfork is not None:
             callback, args, kwargs = self._afterfork
             callback(self, *args, **kwargs)

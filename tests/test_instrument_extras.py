@@ -256,6 +256,33 @@ def test_log_torch_merges_the_profiler_trace_on_our_time_axis(tmp_path, fake_tor
         assert trace["viztracer_metadata"]["baseTimeNanoseconds"] == t.get_base_time()
 
 
+def test_log_torch_with_real_torch(tmp_path):
+    # Runs where PyTorch is installed (it is too big for CI's virtualenvs); checked by
+    # hand with torch 2.15 (CPU) on Python 3.11.
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pytest.skip("torch is not installed")
+    result = run_script(tmp_path, """
+        import sys, torch
+        from viztracer import VizTracer
+        def model_step(x, w):
+            return torch.relu(x @ w).sum()
+        with VizTracer(output_file=sys.argv[1], verbose=0, log_torch=True):
+            x, w = torch.randn(32, 32), torch.randn(32, 32)
+            for _ in range(3):
+                model_step(x, w)
+    """, str(tmp_path / "t.json"))
+    assert result.returncode == 0, result.stderr
+    trace = load_trace(tmp_path / "t.json")
+    steps = [e for e in events(trace) if e["name"].startswith("model_step (")]
+    matmuls = [e for e in events(trace) if e["name"] == "aten::matmul"]
+    assert len(steps) == len(matmuls) == 3
+    for step, mm in zip(steps, matmuls):
+        assert step["ts"] <= mm["ts"] and mm["ts"] + mm["dur"] <= step["ts"] + step["dur"] + 1
+        assert (mm["pid"], mm["tid"]) == (step["pid"], step["tid"])
+
+
 def test_log_torch_without_torch_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match="log_torch needs PyTorch"):

@@ -120,8 +120,10 @@ def test_log_gc(tmp_path):
         gc.collect()
     """
     trace, _ = traced(tmp_path, "--log_gc", source=source)
-    (gc_slice,) = [e for e in events(trace) if e["name"] == "garbage collection"]
-    assert gc_slice["args"]["generation"] == 2 and gc_slice["args"]["collected"] >= 20
+    # gc.collect() gives one full collection; the interpreter may add automatic ones
+    slices = [e for e in events(trace) if e["name"] == "garbage collection"]
+    assert slices and all(set(e["args"]) >= {"generation", "collected"} for e in slices)
+    assert any(e["args"]["generation"] == 2 and e["args"]["collected"] >= 20 for e in slices)
 
 
 def test_log_torch_without_torch(tmp_path):

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from collections import defaultdict
 from typing import Any, Callable, Dict, Iterable, List
 
@@ -112,6 +113,15 @@ def blocked_wait():
     list(map(operator.methodcaller("__call__"), steps))
     print("woke up", flush=True)
 """
+
+
+def run_threads(threads: Iterable[threading.Thread]) -> None:
+    """Start every thread, then wait for all of them."""
+    threads = list(threads)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def count_by_name(names_: Iterable[str]) -> Dict[str, int]:

@@ -5,7 +5,7 @@ import sys
 import threading
 import time
 
-from support import assert_nested, events, load_trace
+from support import assert_nested, events, load_trace, run_threads
 from viztracer import VizTracer
 
 
@@ -30,11 +30,7 @@ def test_threads_started_after_start(tmp_path):
     path = str(tmp_path / "t.json")
     tracer = VizTracer(output_file=path, verbose=0)
     tracer.start()
-    threads = [threading.Thread(target=fib, args=(5,), name=f"worker-{i}") for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(threading.Thread(target=fib, args=(5,), name=f"worker-{i}") for i in range(4))
     tracer.stop()
     tracer.save()
     trace = load_trace(path)
@@ -102,11 +98,7 @@ def test_many_threads_lose_nothing(tmp_path):
     path = str(tmp_path / "many.json")
     tracer = VizTracer(output_file=path, verbose=0)
     tracer.start()
-    threads = [threading.Thread(target=fib, args=(8,)) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(threading.Thread(target=fib, args=(8,)) for _ in range(16))
     tracer.stop()
     tracer.save()
     trace = load_trace(path)
@@ -119,11 +111,7 @@ def test_thread_buffer_limit_is_shared(tmp_path):
     path = str(tmp_path / "limit.json")
     tracer = VizTracer(output_file=path, verbose=0, tracer_entries=2000)
     tracer.start()
-    threads = [threading.Thread(target=fib, args=(12,)) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(threading.Thread(target=fib, args=(12,)) for _ in range(4))
     tracer.stop()
     tracer.save()
     trace = load_trace(path)
@@ -178,11 +166,7 @@ def test_states_of_finished_threads_are_freed(tmp_path):
     tracer = VizTracer(output_file=str(tmp_path / "free.json"), verbose=0)
     for _ in range(3):
         tracer.start()
-        threads = [threading.Thread(target=fib, args=(2,)) for _ in range(20)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_threads(threading.Thread(target=fib, args=(2,)) for _ in range(20))
         tracer.stop()
         assert tracer._tracer.stats()["threads"] >= 20
         tracer.save()

@@ -362,6 +362,35 @@ def test_set_afterfork_and_fork_reset(tmp_path):
     assert "parent 15" in lines
 
 
+def test_forked_child_gets_the_programs_own_sigterm_handler_back(tmp_path):
+    # register_exit replaced the program's handler; a forked child that saves nothing
+    # (no multi-process collection) must handle SIGTERM as it would untraced.
+    source = """
+        import os, signal, sys
+        from viztracer import VizTracer
+        def mine(signum, frame):
+            print("program handler", os.getpid() != parent, flush=True)
+            os._exit(7)
+        signal.signal(signal.SIGTERM, mine)
+        parent = os.getpid()
+        tracer = VizTracer(output_file=sys.argv[1], verbose=0)
+        tracer.register_exit()
+        assert signal.getsignal(signal.SIGTERM) is not mine
+        tracer.start()
+        pid = os.fork()
+        if pid == 0:
+            assert signal.getsignal(signal.SIGTERM) is mine
+            os.kill(os.getpid(), signal.SIGTERM)
+            os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        print("child exit", os.waitstatus_to_exitcode(status))
+    """
+    result = run_script(tmp_path, source, str(tmp_path / "t.json"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["program handler True", "child exit 7"]
+    assert load_trace(tmp_path / "t.json")["traceEvents"]
+
+
 def test_register_exit_saves_at_exit_and_on_sigterm(tmp_path):
     source = BLOCKED_WAIT_SOURCE + textwrap.dedent("""
         import os, signal, sys, time

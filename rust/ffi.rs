@@ -321,13 +321,94 @@ pub unsafe fn set_profile_current_thread(func: Option<ffi::Py_tracefunc>) {
     ffi::PyEval_SetProfile(func, std::ptr::null_mut());
 }
 
-/// Builds a builtin function object around a static fastcall callback (how our
-/// sys.monitoring callbacks avoid any wrapper cost).
+/// Builds a builtin function object around a static fastcall function (the thread
+/// bootstrap handed to `threading.setprofile`).
 ///
 /// # Safety
 /// GIL held. `def` must live for the rest of the process (it is leaked by the caller).
+#[cfg(not(Py_3_12))]
 pub unsafe fn new_builtin(def: *mut ffi::PyMethodDef) -> *mut ffi::PyObject {
     ffi::PyCFunction_NewEx(def, std::ptr::null_mut(), std::ptr::null_mut())
+}
+
+/// A callable the interpreter calls straight through its vectorcall slot: our
+/// sys.monitoring callbacks (3.12+). A builtin function would put CPython's
+/// `METH_FASTCALL` adapter (a recursion check and one more indirect call) in front of
+/// every event; this object's slot *is* the callback.
+#[cfg(Py_3_12)]
+#[repr(C)]
+struct VectorcallObject {
+    ob_base: ffi::PyObject,
+    vectorcall: Option<ffi::vectorcallfunc>,
+}
+
+/// The type of every `VectorcallObject`, created on first use.
+#[cfg(Py_3_12)]
+static VECTORCALL_TYPE: std::sync::atomic::AtomicPtr<ffi::PyObject> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// The heap type of our callbacks: instances hold their function at the offset that
+/// `__vectorcalloffset__` names, `tp_call` goes through the same slot, and Python
+/// code cannot create instances.
+///
+/// # Safety
+/// GIL held.
+#[cfg(Py_3_12)]
+unsafe fn vectorcall_type() -> *mut ffi::PyTypeObject {
+    use std::sync::atomic::Ordering;
+    let tp = VECTORCALL_TYPE.load(Ordering::Acquire);
+    if !tp.is_null() {
+        return tp.cast();
+    }
+    // The spec, its slots and members must outlive the type: leaked, once.
+    let members: &'static mut [ffi::PyMemberDef; 2] = Box::leak(Box::new([
+        ffi::PyMemberDef {
+            name: c"__vectorcalloffset__".as_ptr(),
+            type_code: ffi::Py_T_PYSSIZET,
+            offset: std::mem::offset_of!(VectorcallObject, vectorcall) as ffi::Py_ssize_t,
+            flags: ffi::Py_READONLY,
+            doc: std::ptr::null(),
+        },
+        ffi::PyMemberDef::default(),
+    ]));
+    let slots: &'static mut [ffi::PyType_Slot; 3] = Box::leak(Box::new([
+        ffi::PyType_Slot { slot: ffi::Py_tp_members, pfunc: members.as_mut_ptr().cast() },
+        ffi::PyType_Slot { slot: ffi::Py_tp_call, pfunc: ffi::PyVectorcall_Call as *mut std::ffi::c_void },
+        ffi::PyType_Slot { slot: 0, pfunc: std::ptr::null_mut() },
+    ]));
+    let spec: &'static mut ffi::PyType_Spec = Box::leak(Box::new(ffi::PyType_Spec {
+        name: c"viztracer._snaptrace.MonitoringCallback".as_ptr(),
+        basicsize: std::mem::size_of::<VectorcallObject>() as std::ffi::c_int,
+        itemsize: 0,
+        flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_HAVE_VECTORCALL | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION)
+            as std::ffi::c_uint,
+        slots: slots.as_mut_ptr(),
+    }));
+    let tp = ffi::PyType_FromSpec(spec);
+    if !tp.is_null() {
+        // Kept for the rest of the process (the reference from PyType_FromSpec).
+        VECTORCALL_TYPE.store(tp, Ordering::Release);
+    }
+    tp.cast()
+}
+
+/// A new callable object whose every call runs `func(self, args, nargsf, kwnames)`
+/// directly. Null with a Python error set on failure.
+///
+/// # Safety
+/// GIL held.
+#[cfg(Py_3_12)]
+pub unsafe fn new_vectorcall_callback(func: ffi::vectorcallfunc) -> *mut ffi::PyObject {
+    let tp = vectorcall_type();
+    if tp.is_null() {
+        return std::ptr::null_mut();
+    }
+    let obj = ffi::PyType_GenericAlloc(tp, 0);
+    if !obj.is_null() {
+        // A fresh instance of our own type: the field is ours to set.
+        (*obj.cast::<VectorcallObject>()).vectorcall = Some(func);
+    }
+    obj
 }
 
 /// A new reference to `None`, the return value of our callbacks.

@@ -1,7 +1,8 @@
 //! sys.monitoring (PEP 669) event source, Python 3.12+.
 //!
-//! Callbacks are builtin functions around static `METH_FASTCALL` entry points, so the
-//! interpreter calls them through vectorcall with no argument parsing. We take the
+//! Callbacks are objects of our own type whose vectorcall slot is the callback
+//! itself (see `ffi::new_vectorcall_callback`), so the interpreter calls them with no
+//! adapter and no argument parsing. We take the
 //! first free tool id of 3, 4 and 2 (PROFILER_ID), and never free an id we do not
 //! own, so cProfile and other tools keep working next to us.
 
@@ -35,31 +36,34 @@ const TOOL_NAME: &str = "viztracer";
 // Arguments are (code, instruction_offset[, retval | exception | callable[, arg0]]).
 
 unsafe extern "C" fn on_py_start(
-    _slf: *mut pyffi::PyObject,
-    args: *mut *mut pyffi::PyObject,
-    nargs: pyffi::Py_ssize_t,
+    _callable: *mut pyffi::PyObject,
+    args: *const *mut pyffi::PyObject,
+    nargs: usize,
+    _kwnames: *mut pyffi::PyObject,
 ) -> *mut pyffi::PyObject {
-    if pyffi::PyVectorcall_NARGS(nargs as usize) >= 1 {
+    if pyffi::PyVectorcall_NARGS(nargs) >= 1 {
         guard(|| core::py_enter(*args, std::ptr::null_mut()));
     }
     ffi::new_none()
 }
 
 unsafe extern "C" fn on_py_return(
-    _slf: *mut pyffi::PyObject,
-    args: *mut *mut pyffi::PyObject,
-    nargs: pyffi::Py_ssize_t,
+    _callable: *mut pyffi::PyObject,
+    args: *const *mut pyffi::PyObject,
+    nargs: usize,
+    _kwnames: *mut pyffi::PyObject,
 ) -> *mut pyffi::PyObject {
-    if pyffi::PyVectorcall_NARGS(nargs as usize) >= 3 {
+    if pyffi::PyVectorcall_NARGS(nargs) >= 3 {
         guard(|| core::py_exit(*args, *args.add(2)));
     }
     ffi::new_none()
 }
 
 unsafe extern "C" fn on_noop(
-    _slf: *mut pyffi::PyObject,
-    _args: *mut *mut pyffi::PyObject,
-    _nargs: pyffi::Py_ssize_t,
+    _callable: *mut pyffi::PyObject,
+    _args: *const *mut pyffi::PyObject,
+    _nargs: usize,
+    _kwnames: *mut pyffi::PyObject,
 ) -> *mut pyffi::PyObject {
     ffi::new_none()
 }
@@ -70,11 +74,12 @@ static FAST_CALLS: AtomicBool = AtomicBool::new(false);
 static DISABLE: AtomicPtr<pyffi::PyObject> = AtomicPtr::new(std::ptr::null_mut());
 
 unsafe extern "C" fn on_call(
-    _slf: *mut pyffi::PyObject,
-    args: *mut *mut pyffi::PyObject,
-    nargs: pyffi::Py_ssize_t,
+    _callable: *mut pyffi::PyObject,
+    args: *const *mut pyffi::PyObject,
+    nargs: usize,
+    _kwnames: *mut pyffi::PyObject,
 ) -> *mut pyffi::PyObject {
-    if pyffi::PyVectorcall_NARGS(nargs as usize) >= 4 {
+    if pyffi::PyVectorcall_NARGS(nargs) >= 4 {
         let callable = *args.add(2);
         if FAST_CALLS.load(Ordering::Relaxed) && ffi::is_python_level_callable(callable) {
             let disable = DISABLE.load(Ordering::Relaxed);
@@ -89,11 +94,12 @@ unsafe extern "C" fn on_call(
 }
 
 unsafe extern "C" fn on_c_return(
-    _slf: *mut pyffi::PyObject,
-    args: *mut *mut pyffi::PyObject,
-    nargs: pyffi::Py_ssize_t,
+    _callable: *mut pyffi::PyObject,
+    args: *const *mut pyffi::PyObject,
+    nargs: usize,
+    _kwnames: *mut pyffi::PyObject,
 ) -> *mut pyffi::PyObject {
-    if pyffi::PyVectorcall_NARGS(nargs as usize) >= 4 {
+    if pyffi::PyVectorcall_NARGS(nargs) >= 4 {
         guard(|| core::c_exit(*args.add(2), *args.add(3)));
     }
     ffi::new_none()
@@ -109,29 +115,19 @@ struct Callbacks {
 
 static CALLBACKS: OnceCell<Callbacks> = OnceCell::new();
 
-fn make_callback(py: Python<'_>, name: &'static std::ffi::CStr, f: pyffi::PyCFunctionFast) -> PyResult<Py<PyAny>> {
-    // The method def must outlive every function object made from it: leak it.
-    let def = Box::leak(Box::new(pyffi::PyMethodDef {
-        ml_name: name.as_ptr(),
-        ml_meth: pyffi::PyMethodDefPointer { PyCFunctionFast: f },
-        ml_flags: pyffi::METH_FASTCALL,
-        ml_doc: std::ptr::null(),
-    }));
-    // SAFETY: GIL held; `def` is 'static.
-    unsafe {
-        let obj = ffi::new_builtin(def);
-        Bound::from_owned_ptr_or_err(py, obj).map(Bound::unbind)
-    }
+fn make_callback(py: Python<'_>, f: pyffi::vectorcallfunc) -> PyResult<Py<PyAny>> {
+    // SAFETY: GIL held.
+    unsafe { Bound::from_owned_ptr_or_err(py, ffi::new_vectorcall_callback(f)).map(Bound::unbind) }
 }
 
 fn callbacks(py: Python<'_>) -> PyResult<&'static Callbacks> {
     CALLBACKS.get_or_try_init(|| {
         Ok(Callbacks {
-            py_start: make_callback(py, c"_viztracer_py_start", on_py_start)?,
-            py_return: make_callback(py, c"_viztracer_py_return", on_py_return)?,
-            call: make_callback(py, c"_viztracer_call", on_call)?,
-            c_return: make_callback(py, c"_viztracer_c_return", on_c_return)?,
-            noop: make_callback(py, c"_viztracer_noop", on_noop)?,
+            py_start: make_callback(py, on_py_start)?,
+            py_return: make_callback(py, on_py_return)?,
+            call: make_callback(py, on_call)?,
+            c_return: make_callback(py, on_c_return)?,
+            noop: make_callback(py, on_noop)?,
         })
     })
 }

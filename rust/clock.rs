@@ -119,6 +119,21 @@ fn invariant_tsc() -> bool {
     false
 }
 
+/// `now_ticks` with the clock chosen at compile time: the event sources install the
+/// variant that matches `uses_tsc()`, so the hot path has no branch on it. `TSC` is
+/// only ever true on x86-64.
+#[inline(always)]
+pub fn ticks<const TSC: bool>() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if TSC {
+            // SAFETY: rdtsc has no preconditions on x86-64.
+            return unsafe { std::arch::x86_64::_rdtsc() };
+        }
+    }
+    monotonic_ns()
+}
+
 /// The raw tick counter. One instruction with the TSC, a vDSO call otherwise.
 #[inline(always)]
 pub fn now_ticks() -> u64 {

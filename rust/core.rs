@@ -16,6 +16,7 @@ use crate::payload::Payload;
 use crate::record::Record;
 use crate::ring::{self, Budget};
 use crate::thread::{self, Frame, ThreadState, F_C, F_IGNORED, F_PRUNES};
+use crate::vec_ext::push_within_capacity;
 use pyo3::ffi as pyffi;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -59,6 +60,35 @@ pub struct State {
     pub mismatches: u64,
     /// Async task names seen: pseudo-thread id → name.
     pub task_names: Vec<(u32, String)>,
+    /// The options the hot path must look at, folded into one word (`HOT_*`), so the
+    /// common event checks a single byte. Kept in step by `refresh_hot`.
+    pub hot: u8,
+}
+
+/// `State::hot`: a frame start needs the general path (depth limit, argument or
+/// async task logging).
+pub const HOT_ENTER: u8 = 1;
+/// A frame end needs the general path (return values, minimum duration).
+pub const HOT_EXIT: u8 = 2;
+/// C functions are not recorded.
+pub const HOT_NO_C: u8 = 4;
+
+impl State {
+    /// Recomputes `hot` from the options: called whenever one of them changes.
+    pub fn refresh_hot(&mut self) {
+        let o = &self.opts;
+        let mut hot = 0;
+        if o.max_stack_depth >= 0 || o.log_func_args || o.log_async {
+            hot |= HOT_ENTER;
+        }
+        if o.log_func_retval || self.min_dur_ticks > 0 {
+            hot |= HOT_EXIT;
+        }
+        if o.ignore_c_function {
+            hot |= HOT_NO_C;
+        }
+        self.hot = hot;
+    }
 }
 
 pub struct Core {
@@ -88,6 +118,7 @@ impl Core {
                 sync_marker_ns: None,
                 mismatches: 0,
                 task_names: Vec::new(),
+                hot: 0,
             }),
         })
     }
@@ -112,6 +143,7 @@ pub fn active() -> *const Core {
 /// Makes `core` the collecting tracer. The registry keeps one strong count.
 pub fn activate(core: &Arc<Core>) {
     let gen = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
+    thread::clear_hot();
     // SAFETY: GIL held by the caller (a Python method).
     let st = unsafe { core.state.get() };
     st.gen = gen;
@@ -127,6 +159,7 @@ pub fn activate(core: &Arc<Core>) {
 /// Stops `core` from collecting (no-op if another tracer is active).
 pub fn deactivate(core: &Arc<Core>) {
     let ptr = Arc::as_ptr(core) as *mut Core;
+    thread::clear_hot();
     // SAFETY: GIL held.
     unsafe { core.state.get() }.collecting = false;
     if ACTIVE.compare_exchange(ptr, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
@@ -163,15 +196,30 @@ impl Drop for Hold {
 /// first event.
 #[inline(always)]
 unsafe fn current() -> Option<(*const Core, *mut ThreadState)> {
+    match thread::hot() {
+        Some(hot) => Some(hot),
+        None => current_slow(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn current_slow() -> Option<(*const Core, *mut ThreadState)> {
     let core = ACTIVE.load(Ordering::Acquire) as *const Core;
     if core.is_null() {
         return None;
     }
     let gen = (*core).state.get().gen;
-    match thread::cached(gen) {
-        Some(th) => Some((core, th)),
-        None => register_thread(core, gen).map(|th| (core, th)),
+    let th = match thread::cached(gen) {
+        Some(th) => th,
+        None => register_thread(core, gen)?,
+    };
+    // Naming a new thread runs Python code, which may have stopped this tracer.
+    if !std::ptr::eq(ACTIVE.load(Ordering::Acquire), core) || (*core).state.get().gen != gen {
+        return None;
     }
+    thread::set_hot(core, th);
+    Some((core, th))
 }
 
 #[cold]
@@ -294,11 +342,45 @@ unsafe fn finish_frame(core: *const Core, th: *mut ThreadState, f: Frame, end: u
 // Python functions
 // ---------------------------------------------------------------------------------
 
-/// A Python frame starts (call, generator resume, throw). `frame` may be null
-/// (sys.monitoring does not pass it); it is only needed for `log_func_args`.
+/// A Python frame starts (call, generator resume, throw): the common case, with no
+/// call at all (so the callbacks need no stack frame). Returns false when the event
+/// needs `py_enter_slow`: a new thread or function, a filter, a pause, an option
+/// that logs more, a full stack buffer.
 #[inline(always)]
-pub unsafe fn py_enter(code: *mut pyffi::PyObject, frame: *mut pyffi::PyFrameObject) {
+pub unsafe fn py_enter_fast<const TSC: bool>(code: *mut pyffi::PyObject) -> bool {
+    let Some((core, th)) = thread::hot() else { return false };
+    let st = (*core).state.get();
+    let t = &mut *th;
+    if st.hot & HOT_ENTER != 0 || t.ignored_depth != 0 || t.paused {
+        return false;
+    }
+    let Some(value) = st.funcs.get_cached(funcs::code_key(code)) else { return false };
+    if funcs::is_ignored(value) {
+        return false;
+    }
+    let start = t.tick_with::<TSC>();
+    push_within_capacity(&mut t.stack, Frame { start, key: code as usize, func: funcs::id_of(value), flags: 0, args: None })
+        .is_ok()
+}
+
+/// A Python frame starts, in general. `frame` may be null (sys.monitoring does not
+/// pass it); it is only needed for `log_func_args`.
+#[cold]
+#[inline(never)]
+pub unsafe fn py_enter_slow(code: *mut pyffi::PyObject, frame: *mut pyffi::PyFrameObject) {
     let Some((core, th)) = current() else { return };
+    py_enter_general(core, th, code, frame);
+}
+
+/// `py_enter` beyond the common case: filters, depth limit, pause, first calls,
+/// argument and async task logging.
+#[inline(always)]
+unsafe fn py_enter_general(
+    core: *const Core,
+    th: *mut ThreadState,
+    code: *mut pyffi::PyObject,
+    frame: *mut pyffi::PyFrameObject,
+) {
     let st = (*core).state.get();
     let t = &mut *th;
     let key = code as usize;
@@ -374,11 +456,50 @@ unsafe fn py_enter_with_extras(
     t.stack.push(Frame { start, key: code as usize, func, flags: 0, args });
 }
 
-/// A Python frame ends (return, yield, exception unwinding). `retval` is the value
-/// returned or yielded, the exception when unwinding, or null.
+/// The frame on top of the stack ends and is recorded, if it is a plain frame of
+/// `kind` (0: Python, `F_C`) with key `key`, with nothing more to log, and the ring has
+/// room: the common case of a return, with no call. False: the caller's slow path.
 #[inline(always)]
-pub unsafe fn py_exit(code: *mut pyffi::PyObject, retval: *mut pyffi::PyObject) {
+unsafe fn exit_fast<const TSC: bool>(key: usize, kind: u32, hot_mask: u8) -> bool {
+    let Some((core, th)) = thread::hot() else { return false };
+    let st = (*core).state.get();
+    let t = &mut *th;
+    let Some(top) = t.stack.last() else { return false };
+    if top.key != key || top.flags != kind || top.args.is_some() || st.hot & hot_mask != 0 || t.task_depth != 0 {
+        return false;
+    }
+    let (start, func) = (top.start, top.func);
+    let end = t.tick_with::<TSC>();
+    if t.ring.try_push(Record::complete(start, end.saturating_sub(start), func, None)).is_err() {
+        return false;
+    }
+    // The frame holds no arguments (checked above): nothing to drop.
+    if let Some(done) = t.stack.pop() {
+        std::mem::forget(done);
+    }
+    true
+}
+
+/// A Python frame ends (return, yield, exception unwinding): the common case (see
+/// `exit_fast`). False: `py_exit_slow` takes over.
+#[inline(always)]
+pub unsafe fn py_exit_fast<const TSC: bool>(code: *mut pyffi::PyObject) -> bool {
+    exit_fast::<TSC>(code as usize, 0, HOT_EXIT)
+}
+
+/// A Python frame ends, in general. `retval` is the value returned or yielded, the
+/// exception when unwinding, or null.
+#[cold]
+#[inline(never)]
+pub unsafe fn py_exit_slow(code: *mut pyffi::PyObject, retval: *mut pyffi::PyObject) {
     let Some((core, th)) = current() else { return };
+    py_exit_general(core, th, code, retval);
+}
+
+/// `py_exit` beyond the common case: mismatched returns, ignored frames, return
+/// values, async tasks, minimum duration, a full ring.
+#[inline(always)]
+unsafe fn py_exit_general(core: *const Core, th: *mut ThreadState, code: *mut pyffi::PyObject, retval: *mut pyffi::PyObject) {
     let Some((f, end)) = pop_returning(core, th, code as usize, false) else { return };
     let garbage = if (*core).state.get().opts.log_func_retval || (*th).task_depth > 0 {
         py_exit_with_extras(core, th, f, end, retval)
@@ -478,12 +599,33 @@ unsafe fn unwind_to(core: *const Core, th: *mut ThreadState, key: usize, c_only:
 // C functions
 // ---------------------------------------------------------------------------------
 
-/// A builtin is called. `arg0` is its first argument when known (3.12+), else null.
+/// A builtin is called: the common case (see `py_enter_fast`). `cf` is the callable,
+/// classified. False: `c_enter_slow` takes over.
 #[inline(always)]
-pub unsafe fn c_enter(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
-    // Most CALL events are calls of Python functions: rule them out first.
-    let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
+pub unsafe fn c_enter_fast<const TSC: bool>(cf: &CFunc) -> bool {
+    let Some((core, th)) = thread::hot() else { return false };
+    let st = (*core).state.get();
+    let t = &mut *th;
+    if st.hot & (HOT_ENTER | HOT_NO_C) != 0 || t.ignored_depth != 0 || t.paused {
+        return false;
+    }
+    let key = cf.key();
+    let Some(id) = st.funcs.get_cached(key) else { return false };
+    let start = t.tick_with::<TSC>();
+    push_within_capacity(&mut t.stack, Frame { start, key: key.0, func: id, flags: F_C, args: None }).is_ok()
+}
+
+/// A builtin is called, in general.
+#[cold]
+#[inline(never)]
+pub unsafe fn c_enter_slow(cf: &CFunc) {
     let Some((core, th)) = current() else { return };
+    c_enter_general(core, th, cf);
+}
+
+/// `c_enter` beyond the common case (see `py_enter_general`).
+#[inline(always)]
+unsafe fn c_enter_general(core: *const Core, th: *mut ThreadState, cf: &CFunc) {
     let st = (*core).state.get();
     if st.opts.ignore_c_function {
         return;
@@ -500,7 +642,7 @@ pub unsafe fn c_enter(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject
     }
     let id = match st.funcs.get(key) {
         Some(v) => v,
-        None => match add_c(core, &cf) {
+        None => match add_c(core, cf) {
             Some(v) => v,
             None => {
                 push_ignored(&mut *th, key.0, F_C, true);
@@ -522,15 +664,28 @@ unsafe fn add_c(core: *const Core, cf: &CFunc) -> Option<u32> {
     st.funcs.add_c(py, cf, sanitize)
 }
 
-/// A builtin returns or raises.
+/// A builtin returns or raises: the common case (see `exit_fast`). False:
+/// `c_exit_slow` takes over.
 #[inline(always)]
-pub unsafe fn c_exit(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
-    let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
+pub unsafe fn c_exit_fast<const TSC: bool>(cf: &CFunc) -> bool {
+    exit_fast::<TSC>(cf.key().0, F_C, HOT_EXIT | HOT_NO_C)
+}
+
+/// A builtin returns or raises, in general.
+#[cold]
+#[inline(never)]
+pub unsafe fn c_exit_slow(cf: &CFunc) {
     let Some((core, th)) = current() else { return };
+    c_exit_general(core, th, cf.key().0);
+}
+
+/// `c_exit` beyond the common case (see `py_exit_general`).
+#[inline(always)]
+unsafe fn c_exit_general(core: *const Core, th: *mut ThreadState, key: usize) {
     if (*core).state.get().opts.ignore_c_function {
         return;
     }
-    let Some((f, end)) = pop_returning(core, th, cf.key().0, true) else { return };
+    let Some((f, end)) = pop_returning(core, th, key, true) else { return };
     let garbage = finish_frame(core, th, f, end);
     drop(garbage);
 }
@@ -611,6 +766,7 @@ pub unsafe fn prune_threads(core: *const Core) {
         keep
     });
     st.gen = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
+    thread::clear_hot();
 }
 
 /// Converts a duration option to ticks once per session.
@@ -653,6 +809,7 @@ pub unsafe fn reset_after_fork(core: *const Core) -> ForkGarbage {
     st.mismatches = 0;
     let gen = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
     st.gen = gen;
+    thread::clear_hot();
     if let Some(&p) = st.threads.first() {
         thread::set_cached(gen, p);
     }

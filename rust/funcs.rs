@@ -120,7 +120,7 @@ struct CacheSlot {
 
 pub struct FuncTable {
     /// Most lookups hit here with one compare; misses go to `map` and fill the slot.
-    cache: Box<[CacheSlot]>,
+    cache: Box<[CacheSlot; CACHE_SLOTS]>,
     map: HashMap<(usize, usize), u32, PtrHash>,
     infos: Vec<Arc<FuncInfo>>,
     /// Per id: the code entry for Python functions (None for C functions).
@@ -132,7 +132,7 @@ pub struct FuncTable {
 impl Default for FuncTable {
     fn default() -> Self {
         FuncTable {
-            cache: vec![CacheSlot::default(); CACHE_SLOTS].into_boxed_slice(),
+            cache: Box::new([CacheSlot::default(); CACHE_SLOTS]),
             map: HashMap::with_hasher(PtrHash),
             infos: Vec::new(),
             code: Vec::new(),
@@ -158,6 +158,13 @@ impl FuncTable {
             }
         }
         self.get_slow(key, i)
+    }
+
+    /// `get` limited to the direct-mapped cache (no call, for the hot path).
+    #[inline(always)]
+    pub fn get_cached(&self, key: (usize, usize)) -> Option<u32> {
+        let slot = &self.cache[slot_of(key)];
+        (slot.k0 == key.0 && slot.k1 == key.1).then_some(slot.value)
     }
 
     #[cold]

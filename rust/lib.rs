@@ -8,7 +8,8 @@
 //! - `clock`: ticks and their conversion to ns;
 //! - `snapshot`, `json`, `pyjson`: taking events out and writing the trace file;
 //! - `tracer`: the Python-facing `Tracer` and `Snapshot` classes;
-//! - `ffi`, `gil_cell`: the unsafe layer and the GIL-as-lock cell;
+//! - `ffi`, `gil_cell`, `vec_ext`: the unsafe layer, the GIL-as-lock cell, pushes
+//!   that never grow a vector (for the hot path);
 //! - `args`: argument/return-value reprs and async task lookup (opt-in options);
 //! - `term_signal`: makes sure a SIGTERM reaches the Python handler that saves.
 
@@ -29,6 +30,7 @@ mod snapshot;
 mod term_signal;
 mod thread;
 mod tracer;
+mod vec_ext;
 
 use pyo3::prelude::*;
 

@@ -94,7 +94,8 @@ impl Ring {
     #[inline(always)]
     pub fn try_push(&mut self, r: Record) -> Result<(), Record> {
         if self.cur.len() < self.cur_cap {
-            self.cur.push(r);
+            // `start_chunk` reserved `cur_cap`, so this never finds the vector full.
+            crate::vec_ext::push_within_capacity(&mut self.cur, r)?;
             self.len += 1;
             Ok(())
         } else {

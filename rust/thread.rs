@@ -6,13 +6,14 @@
 //! state, tagged with the generation of the tracer that created it. The slot has no
 //! destructor, so thread exit never needs the GIL.
 
+use crate::core::Core;
 use crate::gil_cell::GilCell;
 use crate::payload::Slab;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use crate::ring::Ring;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Frame flags: not recorded; a C function; not recorded and nothing under it either
 /// (a filtered-out function or the depth limit, counted in `ignored_depth`).
@@ -86,7 +87,17 @@ impl ThreadState {
     /// never overlap and children never start before their parent.
     #[inline(always)]
     pub fn tick(&mut self) -> u64 {
-        let mut t = crate::clock::now_ticks();
+        self.bump(crate::clock::now_ticks())
+    }
+
+    /// `tick` with the clock chosen at compile time (see `clock::ticks`).
+    #[inline(always)]
+    pub fn tick_with<const TSC: bool>(&mut self) -> u64 {
+        self.bump(crate::clock::ticks::<TSC>())
+    }
+
+    #[inline(always)]
+    fn bump(&mut self, mut t: u64) -> u64 {
         if t <= self.last_tick {
             t = self.last_tick + 1;
         }
@@ -107,40 +118,43 @@ impl ThreadState {
 thread_local! {
     /// (tracer generation, state) of the calling thread.
     static SLOT: Cell<(u64, *mut ThreadState)> = const { Cell::new((0, std::ptr::null_mut())) };
-    /// Counts this thread's exit in `EXITS` (see `FastSlot`).
+    /// Takes this thread out of `FAST_THREAD` when it exits (see `FastSlot`).
     static EXIT_GUARD: ExitGuard = const { ExitGuard };
 }
-
-/// Threads seen by the tracer that have exited since the process started.
-static EXITS: AtomicU64 = AtomicU64::new(0);
 
 struct ExitGuard;
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
-        EXITS.fetch_add(1, Ordering::Relaxed);
+        // Runs at thread exit, without the GIL: only an atomic is touched, and only
+        // if it still names this thread (another thread's entry is left alone).
+        let me = thread_id_fast();
+        let _ = FAST_THREAD.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);
     }
 }
 
-/// The last thread that asked, cached in a plain global: with the GIL only one thread
-/// runs tracer code at a time, and most events come from the same thread as the
-/// previous one. Reading a thread-local from a shared library costs a call into the
-/// dynamic loader; this costs one load of the thread pointer. A thread pointer can be
-/// reused by a new thread once its owner exits, so the slot is trusted only if no
-/// traced thread has exited since it was filled.
+/// The collecting tracer and the state of the last thread that traced an event,
+/// cached in plain globals: with the GIL only one thread runs tracer code at a time,
+/// and most events come from the same thread as the previous one. Reading a
+/// thread-local from a shared library costs a call into the dynamic loader; this
+/// costs one load of the thread pointer and one compare.
+///
+/// `FAST_THREAD` names the thread the slot belongs to (0: nobody). The slot is only
+/// filled, read and cleared with the GIL held, and it is cleared whenever it could go
+/// stale: when a tracer starts or stops collecting and whenever thread states are
+/// freed (see core.rs). A thread pointer can be reused by a new thread once its owner
+/// exits, so an exiting thread also clears its own entry (`ExitGuard`).
 #[derive(Clone, Copy)]
 struct FastSlot {
-    thread: usize,
-    exits: u64,
-    gen: u64,
+    core: *const Core,
     state: *mut ThreadState,
 }
 
-// SAFETY: the state pointer is only dereferenced with the GIL held (see core.rs).
+// SAFETY: the pointers are only dereferenced with the GIL held (see core.rs).
 unsafe impl Send for FastSlot {}
 
-static FAST: GilCell<FastSlot> =
-    GilCell::new(FastSlot { thread: 0, exits: 0, gen: 0, state: std::ptr::null_mut() });
+static FAST_THREAD: AtomicUsize = AtomicUsize::new(0);
+static FAST: GilCell<FastSlot> = GilCell::new(FastSlot { core: std::ptr::null(), state: std::ptr::null_mut() });
 
 /// An id of the calling thread that is cheap to read: the thread pointer on x86-64
 /// Linux, else the address of a thread-local.
@@ -162,40 +176,47 @@ fn thread_id_fast() -> usize {
     }
 }
 
-/// The calling thread's state if it belongs to the tracer of generation `gen`.
-/// Called with the GIL held.
+/// The collecting tracer and the calling thread's state in it, if the fast slot holds
+/// them. Called with the GIL held.
 #[inline(always)]
-pub fn cached(gen: u64) -> Option<*mut ThreadState> {
-    // SAFETY: GIL held by every caller (hooks and Python methods); a copy is taken.
-    let f = unsafe { *FAST.get() };
-    if f.gen == gen && f.thread == thread_id_fast() && f.exits == EXITS.load(Ordering::Relaxed) && !f.state.is_null() {
-        return Some(f.state);
+pub fn hot() -> Option<(*const Core, *mut ThreadState)> {
+    if FAST_THREAD.load(Ordering::Relaxed) == thread_id_fast() {
+        // SAFETY: GIL held by every caller; only this thread stores its own id, after
+        // filling the slot with non-null pointers.
+        let f = unsafe { *FAST.get() };
+        return Some((f.core, f.state));
     }
-    cached_slow(gen)
+    None
 }
 
-#[cold]
-#[inline(never)]
-fn cached_slow(gen: u64) -> Option<*mut ThreadState> {
+/// Fills the fast slot for the calling thread. GIL held; `core` is collecting and
+/// `state` is the calling thread's state in it (registered with `set_cached`).
+pub fn set_hot(core: *const Core, state: *mut ThreadState) {
+    FAST_THREAD.store(0, Ordering::Relaxed);
+    // SAFETY: GIL held by the caller.
+    unsafe { *FAST.get() = FastSlot { core, state } };
+    FAST_THREAD.store(thread_id_fast(), Ordering::Release);
+}
+
+/// Empties the fast slot (the next event takes the slow path). GIL held.
+pub fn clear_hot() {
+    FAST_THREAD.store(0, Ordering::Relaxed);
+}
+
+/// The calling thread's state if it belongs to the tracer of generation `gen`.
+/// Called with the GIL held.
+pub fn cached(gen: u64) -> Option<*mut ThreadState> {
     let (g, p) = SLOT.with(Cell::get);
     if g == gen && !p.is_null() {
-        remember(gen, p);
         Some(p)
     } else {
         None
     }
 }
 
-fn remember(gen: u64, p: *mut ThreadState) {
-    let slot = FastSlot { thread: thread_id_fast(), exits: EXITS.load(Ordering::Relaxed), gen, state: p };
-    // SAFETY: GIL held by every caller.
-    unsafe { *FAST.get() = slot };
-}
-
 /// Records `p` as the calling thread's state for generation `gen`. GIL held.
 pub fn set_cached(gen: u64, p: *mut ThreadState) {
     SLOT.with(|s| s.set((gen, p)));
-    // Make sure this thread's exit is counted before trusting its thread pointer.
+    // Make sure this thread clears the fast slot when it exits, before it is trusted.
     EXIT_GUARD.with(|_| ());
-    remember(gen, p);
 }

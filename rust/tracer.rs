@@ -87,7 +87,9 @@ impl Tracer {
     }
     #[setter]
     fn set_max_stack_depth(&self, v: i64) {
-        self.state().opts.max_stack_depth = v;
+        let st = self.state();
+        st.opts.max_stack_depth = v;
+        st.refresh_hot();
     }
 
     #[getter]
@@ -96,7 +98,9 @@ impl Tracer {
     }
     #[setter]
     fn set_ignore_c_function(&self, v: bool) {
-        self.state().opts.ignore_c_function = v;
+        let st = self.state();
+        st.opts.ignore_c_function = v;
+        st.refresh_hot();
     }
 
     #[getter]
@@ -157,7 +161,9 @@ impl Tracer {
     }
     #[setter]
     fn set_log_func_args(&self, v: bool) {
-        self.state().opts.log_func_args = v;
+        let st = self.state();
+        st.opts.log_func_args = v;
+        st.refresh_hot();
     }
 
     #[getter]
@@ -166,7 +172,9 @@ impl Tracer {
     }
     #[setter]
     fn set_log_func_retval(&self, v: bool) {
-        self.state().opts.log_func_retval = v;
+        let st = self.state();
+        st.opts.log_func_retval = v;
+        st.refresh_hot();
     }
 
     #[getter]
@@ -191,7 +199,9 @@ impl Tracer {
     }
     #[setter]
     fn set_log_async(&self, v: bool) {
-        self.state().opts.log_async = v;
+        let st = self.state();
+        st.opts.log_async = v;
+        st.refresh_hot();
     }
 
     /// 3.12+: skip CALL events at call sites of Python functions (see HookOptions).
@@ -240,6 +250,7 @@ impl Tracer {
         st.opts.min_duration_ns = v.max(0.0);
         if st.collecting {
             st.min_dur_ticks = core::min_duration_ticks(st.opts.min_duration_ns);
+            st.refresh_hot();
         }
     }
 
@@ -303,6 +314,7 @@ impl Tracer {
         let hook_opts = {
             let st = self.state();
             st.min_dur_ticks = core::min_duration_ticks(st.opts.min_duration_ns);
+            st.refresh_hot();
             hooks::HookOptions {
                 ignore_c_function: st.opts.ignore_c_function,
                 fast_calls: st.opts.fast_calls,

@@ -13,7 +13,7 @@ use once_cell::sync::OnceCell;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi as pyffi;
 use pyo3::prelude::*;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// What `install` set up, needed by `uninstall`.
 pub struct Installed {
@@ -35,26 +35,33 @@ const TOOL_NAME: &str = "viztracer";
 
 // Arguments are (code, instruction_offset[, retval | exception | callable[, arg0]]).
 
-unsafe extern "C" fn on_py_start(
+unsafe extern "C" fn on_py_start<const TSC: bool>(
     _callable: *mut pyffi::PyObject,
     args: *const *mut pyffi::PyObject,
     nargs: usize,
     _kwnames: *mut pyffi::PyObject,
 ) -> *mut pyffi::PyObject {
     if pyffi::PyVectorcall_NARGS(nargs) >= 1 {
-        guard(|| core::py_enter(*args, std::ptr::null_mut()));
+        let code = *args;
+        if !core::py_enter_fast::<TSC>(code) {
+            guard(|| core::py_enter_slow(code, std::ptr::null_mut()));
+        }
     }
     ffi::new_none()
 }
 
-unsafe extern "C" fn on_py_return(
+unsafe extern "C" fn on_py_return<const TSC: bool>(
     _callable: *mut pyffi::PyObject,
     args: *const *mut pyffi::PyObject,
     nargs: usize,
     _kwnames: *mut pyffi::PyObject,
 ) -> *mut pyffi::PyObject {
     if pyffi::PyVectorcall_NARGS(nargs) >= 3 {
-        guard(|| core::py_exit(*args, *args.add(2)));
+        let code = *args;
+        if !core::py_exit_fast::<TSC>(code) {
+            let retval = *args.add(2);
+            guard(|| core::py_exit_slow(code, retval));
+        }
     }
     ffi::new_none()
 }
@@ -68,12 +75,10 @@ unsafe extern "C" fn on_noop(
     ffi::new_none()
 }
 
-/// `fast_calls`: answer `sys.monitoring.DISABLE` to calls of Python functions and
-/// classes, so that call site stops reporting CALL events to us.
-static FAST_CALLS: AtomicBool = AtomicBool::new(false);
+/// `sys.monitoring.DISABLE`, an immortal singleton of the sys.monitoring module.
 static DISABLE: AtomicPtr<pyffi::PyObject> = AtomicPtr::new(std::ptr::null_mut());
 
-unsafe extern "C" fn on_call(
+unsafe extern "C" fn on_call<const TSC: bool>(
     _callable: *mut pyffi::PyObject,
     args: *const *mut pyffi::PyObject,
     nargs: usize,
@@ -81,35 +86,74 @@ unsafe extern "C" fn on_call(
 ) -> *mut pyffi::PyObject {
     if pyffi::PyVectorcall_NARGS(nargs) >= 4 {
         let callable = *args.add(2);
-        if FAST_CALLS.load(Ordering::Relaxed) && ffi::is_python_level_callable(callable) {
-            let disable = DISABLE.load(Ordering::Relaxed);
-            if !disable.is_null() {
-                pyffi::Py_INCREF(disable);
-                return disable;
-            }
+        // Most calls are of Python functions, which PY_START reports: leave at once,
+        // with the builtin path out of line so this one needs no stack frame.
+        if pyffi::Py_TYPE(callable) != &raw mut pyffi::PyFunction_Type {
+            on_call_other::<TSC>(callable, *args.add(3));
         }
-        guard(|| core::c_enter(callable, *args.add(3)));
     }
     ffi::new_none()
 }
 
-unsafe extern "C" fn on_c_return(
+#[inline(never)]
+unsafe fn on_call_other<const TSC: bool>(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
+    // Anything but a builtin (a class, a callable object) is never recorded.
+    let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
+    if !core::c_enter_fast::<TSC>(&cf) {
+        guard(|| core::c_enter_slow(&cf));
+    }
+}
+
+/// `on_call` with `fast_calls`: answers `sys.monitoring.DISABLE` to calls of Python
+/// functions and classes, so that call site stops reporting CALL events to us.
+unsafe extern "C" fn on_call_fast<const TSC: bool>(
     _callable: *mut pyffi::PyObject,
     args: *const *mut pyffi::PyObject,
     nargs: usize,
     _kwnames: *mut pyffi::PyObject,
 ) -> *mut pyffi::PyObject {
     if pyffi::PyVectorcall_NARGS(nargs) >= 4 {
-        guard(|| core::c_exit(*args.add(2), *args.add(3)));
+        let callable = *args.add(2);
+        if ffi::is_python_level_callable(callable) {
+            let disable = DISABLE.load(Ordering::Relaxed);
+            if !disable.is_null() {
+                pyffi::Py_INCREF(disable);
+                return disable;
+            }
+        }
+        on_call_other::<TSC>(callable, *args.add(3));
     }
     ffi::new_none()
 }
 
-struct Callbacks {
+unsafe extern "C" fn on_c_return<const TSC: bool>(
+    _callable: *mut pyffi::PyObject,
+    args: *const *mut pyffi::PyObject,
+    nargs: usize,
+    _kwnames: *mut pyffi::PyObject,
+) -> *mut pyffi::PyObject {
+    if pyffi::PyVectorcall_NARGS(nargs) >= 4 {
+        if let Some(cf) = ffi::classify_c_callable(*args.add(2), *args.add(3)) {
+            if !core::c_exit_fast::<TSC>(&cf) {
+                guard(|| core::c_exit_slow(&cf));
+            }
+        }
+    }
+    ffi::new_none()
+}
+
+/// One callback object per event kind, for one clock (see `clock::ticks`).
+struct CallbackSet {
     py_start: Py<PyAny>,
     py_return: Py<PyAny>,
     call: Py<PyAny>,
+    call_fast: Py<PyAny>,
     c_return: Py<PyAny>,
+}
+
+struct Callbacks {
+    tsc: CallbackSet,
+    monotonic: CallbackSet,
     noop: Py<PyAny>,
 }
 
@@ -120,13 +164,21 @@ fn make_callback(py: Python<'_>, f: pyffi::vectorcallfunc) -> PyResult<Py<PyAny>
     unsafe { Bound::from_owned_ptr_or_err(py, ffi::new_vectorcall_callback(f)).map(Bound::unbind) }
 }
 
+fn callback_set<const TSC: bool>(py: Python<'_>) -> PyResult<CallbackSet> {
+    Ok(CallbackSet {
+        py_start: make_callback(py, on_py_start::<TSC>)?,
+        py_return: make_callback(py, on_py_return::<TSC>)?,
+        call: make_callback(py, on_call::<TSC>)?,
+        call_fast: make_callback(py, on_call_fast::<TSC>)?,
+        c_return: make_callback(py, on_c_return::<TSC>)?,
+    })
+}
+
 fn callbacks(py: Python<'_>) -> PyResult<&'static Callbacks> {
     CALLBACKS.get_or_try_init(|| {
         Ok(Callbacks {
-            py_start: make_callback(py, on_py_start)?,
-            py_return: make_callback(py, on_py_return)?,
-            call: make_callback(py, on_call)?,
-            c_return: make_callback(py, on_c_return)?,
+            tsc: callback_set::<true>(py)?,
+            monotonic: callback_set::<false>(py)?,
             noop: make_callback(py, on_noop)?,
         })
     })
@@ -138,8 +190,8 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
     ffi::set_missing_sentinel(mon.getattr("MISSING")?.as_ptr());
     // DISABLE and MISSING are immortal singletons of the sys.monitoring module.
     DISABLE.store(mon.getattr("DISABLE")?.as_ptr(), Ordering::Relaxed);
-    FAST_CALLS.store(opts.fast_calls, Ordering::Relaxed);
-    let cbs = callbacks(py)?;
+    let all = callbacks(py)?;
+    let cbs = if crate::clock::uses_tsc() { &all.tsc } else { &all.monotonic };
     let mut tool_id = None;
     for id in TOOL_IDS {
         if mon.call_method1("use_tool_id", (id, TOOL_NAME)).is_ok() {
@@ -172,13 +224,13 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
         (ev("PY_UNWIND")?, &cbs.py_return),
     ];
     if !opts.ignore_c_function {
-        pairs.push((ev("CALL")?, &cbs.call));
+        pairs.push((ev("CALL")?, if opts.fast_calls { &cbs.call_fast } else { &cbs.call }));
         pairs.push((ev("C_RETURN")?, &cbs.c_return));
         pairs.push((ev("C_RAISE")?, &cbs.c_return));
     }
     let mut mask = 0u32;
     for (event, cb) in &pairs {
-        let cb = if opts.noop { &cbs.noop } else { *cb };
+        let cb = if opts.noop { &all.noop } else { *cb };
         mon.call_method1("register_callback", (tool_id, *event, cb.bind(py)))?;
         mask |= event;
     }
@@ -199,7 +251,6 @@ pub fn uninstall(py: Python<'_>, installed: Installed) -> PyResult<()> {
     if installed.fast_calls {
         // Call sites we disabled would stay silent for the next tool (or session)
         // that takes this id.
-        FAST_CALLS.store(false, Ordering::Relaxed);
         mon.call_method0("restart_events")?;
     }
     r1?;

@@ -22,19 +22,41 @@ impl Installed {
     }
 }
 
-unsafe extern "C" fn profile(
+unsafe extern "C" fn profile<const TSC: bool>(
     _obj: *mut pyffi::PyObject,
     frame: *mut pyffi::PyFrameObject,
     what: c_int,
     arg: *mut pyffi::PyObject,
 ) -> c_int {
-    guard(|| match what {
-        pyffi::PyTrace_CALL => core::py_enter(ffi::frame_code(frame), frame),
-        pyffi::PyTrace_RETURN => core::py_exit(ffi::frame_code(frame), arg),
-        pyffi::PyTrace_C_CALL => core::c_enter(arg, std::ptr::null_mut()),
-        pyffi::PyTrace_C_RETURN | pyffi::PyTrace_C_EXCEPTION => core::c_exit(arg, std::ptr::null_mut()),
+    match what {
+        pyffi::PyTrace_CALL => {
+            let code = ffi::frame_code(frame);
+            if !core::py_enter_fast::<TSC>(code) {
+                guard(|| core::py_enter_slow(code, frame));
+            }
+        }
+        pyffi::PyTrace_RETURN => {
+            let code = ffi::frame_code(frame);
+            if !core::py_exit_fast::<TSC>(code) {
+                guard(|| core::py_exit_slow(code, arg));
+            }
+        }
+        pyffi::PyTrace_C_CALL => {
+            if let Some(cf) = ffi::classify_c_callable(arg, std::ptr::null_mut()) {
+                if !core::c_enter_fast::<TSC>(&cf) {
+                    guard(|| core::c_enter_slow(&cf));
+                }
+            }
+        }
+        pyffi::PyTrace_C_RETURN | pyffi::PyTrace_C_EXCEPTION => {
+            if let Some(cf) = ffi::classify_c_callable(arg, std::ptr::null_mut()) {
+                if !core::c_exit_fast::<TSC>(&cf) {
+                    guard(|| core::c_exit_slow(&cf));
+                }
+            }
+        }
         _ => {}
-    });
+    }
     0
 }
 
@@ -45,6 +67,15 @@ unsafe extern "C" fn noop(
     _arg: *mut pyffi::PyObject,
 ) -> c_int {
     0
+}
+
+/// The profile function for the clock in use (see `clock::ticks`).
+fn profile_fn() -> pyffi::Py_tracefunc {
+    if crate::clock::uses_tsc() {
+        profile::<true>
+    } else {
+        profile::<false>
+    }
 }
 
 fn event_code(name: &str) -> Option<c_int> {
@@ -69,7 +100,7 @@ unsafe extern "C" fn bootstrap(
         ffi::set_profile_current_thread(Some(noop));
         return ffi::new_none();
     }
-    ffi::set_profile_current_thread(Some(profile));
+    ffi::set_profile_current_thread(Some(profile_fn()));
     if nargs >= 3 {
         let frame = *args;
         let event = *args.add(1);
@@ -81,7 +112,7 @@ unsafe extern "C" fn bootstrap(
         let name = Bound::from_borrowed_ptr(py, event).extract::<String>().ok();
         if let Some(what) = name.as_deref().and_then(event_code) {
             if pyffi::PyFrame_Check(frame) != 0 {
-                profile(std::ptr::null_mut(), frame.cast(), what, arg);
+                profile_fn()(std::ptr::null_mut(), frame.cast(), what, arg);
             }
         }
     }
@@ -110,7 +141,7 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
     NOOP.store(opts.noop, Ordering::Relaxed);
     let boot = bootstrap_fn(py)?;
     py.import("threading")?.call_method1("setprofile", (boot.bind(py),))?;
-    let func: pyffi::Py_tracefunc = if opts.noop { noop } else { profile };
+    let func: pyffi::Py_tracefunc = if opts.noop { noop } else { profile_fn() };
     // SAFETY: GIL held.
     unsafe { ffi::set_profile_all_threads(Some(func)) };
     Ok(Installed)
@@ -126,5 +157,5 @@ pub fn uninstall(py: Python<'_>, _installed: Installed) -> PyResult<()> {
 /// For threads not started by `threading` (or started in unusual ways).
 pub fn enable_current_thread(_py: Python<'_>) {
     // SAFETY: called from a Python method, so the GIL is held.
-    unsafe { ffi::set_profile_current_thread(Some(profile)) };
+    unsafe { ffi::set_profile_current_thread(Some(profile_fn())) };
 }

@@ -365,8 +365,7 @@ pub unsafe fn py_enter_fast<const TSC: bool>(code: *mut pyffi::PyObject) -> bool
 
 /// A Python frame starts, in general. `frame` may be null (sys.monitoring does not
 /// pass it); it is only needed for `log_func_args`.
-#[cold]
-#[inline(never)]
+#[inline(always)]
 pub unsafe fn py_enter_slow(code: *mut pyffi::PyObject, frame: *mut pyffi::PyFrameObject) {
     let Some((core, th)) = current() else { return };
     py_enter_general(core, th, code, frame);
@@ -489,8 +488,7 @@ pub unsafe fn py_exit_fast<const TSC: bool>(code: *mut pyffi::PyObject) -> bool 
 
 /// A Python frame ends, in general. `retval` is the value returned or yielded, the
 /// exception when unwinding, or null.
-#[cold]
-#[inline(never)]
+#[inline(always)]
 pub unsafe fn py_exit_slow(code: *mut pyffi::PyObject, retval: *mut pyffi::PyObject) {
     let Some((core, th)) = current() else { return };
     py_exit_general(core, th, code, retval);
@@ -616,8 +614,7 @@ pub unsafe fn c_enter_fast<const TSC: bool>(cf: &CFunc) -> bool {
 }
 
 /// A builtin is called, in general.
-#[cold]
-#[inline(never)]
+#[inline(always)]
 pub unsafe fn c_enter_slow(cf: &CFunc) {
     let Some((core, th)) = current() else { return };
     c_enter_general(core, th, cf);
@@ -672,8 +669,7 @@ pub unsafe fn c_exit_fast<const TSC: bool>(cf: &CFunc) -> bool {
 }
 
 /// A builtin returns or raises, in general.
-#[cold]
-#[inline(never)]
+#[inline(always)]
 pub unsafe fn c_exit_slow(cf: &CFunc) {
     let Some((core, th)) = current() else { return };
     c_exit_general(core, th, cf.key().0);

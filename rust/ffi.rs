@@ -411,7 +411,18 @@ pub unsafe fn new_vectorcall_callback(func: ffi::vectorcallfunc) -> *mut ffi::Py
     obj
 }
 
-/// A new reference to `None`, the return value of our callbacks.
+/// `None` as the result of a sys.monitoring callback (3.12+). `None` is immortal
+/// there (PEP 683): its reference count is never changed and it is never freed, so
+/// the reference the interpreter drops after the call needs no increment first.
+#[cfg(Py_3_12)]
+#[inline(always)]
+pub fn callback_none() -> *mut ffi::PyObject {
+    // SAFETY: reading the address of the None singleton has no preconditions.
+    unsafe { ffi::Py_None() }
+}
+
+/// A new reference to `None` (the thread bootstrap's result, 3.9-3.11).
+#[cfg(not(Py_3_12))]
 #[inline(always)]
 pub fn new_none() -> *mut ffi::PyObject {
     // SAFETY: Py_None is always valid; we hand out a new reference.

@@ -34,3 +34,30 @@ pub struct HookOptions {
 pub(crate) fn guard(f: impl FnOnce()) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
 }
+
+// The slow paths of every event, out of line and guarded: the callbacks themselves
+// then have no unwinding landing pad and need no stack frame for their common case.
+
+#[cold]
+#[inline(never)]
+pub(crate) unsafe fn py_enter_slow(code: *mut pyo3::ffi::PyObject, frame: *mut pyo3::ffi::PyFrameObject) {
+    guard(|| crate::core::py_enter_slow(code, frame));
+}
+
+#[cold]
+#[inline(never)]
+pub(crate) unsafe fn py_exit_slow(code: *mut pyo3::ffi::PyObject, retval: *mut pyo3::ffi::PyObject) {
+    guard(|| crate::core::py_exit_slow(code, retval));
+}
+
+#[cold]
+#[inline(never)]
+pub(crate) unsafe fn c_enter_slow(cf: &crate::ffi::CFunc) {
+    guard(|| crate::core::c_enter_slow(cf));
+}
+
+#[cold]
+#[inline(never)]
+pub(crate) unsafe fn c_exit_slow(cf: &crate::ffi::CFunc) {
+    guard(|| crate::core::c_exit_slow(cf));
+}

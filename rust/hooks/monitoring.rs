@@ -6,7 +6,6 @@
 //! first free tool id of 3, 4 and 2 (PROFILER_ID), and never free an id we do not
 //! own, so cProfile and other tools keep working next to us.
 
-use super::guard;
 use crate::core;
 use crate::ffi;
 use once_cell::sync::OnceCell;
@@ -44,10 +43,10 @@ unsafe extern "C" fn on_py_start<const TSC: bool>(
     if pyffi::PyVectorcall_NARGS(nargs) >= 1 {
         let code = *args;
         if !core::py_enter_fast::<TSC>(code) {
-            guard(|| core::py_enter_slow(code, std::ptr::null_mut()));
+            super::py_enter_slow(code, std::ptr::null_mut());
         }
     }
-    ffi::new_none()
+    ffi::callback_none()
 }
 
 unsafe extern "C" fn on_py_return<const TSC: bool>(
@@ -60,10 +59,10 @@ unsafe extern "C" fn on_py_return<const TSC: bool>(
         let code = *args;
         if !core::py_exit_fast::<TSC>(code) {
             let retval = *args.add(2);
-            guard(|| core::py_exit_slow(code, retval));
+            super::py_exit_slow(code, retval);
         }
     }
-    ffi::new_none()
+    ffi::callback_none()
 }
 
 unsafe extern "C" fn on_noop(
@@ -72,7 +71,7 @@ unsafe extern "C" fn on_noop(
     _nargs: usize,
     _kwnames: *mut pyffi::PyObject,
 ) -> *mut pyffi::PyObject {
-    ffi::new_none()
+    ffi::callback_none()
 }
 
 /// `sys.monitoring.DISABLE`, an immortal singleton of the sys.monitoring module.
@@ -92,7 +91,7 @@ unsafe extern "C" fn on_call<const TSC: bool>(
             on_call_other::<TSC>(callable, *args.add(3));
         }
     }
-    ffi::new_none()
+    ffi::callback_none()
 }
 
 #[inline(never)]
@@ -100,7 +99,7 @@ unsafe fn on_call_other<const TSC: bool>(callable: *mut pyffi::PyObject, arg0: *
     // Anything but a builtin (a class, a callable object) is never recorded.
     let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
     if !core::c_enter_fast::<TSC>(&cf) {
-        guard(|| core::c_enter_slow(&cf));
+        super::c_enter_slow(&cf);
     }
 }
 
@@ -123,7 +122,7 @@ unsafe extern "C" fn on_call_fast<const TSC: bool>(
         }
         on_call_other::<TSC>(callable, *args.add(3));
     }
-    ffi::new_none()
+    ffi::callback_none()
 }
 
 unsafe extern "C" fn on_c_return<const TSC: bool>(
@@ -135,11 +134,11 @@ unsafe extern "C" fn on_c_return<const TSC: bool>(
     if pyffi::PyVectorcall_NARGS(nargs) >= 4 {
         if let Some(cf) = ffi::classify_c_callable(*args.add(2), *args.add(3)) {
             if !core::c_exit_fast::<TSC>(&cf) {
-                guard(|| core::c_exit_slow(&cf));
+                super::c_exit_slow(&cf);
             }
         }
     }
-    ffi::new_none()
+    ffi::callback_none()
 }
 
 /// One callback object per event kind, for one clock (see `clock::ticks`).

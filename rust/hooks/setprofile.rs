@@ -5,7 +5,6 @@
 //! `threading` starts afterwards: the first event of such a thread calls a native
 //! bootstrap that replaces itself with the C hook and forwards the event.
 
-use super::guard;
 use crate::core;
 use crate::ffi;
 use once_cell::sync::OnceCell;
@@ -32,26 +31,26 @@ unsafe extern "C" fn profile<const TSC: bool>(
         pyffi::PyTrace_CALL => {
             let code = ffi::frame_code(frame);
             if !core::py_enter_fast::<TSC>(code) {
-                guard(|| core::py_enter_slow(code, frame));
+                super::py_enter_slow(code, frame);
             }
         }
         pyffi::PyTrace_RETURN => {
             let code = ffi::frame_code(frame);
             if !core::py_exit_fast::<TSC>(code) {
-                guard(|| core::py_exit_slow(code, arg));
+                super::py_exit_slow(code, arg);
             }
         }
         pyffi::PyTrace_C_CALL => {
             if let Some(cf) = ffi::classify_c_callable(arg, std::ptr::null_mut()) {
                 if !core::c_enter_fast::<TSC>(&cf) {
-                    guard(|| core::c_enter_slow(&cf));
+                    super::c_enter_slow(&cf);
                 }
             }
         }
         pyffi::PyTrace_C_RETURN | pyffi::PyTrace_C_EXCEPTION => {
             if let Some(cf) = ffi::classify_c_callable(arg, std::ptr::null_mut()) {
                 if !core::c_exit_fast::<TSC>(&cf) {
-                    guard(|| core::c_exit_slow(&cf));
+                    super::c_exit_slow(&cf);
                 }
             }
         }

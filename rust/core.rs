@@ -610,7 +610,7 @@ pub unsafe fn c_enter_fast<const TSC: bool>(cf: &CFunc) -> bool {
     let key = cf.key();
     let Some(id) = st.funcs.get_cached(key) else { return false };
     let start = t.tick_with::<TSC>();
-    push_within_capacity(&mut t.stack, Frame { start, key: key.0, func: id, flags: F_C, args: None }).is_ok()
+    push_within_capacity(&mut t.stack, Frame { start, key: cf.frame_key(), func: id, flags: F_C, args: None }).is_ok()
 }
 
 /// A builtin is called, in general.
@@ -630,11 +630,11 @@ unsafe fn c_enter_general(core: *const Core, th: *mut ThreadState, cf: &CFunc) {
     let t = &mut *th;
     let key = cf.key();
     if t.ignored_depth > 0 || depth_exceeded(st, t) {
-        push_ignored(t, key.0, F_C, true);
+        push_ignored(t, cf.frame_key(), F_C, true);
         return;
     }
     if t.paused {
-        push_ignored(t, key.0, F_C, false);
+        push_ignored(t, cf.frame_key(), F_C, false);
         return;
     }
     let id = match st.funcs.get(key) {
@@ -642,14 +642,14 @@ unsafe fn c_enter_general(core: *const Core, th: *mut ThreadState, cf: &CFunc) {
         None => match add_c(core, cf) {
             Some(v) => v,
             None => {
-                push_ignored(&mut *th, key.0, F_C, true);
+                push_ignored(&mut *th, cf.frame_key(), F_C, true);
                 return;
             }
         },
     };
     let t = &mut *th;
     let start = t.tick();
-    t.stack.push(Frame { start, key: key.0, func: id, flags: F_C, args: None });
+    t.stack.push(Frame { start, key: cf.frame_key(), func: id, flags: F_C, args: None });
 }
 
 #[cold]
@@ -661,18 +661,19 @@ unsafe fn add_c(core: *const Core, cf: &CFunc) -> Option<u32> {
     st.funcs.add_c(py, cf, sanitize)
 }
 
-/// A builtin returns or raises: the common case (see `exit_fast`). False:
-/// `c_exit_slow` takes over.
+/// A builtin returns or raises: the common case (see `exit_fast`), matched on the
+/// callable object alone, so it needs no classification. False: the caller
+/// classifies the callable and, for a builtin, calls `c_exit_slow`.
 #[inline(always)]
-pub unsafe fn c_exit_fast<const TSC: bool>(cf: &CFunc) -> bool {
-    exit_fast::<TSC>(cf.key().0, F_C, HOT_EXIT | HOT_NO_C)
+pub unsafe fn c_exit_fast<const TSC: bool>(callable: *mut pyffi::PyObject) -> bool {
+    exit_fast::<TSC>(ffi::c_frame_key(callable), F_C, HOT_EXIT | HOT_NO_C)
 }
 
 /// A builtin returns or raises, in general.
 #[inline(always)]
 pub unsafe fn c_exit_slow(cf: &CFunc) {
     let Some((core, th)) = current() else { return };
-    c_exit_general(core, th, cf.key().0);
+    c_exit_general(core, th, cf.frame_key());
 }
 
 /// `c_exit` beyond the common case (see `py_exit_general`).

@@ -41,12 +41,13 @@ pub fn thread_ident() -> u64 {
 }
 
 /// What identifies a C function for naming: its `PyMethodDef` and an "owner" object
-/// that decides the prefix of its name.
+/// that decides the prefix of its name; and the callable object of this very call.
 #[derive(Clone, Copy, Debug)]
 pub struct CFunc {
     pub ml: *mut ffi::PyMethodDef,
     pub owner: *mut ffi::PyObject,
     pub owner_kind: OwnerKind,
+    pub callable: *mut ffi::PyObject,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +66,20 @@ impl CFunc {
     pub fn key(&self) -> (usize, usize) {
         (self.ml as usize | 1, self.owner as usize)
     }
+
+    /// Key of the call's frame on the shadow stack (see `c_frame_key`).
+    #[inline(always)]
+    pub fn frame_key(&self) -> usize {
+        c_frame_key(self.callable)
+    }
+}
+
+/// The shadow-stack key of a C call: its callable object, which the interpreter passes
+/// again, alive, with the return event, so a return is matched without classifying
+/// the callable a second time. Tagged so it never equals a code-object key.
+#[inline(always)]
+pub fn c_frame_key(callable: *mut ffi::PyObject) -> usize {
+    callable as usize | 1
 }
 
 /// Classifies the callable of a C call. `arg0` is the first argument when the
@@ -78,7 +93,7 @@ impl CFunc {
 pub unsafe fn classify_c_callable(callable: *mut ffi::PyObject, arg0: *mut ffi::PyObject) -> Option<CFunc> {
     let tp = ffi::Py_TYPE(callable);
     if tp == &raw mut ffi::PyCFunction_Type || tp == &raw mut ffi::PyCMethod_Type {
-        return Some(cfunction_info(callable));
+        return Some(cfunction_info(callable, callable));
     }
     if tp == &raw mut ffi::PyMethodDescr_Type {
         // `list.append` called with `self` as first argument (how 3.12+ reports a
@@ -91,13 +106,15 @@ pub unsafe fn classify_c_callable(callable: *mut ffi::PyObject, arg0: *mut ffi::
             ml: (*descr).d_method,
             owner: ffi::Py_TYPE(arg0).cast(),
             owner_kind: OwnerKind::Type,
+            callable,
         });
     }
     if tp == &raw mut PyMethod_Type {
         let func = (*callable.cast::<PyMethodObject>()).im_func;
         let ftp = ffi::Py_TYPE(func);
         if ftp == &raw mut ffi::PyCFunction_Type || ftp == &raw mut ffi::PyCMethod_Type {
-            return Some(cfunction_info(func));
+            // The interpreter calls (and reports the return of) the function itself.
+            return Some(cfunction_info(func, func));
         }
     }
     None
@@ -136,17 +153,17 @@ fn is_object_arg(arg0: *mut ffi::PyObject) -> bool {
 }
 
 #[inline(always)]
-unsafe fn cfunction_info(f: *mut ffi::PyObject) -> CFunc {
+unsafe fn cfunction_info(f: *mut ffi::PyObject, callable: *mut ffi::PyObject) -> CFunc {
     let cf = f.cast::<ffi::PyCFunctionObject>();
     let ml = (*cf).m_ml;
     let module = (*cf).m_module;
     let slf = (*cf).m_self;
     if !module.is_null() && ffi::PyUnicode_Check(module) != 0 {
-        CFunc { ml, owner: module, owner_kind: OwnerKind::ModuleName }
+        CFunc { ml, owner: module, owner_kind: OwnerKind::ModuleName, callable }
     } else if !slf.is_null() {
-        CFunc { ml, owner: ffi::Py_TYPE(slf).cast(), owner_kind: OwnerKind::Type }
+        CFunc { ml, owner: ffi::Py_TYPE(slf).cast(), owner_kind: OwnerKind::Type, callable }
     } else {
-        CFunc { ml, owner: std::ptr::null_mut(), owner_kind: OwnerKind::None }
+        CFunc { ml, owner: std::ptr::null_mut(), owner_kind: OwnerKind::None, callable }
     }
 }
 

@@ -3,11 +3,12 @@ the tracer or breaks the nesting of the recorded events."""
 
 import asyncio
 import gc
+import os
 import sys
 
 import pytest
 
-from support import MONITORING, assert_nested, count_by_name, events, names, run_script, short_names, trace_call
+from support import MONITORING, assert_nested, count_by_name, events, load_trace, names, run_script, short_names, trace_call
 from viztracer import VizTracer
 
 
@@ -292,6 +293,44 @@ def test_many_c_call_shapes_nest_correctly(tmp_path):
                  "type.fromkeys", "str.join", "bytes.hex"):
         assert name in got, name
     assert got.count("Sub.append") + got.count("list.append") >= 3
+    assert_nested(trace)
+
+
+def test_builtin_returns_match_their_calls(tmp_path):
+    """A builtin's return is matched to its call by the callable object: bound
+    methods wrapping a builtin, calls through *args, a raising builtin and the same
+    builtin nested in itself must all close their own slice."""
+    import types
+
+    holder = object()
+    bound_len = types.MethodType(len, [1, 2])  # calls len([1, 2]) through a bound method
+
+    def run():
+        assert bound_len() == 2
+        args = ([3, 1, 2],)
+        sorted(*args)
+        for _ in range(3):
+            try:
+                divmod(1, 0)
+            except ZeroDivisionError:
+                pass
+        sorted([[2, 1], [1]], key=lambda x: sorted(x))
+        holder.__class__
+
+    path = os.path.join(str(tmp_path), "result.json")
+    tracer = VizTracer(output_file=path, verbose=0)
+    tracer.start()
+    run()
+    tracer.stop()
+    assert tracer._tracer.mismatches == 0
+    tracer.save()
+    trace = load_trace(path)
+    got = short_names(trace)
+    assert got.count("builtins.divmod") == 3
+    assert got.count("builtins.sorted") == 4
+    if sys.version_info >= (3, 12):
+        # 3.9-3.11 do not report calls through bound methods wrapping a builtin.
+        assert "builtins.len" in got
     assert_nested(trace)
 
 

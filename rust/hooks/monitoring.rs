@@ -132,8 +132,11 @@ unsafe extern "C" fn on_c_return<const TSC: bool>(
     _kwnames: *mut pyffi::PyObject,
 ) -> *mut pyffi::PyObject {
     if pyffi::PyVectorcall_NARGS(nargs) >= 4 {
-        if let Some(cf) = ffi::classify_c_callable(*args.add(2), *args.add(3)) {
-            if !core::c_exit_fast::<TSC>(&cf) {
+        let callable = *args.add(2);
+        if !core::c_exit_fast::<TSC>(callable) {
+            // (Classes and callable objects also end with C_RETURN: they were never
+            // recorded, and only builtins go on.)
+            if let Some(cf) = ffi::classify_c_callable(callable, *args.add(3)) {
                 super::c_exit_slow(&cf);
             }
         }

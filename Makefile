@@ -26,6 +26,9 @@ browser-deps:
 python_bin = $(shell (pyenv prefix $(1) 2>/dev/null | head -n1 | sed 's|$$|/bin/python|') || command -v python$(1))
 
 .PHONY: demo test build-% pytest-% cargo-test docs clean bench browser-deps
+# The virtualenvs are made once: without this, make deletes the pattern rule's
+# `.ready` marker after every run and the next run installs everything again.
+.PRECIOUS: $(VENV)/%/.ready
 
 $(VENV)/%/.ready: Makefile
 	@py="$(call python_bin,$*)"; \

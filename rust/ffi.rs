@@ -139,6 +139,19 @@ pub unsafe fn is_python_level_callable(callable: *mut ffi::PyObject) -> bool {
     ffi::PyType_Check(callable) != 0
 }
 
+/// Whether a callable is a Python function or a class: the callables of most CALL
+/// events that are never recorded as builtins (the first of the checks
+/// `classify_c_callable` makes, in two compares).
+///
+/// # Safety
+/// GIL held; `callable` is live.
+#[cfg(Py_3_12)]
+#[inline(always)]
+pub unsafe fn is_function_or_class(callable: *mut ffi::PyObject) -> bool {
+    let tp = ffi::Py_TYPE(callable);
+    tp == &raw mut ffi::PyFunction_Type || ffi::PyType_FastSubclass(tp, ffi::Py_TPFLAGS_TYPE_SUBCLASS) != 0
+}
+
 /// sys.monitoring passes `sys.monitoring.MISSING` when a call has no arguments.
 static MISSING: std::sync::atomic::AtomicPtr<ffi::PyObject> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
 

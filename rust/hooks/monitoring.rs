@@ -85,9 +85,10 @@ unsafe extern "C" fn on_call<const TSC: bool>(
 ) -> *mut pyffi::PyObject {
     if pyffi::PyVectorcall_NARGS(nargs) >= 4 {
         let callable = *args.add(2);
-        // Most calls are of Python functions, which PY_START reports: leave at once,
-        // with the builtin path out of line so this one needs no stack frame.
-        if pyffi::Py_TYPE(callable) != &raw mut pyffi::PyFunction_Type {
+        // Most calls are of Python functions, which PY_START reports, or of classes,
+        // which are never recorded: leave at once, with the builtin path out of line
+        // so this one needs no stack frame.
+        if !ffi::is_function_or_class(callable) {
             on_call_other::<TSC>(callable, *args.add(3));
         }
     }
@@ -133,7 +134,8 @@ unsafe extern "C" fn on_c_return<const TSC: bool>(
 ) -> *mut pyffi::PyObject {
     if pyffi::PyVectorcall_NARGS(nargs) >= 4 {
         let callable = *args.add(2);
-        if !core::c_exit_fast::<TSC>(callable) {
+        // Classes end with C_RETURN too (they are not Python functions).
+        if !ffi::is_function_or_class(callable) && !core::c_exit_fast::<TSC>(callable) {
             // (Classes and callable objects also end with C_RETURN: they were never
             // recorded, and only builtins go on.)
             if let Some(cf) = ffi::classify_c_callable(callable, *args.add(3)) {

@@ -372,9 +372,15 @@ impl Tracer {
     /// Drops every recorded event (stacks and thread names are kept).
     fn clear(&self) {
         // SAFETY: GIL held; the taken data is dropped after the state reference is gone.
-        let taken = unsafe { snapshot::take(&self.core) };
+        let mut taken = unsafe { snapshot::take(&self.core) };
         let st = self.state();
         st.budget.reset_overflow();
+        // The chunks' memory serves the next events (records hold no Python objects).
+        for t in &mut taken.threads {
+            for chunk in std::mem::take(&mut t.chunks) {
+                st.budget.give_back(chunk);
+            }
+        }
         drop(taken);
     }
 

@@ -34,85 +34,64 @@ const TOOL_NAME: &str = "viztracer";
 
 // Arguments are (code, instruction_offset[, retval | exception | callable[, arg0]]).
 
-unsafe extern "C" fn on_py_start<const TSC: bool>(
-    _callable: *mut pyffi::PyObject,
-    args: *const *mut pyffi::PyObject,
-    nargs: usize,
-    _kwnames: *mut pyffi::PyObject,
-) -> *mut pyffi::PyObject {
-    if pyffi::PyVectorcall_NARGS(nargs) >= 1 {
-        let code = *args;
-        if !core::py_enter_fast::<TSC>(code) {
-            super::py_enter_slow(code, std::ptr::null_mut());
+/// Defines a callback: a vectorcall entry point, generic over the clock, that runs
+/// `$body` when the interpreter passes at least `$min` arguments (it always does; the
+/// check keeps a stray call from Python from reading past them), then returns None.
+macro_rules! callback {
+    ($(#[$doc:meta])* $name:ident, $min:expr, |$args:ident| $body:block) => {
+        $(#[$doc])*
+        unsafe extern "C" fn $name<const TSC: bool>(
+            _callable: *mut pyffi::PyObject,
+            $args: *const *mut pyffi::PyObject,
+            nargs: usize,
+            _kwnames: *mut pyffi::PyObject,
+        ) -> *mut pyffi::PyObject {
+            if pyffi::PyVectorcall_NARGS(nargs) >= $min $body
+            ffi::callback_none()
         }
+    };
+}
+
+callback!(on_py_start, 1, |args| {
+    let code = *args;
+    if !core::py_enter_fast::<TSC>(code) {
+        super::py_enter_slow(code, std::ptr::null_mut());
     }
-    ffi::callback_none()
-}
+});
 
-unsafe extern "C" fn on_py_return<const TSC: bool>(
-    _callable: *mut pyffi::PyObject,
-    args: *const *mut pyffi::PyObject,
-    nargs: usize,
-    _kwnames: *mut pyffi::PyObject,
-) -> *mut pyffi::PyObject {
-    if pyffi::PyVectorcall_NARGS(nargs) >= 3 {
-        let code = *args;
-        if !core::py_exit_fast::<TSC>(code) {
-            let retval = *args.add(2);
-            super::py_exit_slow(code, retval);
-        }
+callback!(on_py_return, 3, |args| {
+    let code = *args;
+    if !core::py_exit_fast::<TSC>(code) {
+        super::py_exit_slow(code, *args.add(2));
     }
-    ffi::callback_none()
-}
+});
 
-unsafe extern "C" fn on_noop(
-    _callable: *mut pyffi::PyObject,
-    _args: *const *mut pyffi::PyObject,
-    _nargs: usize,
-    _kwnames: *mut pyffi::PyObject,
-) -> *mut pyffi::PyObject {
-    ffi::callback_none()
-}
-
-/// `sys.monitoring.DISABLE`, an immortal singleton of the sys.monitoring module.
-static DISABLE: AtomicPtr<pyffi::PyObject> = AtomicPtr::new(std::ptr::null_mut());
-
-unsafe extern "C" fn on_call<const TSC: bool>(
-    _callable: *mut pyffi::PyObject,
-    args: *const *mut pyffi::PyObject,
-    nargs: usize,
-    _kwnames: *mut pyffi::PyObject,
-) -> *mut pyffi::PyObject {
-    if pyffi::PyVectorcall_NARGS(nargs) >= 4 {
-        let callable = *args.add(2);
-        // Most calls are of Python functions, which PY_START reports, or of classes,
-        // which are never recorded: leave at once, with the builtin path out of line
-        // so this one needs no stack frame.
-        if !ffi::is_function_or_class(callable) {
-            on_call_other::<TSC>(callable, *args.add(3));
-        }
+callback!(on_call, 4, |args| {
+    let callable = *args.add(2);
+    // Most calls are of Python functions, which PY_START reports, or of classes,
+    // which are never recorded: leave at once, with the builtin path out of line so
+    // this one needs no stack frame.
+    if !ffi::is_function_or_class(callable) {
+        on_call_other::<TSC>(callable, *args.add(3));
     }
-    ffi::callback_none()
-}
+});
 
 #[inline(never)]
 unsafe fn on_call_other<const TSC: bool>(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
-    // Anything but a builtin (a class, a callable object) is never recorded.
+    // Anything but a builtin (a callable object, say) is never recorded.
     let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
     if !core::c_enter_fast::<TSC>(&cf) {
         super::c_enter_slow(&cf);
     }
 }
 
-/// `on_call` with `fast_calls`: answers `sys.monitoring.DISABLE` to calls of Python
-/// functions and classes, so that call site stops reporting CALL events to us.
-unsafe extern "C" fn on_call_fast<const TSC: bool>(
-    _callable: *mut pyffi::PyObject,
-    args: *const *mut pyffi::PyObject,
-    nargs: usize,
-    _kwnames: *mut pyffi::PyObject,
-) -> *mut pyffi::PyObject {
-    if pyffi::PyVectorcall_NARGS(nargs) >= 4 {
+/// `sys.monitoring.DISABLE`, an immortal singleton of the sys.monitoring module.
+static DISABLE: AtomicPtr<pyffi::PyObject> = AtomicPtr::new(std::ptr::null_mut());
+
+callback!(
+    /// `on_call` with `fast_calls`: answers `sys.monitoring.DISABLE` to calls of
+    /// Python functions and classes, so that call site stops reporting CALL events.
+    on_call_fast, 4, |args| {
         let callable = *args.add(2);
         if ffi::is_python_level_callable(callable) {
             let disable = DISABLE.load(Ordering::Relaxed);
@@ -123,26 +102,25 @@ unsafe extern "C" fn on_call_fast<const TSC: bool>(
         }
         on_call_other::<TSC>(callable, *args.add(3));
     }
-    ffi::callback_none()
-}
+);
 
-unsafe extern "C" fn on_c_return<const TSC: bool>(
-    _callable: *mut pyffi::PyObject,
-    args: *const *mut pyffi::PyObject,
-    nargs: usize,
-    _kwnames: *mut pyffi::PyObject,
-) -> *mut pyffi::PyObject {
-    if pyffi::PyVectorcall_NARGS(nargs) >= 4 {
-        let callable = *args.add(2);
-        // Classes end with C_RETURN too (they are not Python functions).
-        if !ffi::is_function_or_class(callable) && !core::c_exit_fast::<TSC>(callable) {
-            // (Classes and callable objects also end with C_RETURN: they were never
-            // recorded, and only builtins go on.)
-            if let Some(cf) = ffi::classify_c_callable(callable, *args.add(3)) {
-                super::c_exit_slow(&cf);
-            }
+callback!(on_c_return, 4, |args| {
+    let callable = *args.add(2);
+    // Classes (and Python functions the interpreter did not inline) end with
+    // C_RETURN too: they were never recorded.
+    if !ffi::is_function_or_class(callable) && !core::c_exit_fast::<TSC>(callable) {
+        if let Some(cf) = ffi::classify_c_callable(callable, *args.add(3)) {
+            super::c_exit_slow(&cf);
         }
     }
+});
+
+unsafe extern "C" fn on_noop(
+    _callable: *mut pyffi::PyObject,
+    _args: *const *mut pyffi::PyObject,
+    _nargs: usize,
+    _kwnames: *mut pyffi::PyObject,
+) -> *mut pyffi::PyObject {
     ffi::callback_none()
 }
 

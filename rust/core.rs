@@ -1,6 +1,8 @@
 //! The tracer core: options, the thread registry, and what happens on every call and
 //! return. Both event sources (sys.monitoring on 3.12+, the C profile hook before)
-//! feed the four entry points `py_enter`, `py_exit`, `c_enter` and `c_exit`.
+//! feed four kinds of event (Python enter and exit, builtin enter and exit), each
+//! through a fast path for the common case (`*_fast`: no call, returns false when it
+//! cannot decide) and a general one (`*_slow`), which handles everything else.
 //!
 //! Safety model: everything here runs with the GIL held. A `&mut State` or
 //! `&mut ThreadState` is only ever alive between two calls into Python; code that must

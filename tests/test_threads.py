@@ -107,6 +107,34 @@ def test_many_threads_lose_nothing(tmp_path):
     assert_nested(trace)
 
 
+def test_threads_one_after_another_keep_their_own_tracks(tmp_path):
+    """Threads started after the previous one ended usually reuse its stack and thread
+    pointer: each must still record on its own track (the tracer's per-thread cache is
+    keyed by that pointer and must not hand a new thread the old one's state)."""
+    path = str(tmp_path / "serial.json")
+    tracer = VizTracer(output_file=path, verbose=0)
+    tracer.start()
+    native_ids = []
+
+    def body(i):
+        native_ids.append(threading.get_native_id())
+        fib(3 + i)
+
+    for i in range(6):
+        t = threading.Thread(target=body, args=(i,), name=f"serial-{i}")
+        t.start()
+        t.join()
+    tracer.stop()
+    tracer.save()
+    trace = load_trace(path)
+    names = thread_names(trace)
+    counts = fibs_by_tid(trace)
+    for i, tid in enumerate(native_ids):
+        assert names[tid] == f"serial-{i}"
+        assert counts[tid] == 2 * fib(4 + i) - 1  # the calls fib(3 + i) makes
+    assert_nested(trace)
+
+
 def test_thread_buffer_limit_is_shared(tmp_path):
     path = str(tmp_path / "limit.json")
     tracer = VizTracer(output_file=path, verbose=0, tracer_entries=2000)

@@ -160,9 +160,9 @@ impl Ring {
         }
         let mut v = storage.unwrap_or_default();
         v.clear();
-        if v.capacity() < cap {
-            v.reserve_exact(cap - v.capacity());
-        }
+        // (The vector is empty: this makes its capacity at least `cap`, which the
+        // hot path's no-growth push relies on.)
+        v.reserve_exact(cap);
         self.cur = v;
         self.cur_cap = cap;
         self.next_chunk = (cap * 2).max(FIRST_CHUNK);
@@ -282,6 +282,31 @@ mod tests {
         let mut rings = [&mut ring];
         push_slow(&mut rings, 0, &mut budget, rec(1), |_, _| {});
         assert!(addresses.contains(&(ring.iter().next().unwrap() as *const Record as usize)));
+        // Tracing again after a clear keeps the whole budget: reused memory is grown to
+        // each new chunk's size, so no chunk is sealed half full (chunks of 64 to 3906
+        // entries with a budget of 1M).
+        let mut budget = Budget::new(1_000_000);
+        let mut ring = Ring::new();
+        for round in 0..2 {
+            for i in 0..20_000 {
+                let mut rings = [&mut ring];
+                push_slow(&mut rings, 0, &mut budget, rec(i), |_, _| {});
+            }
+            assert_eq!(ring.len(), 20_000);
+            // Budget held beyond the records: only the current chunk's free room.
+            assert!(ring.reserved() - ring.len() < 3906, "round {round}: {} reserved", ring.reserved());
+            let (chunks, reserved) = ring.take_all();
+            budget.release(reserved);
+            for c in chunks {
+                budget.give_back(c);
+            }
+        }
+        // Memory smaller than the new chunk is grown to the chunk's whole size.
+        let mut ring = Ring::new();
+        ring.start_chunk(3906, Some(Vec::with_capacity(1024)));
+        for i in 0..3906 {
+            assert!(ring.try_push(rec(i)).is_ok(), "record {i} did not fit");
+        }
         // Never more spare memory than the budget.
         let mut small = Budget::new(10);
         small.give_back(Vec::with_capacity(64));

@@ -300,11 +300,16 @@ pub unsafe fn check_frame_layout() {
     FRAME_LAYOUT_OK.store(ok, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// 3.12+: checks the layout `frame_globals` reads (a frame runs: the import).
 #[cfg(Py_3_12)]
-pub unsafe fn check_frame_layout() {}
+pub unsafe fn check_frame_layout() {
+    let api = ffi::PyEval_GetGlobals();
+    let ok = !api.is_null() && frame_globals_direct(current_tstate()) == api;
+    DIRECT_GLOBALS.store(ok, std::sync::atomic::Ordering::Relaxed);
+}
 
-/// Whether `frame_code` reads frames directly (always true where it is used, unless
-/// the interpreter's layout surprised us; 3.12+ never needs frames).
+/// Whether frames are read directly: `frame_code` before 3.12, `frame_globals` on
+/// 3.12+ (always true, unless the interpreter's layout surprised us).
 pub fn frame_layout_ok() -> bool {
     #[cfg(not(Py_3_12))]
     {
@@ -312,7 +317,7 @@ pub fn frame_layout_ok() -> bool {
     }
     #[cfg(Py_3_12)]
     {
-        true
+        DIRECT_GLOBALS.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -439,6 +444,239 @@ pub unsafe fn new_vectorcall_callback(func: ffi::vectorcallfunc) -> *mut ffi::Py
         (*obj.cast::<VectorcallObject>()).vectorcall = Some(func);
     }
     obj
+}
+
+/// The events a dict watcher receives (`PyDict_WatchEvent`, the same order in 3.12
+/// and 3.13).
+#[cfg(Py_3_12)]
+pub mod dict_event {
+    pub const ADDED: i32 = 0;
+    pub const MODIFIED: i32 = 1;
+    pub const DELETED: i32 = 2;
+    pub const CLONED: i32 = 3;
+    pub const CLEARED: i32 = 4;
+    pub const DEALLOCATED: i32 = 5;
+}
+
+/// `PyDict_WatchCallback`: called before the dict changes; must not raise.
+#[cfg(Py_3_12)]
+pub type DictWatchCallback = unsafe extern "C" fn(
+    event: std::ffi::c_int,
+    dict: *mut ffi::PyObject,
+    key: *mut ffi::PyObject,
+    new_value: *mut ffi::PyObject,
+) -> std::ffi::c_int;
+
+#[cfg(Py_3_12)]
+extern "C" {
+    /// Public C API since 3.12 (pyo3-ffi does not declare it): one of the
+    /// interpreter's 8 dict-watcher ids, or -1 with an error set.
+    fn PyDict_AddWatcher(callback: DictWatchCallback) -> std::ffi::c_int;
+}
+
+/// A dict watcher id for `callback`, or None (error cleared) if all are taken.
+///
+/// # Safety
+/// GIL held.
+#[cfg(Py_3_12)]
+pub unsafe fn add_dict_watcher(callback: DictWatchCallback) -> Option<i32> {
+    let id = PyDict_AddWatcher(callback);
+    if id < 0 {
+        ffi::PyErr_Clear();
+        return None;
+    }
+    Some(id)
+}
+
+/// Starts (`on`) or stops sending `dict`'s changes to watcher `id`. Never raises.
+///
+/// # Safety
+/// GIL held; `dict` is a live exact dict; `id` came from `add_dict_watcher`.
+#[cfg(Py_3_12)]
+pub unsafe fn watch_dict(id: i32, dict: *mut ffi::PyObject, on: bool) -> bool {
+    let r = if on { ffi::PyDict_Watch(id, dict) } else { ffi::PyDict_Unwatch(id, dict) };
+    if r < 0 {
+        ffi::PyErr_Clear();
+    }
+    r == 0
+}
+
+/// The globals of the frame running now: in a CALL callback the caller's, in a
+/// PY_START callback the new frame's. Borrowed; null outside any frame.
+///
+/// # Safety
+/// GIL held.
+#[cfg(Py_3_12)]
+#[inline(always)]
+pub unsafe fn current_globals() -> *mut ffi::PyObject {
+    ffi::PyEval_GetGlobals()
+}
+
+// Reading the current frame's globals through a thread state pointer we already
+// hold saves `PyEval_GetGlobals`'s thread-local lookup (a `__tls_get_addr` call from
+// a shared libpython), which PY_START pays for code with disabled call sites. The
+// layouts are CPython's own (cpython/pystate.h, internal/pycore_frame.h):
+// 3.12: `tstate->cframe->current_frame`, 3.13: `tstate->current_frame`; then
+// `frame->f_globals`. They are checked against the API once before use.
+
+/// Byte offset of the thread state's `cframe` (3.12) or `current_frame` (3.13).
+#[cfg(all(Py_3_12, not(Py_3_13)))]
+const TSTATE_FRAME_OFFSET: usize = 56;
+#[cfg(Py_3_13)]
+const TSTATE_FRAME_OFFSET: usize = 72;
+/// Byte offset of `f_globals` in `_PyInterpreterFrame` (3.12 and 3.13).
+#[cfg(Py_3_12)]
+const FRAME_GLOBALS_OFFSET: usize = 24;
+
+#[cfg(Py_3_12)]
+static DIRECT_GLOBALS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The calling thread's state (for `frame_globals`).
+///
+/// # Safety
+/// GIL held.
+#[cfg(Py_3_12)]
+pub unsafe fn current_tstate() -> *mut ffi::PyThreadState {
+    ffi::PyThreadState_Get()
+}
+
+#[cfg(Py_3_12)]
+#[inline(always)]
+unsafe fn frame_globals_direct(tstate: *mut ffi::PyThreadState) -> *mut ffi::PyObject {
+    let mut frame = *tstate.cast::<u8>().add(TSTATE_FRAME_OFFSET).cast::<*const u8>();
+    if cfg!(not(Py_3_13)) && !frame.is_null() {
+        // 3.12: that was the `_PyCFrame`, whose first field is the frame.
+        frame = *frame.cast::<*const u8>();
+    }
+    if frame.is_null() {
+        return std::ptr::null_mut();
+    }
+    *frame.add(FRAME_GLOBALS_OFFSET).cast::<*mut ffi::PyObject>()
+}
+
+/// The globals of the frame `tstate` (the calling thread's state) runs now.
+///
+/// # Safety
+/// GIL held; `tstate` is the calling thread's live thread state.
+#[cfg(Py_3_12)]
+#[inline(always)]
+pub unsafe fn frame_globals(tstate: *mut ffi::PyThreadState) -> *mut ffi::PyObject {
+    if DIRECT_GLOBALS.load(std::sync::atomic::Ordering::Relaxed) {
+        frame_globals_direct(tstate)
+    } else {
+        ffi::PyEval_GetGlobals()
+    }
+}
+
+/// The start of a 3.12+ int: `lv_tag` holds the digit count (above 3 flag bits) and
+/// the sign (low 2 bits: 0 positive, 1 zero, 2 negative), then the 30-bit digits.
+#[cfg(Py_3_12)]
+#[repr(C)]
+struct PyLongHead {
+    ob_base: ffi::PyObject,
+    lv_tag: usize,
+    digit0: u32,
+}
+
+/// Whether `small_offset` may read ints directly (checked against the API once).
+#[cfg(Py_3_12)]
+static DIRECT_INTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Checks the int layout above against `PyLong_AsSsize_t` on a few values, and
+/// allows direct reads only if every one agrees.
+///
+/// # Safety
+/// GIL held.
+#[cfg(Py_3_12)]
+pub unsafe fn check_int_layout() {
+    let mut ok = true;
+    for v in [0i64, 1, 7, 255, 300, 65_534, (1 << 30) - 1] {
+        let obj = ffi::PyLong_FromLongLong(v);
+        if obj.is_null() {
+            ffi::PyErr_Clear();
+            ok = false;
+            continue;
+        }
+        ok &= read_compact(obj) == Some(v as u32) && ffi::PyLong_AsSsize_t(obj) == v as isize;
+        ffi::Py_DECREF(obj);
+    }
+    DIRECT_INTS.store(ok, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(Py_3_12)]
+#[inline(always)]
+unsafe fn read_compact(obj: *mut ffi::PyObject) -> Option<u32> {
+    let head = obj.cast::<PyLongHead>();
+    let tag = (*head).lv_tag;
+    // At most one digit, and not negative.
+    (tag < (2 << 3) && tag & 3 != 2).then(|| if tag & 3 == 1 { 0 } else { (*head).digit0 })
+}
+
+/// An instruction offset passed by sys.monitoring (a small non-negative int), or
+/// None (no error left set).
+///
+/// # Safety
+/// GIL held; `obj` is live.
+#[cfg(Py_3_12)]
+#[inline(always)]
+pub unsafe fn small_offset(obj: *mut ffi::PyObject) -> Option<u32> {
+    if ffi::PyLong_CheckExact(obj) == 0 {
+        return None;
+    }
+    if DIRECT_INTS.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Some(v) = read_compact(obj) {
+            return Some(v);
+        }
+    }
+    let v = ffi::PyLong_AsSsize_t(obj);
+    if v < 0 || v > u32::MAX as isize {
+        ffi::PyErr_Clear();
+        return None;
+    }
+    Some(v as u32)
+}
+
+/// The builtins of the frame running now (borrowed; see `current_globals`).
+///
+/// # Safety
+/// GIL held.
+#[cfg(Py_3_12)]
+pub unsafe fn current_builtins() -> *mut ffi::PyObject {
+    ffi::PyEval_GetBuiltins()
+}
+
+/// `globals[name]` (borrowed, null if absent) for an exact dict and a str key: this
+/// lookup runs no Python code and cannot fail.
+///
+/// # Safety
+/// GIL held; `globals` is a live exact dict, `name` a live str.
+#[cfg(Py_3_12)]
+pub unsafe fn dict_get_str(globals: *mut ffi::PyObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    ffi::PyDict_GetItem(globals, name)
+}
+
+/// Whether two objects are equal strs (no Python code runs: non-str objects are
+/// simply unequal).
+///
+/// # Safety
+/// GIL held; both objects are live.
+#[cfg(Py_3_12)]
+pub unsafe fn same_str(a: *mut ffi::PyObject, b: *mut ffi::PyObject) -> bool {
+    a == b
+        || (ffi::PyUnicode_CheckExact(a) != 0
+            && ffi::PyUnicode_CheckExact(b) != 0
+            && ffi::PyUnicode_Compare(a, b) == 0)
+}
+
+/// The net stack effect of one instruction as the compiler knows it, or None.
+///
+/// # Safety
+/// GIL held.
+#[cfg(Py_3_12)]
+pub unsafe fn opcode_stack_effect(opcode: u8, oparg: u32) -> Option<i32> {
+    let e = ffi::PyCompile_OpcodeStackEffect(opcode as std::ffi::c_int, oparg as std::ffi::c_int);
+    // PY_INVALID_STACK_EFFECT is INT_MAX; no error is set for it.
+    (e != i32::MAX).then_some(e)
 }
 
 /// `None` as the result of a sys.monitoring callback (3.12+). `None` is immortal

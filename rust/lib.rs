@@ -10,10 +10,15 @@
 //! - `tracer`: the Python-facing `Tracer` and `Snapshot` classes;
 //! - `ffi`, `gil_cell`, `vec_ext`: the unsafe layer, the GIL-as-lock cell, pushes
 //!   that never grow a vector (for the hot path);
+//! - `bytecode`: which call sites call a global (3.12+: their CALL events can be
+//!   switched off, see `hooks/callsites.rs`);
 //! - `args`: argument/return-value reprs and async task lookup (opt-in options);
 //! - `term_signal`: makes sure a SIGTERM reaches the Python handler that saves.
 
 mod args;
+// The call-site analysis serves sys.monitoring (3.12+); its tests run everywhere.
+#[cfg_attr(not(Py_3_12), allow(dead_code))]
+mod bytecode;
 pub mod clock;
 mod core;
 mod error;
@@ -48,6 +53,22 @@ fn sigterm_received() {
     term_signal::acknowledge()
 }
 
+/// For tests (3.12+): `(offset, name)` of the call sites of a code object whose
+/// callee is a global, as the safe CALL-event disabling sees them.
+#[cfg(Py_3_12)]
+#[pyfunction]
+fn _global_call_sites(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Vec<(u32, String)>> {
+    hooks::callsites::analyse_for_test(py, code)
+}
+
+/// For tests (3.12+): `(call sites disabled, events restarted)` in the current or
+/// last tracing session.
+#[cfg(Py_3_12)]
+#[pyfunction]
+fn _call_site_stats() -> (u64, u32) {
+    hooks::callsites::stats()
+}
+
 #[pymodule(gil_used = true)]
 fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     clock::init();
@@ -57,6 +78,10 @@ fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tracer::Snapshot>()?;
     m.add_function(wrap_pyfunction!(guard_sigterm, m)?)?;
     m.add_function(wrap_pyfunction!(sigterm_received, m)?)?;
+    #[cfg(Py_3_12)]
+    m.add_function(wrap_pyfunction!(_global_call_sites, m)?)?;
+    #[cfg(Py_3_12)]
+    m.add_function(wrap_pyfunction!(_call_site_stats, m)?)?;
     m.add("FAST_FRAME_ACCESS", ffi::frame_layout_ok())?;
     m.add("BACKEND", if cfg!(Py_3_12) { "sys.monitoring" } else { "setprofile" })?;
     Ok(())

@@ -148,13 +148,16 @@ impl Drop for ExitGuard {
 struct FastSlot {
     core: *const Core,
     state: *mut ThreadState,
+    /// The interpreter's state of this thread (3.12+: see `hot_tstate`).
+    tstate: *mut pyo3::ffi::PyThreadState,
 }
 
 // SAFETY: the pointers are only dereferenced with the GIL held (see core.rs).
 unsafe impl Send for FastSlot {}
 
 static FAST_THREAD: AtomicUsize = AtomicUsize::new(0);
-static FAST: GilCell<FastSlot> = GilCell::new(FastSlot { core: std::ptr::null(), state: std::ptr::null_mut() });
+static FAST: GilCell<FastSlot> =
+    GilCell::new(FastSlot { core: std::ptr::null(), state: std::ptr::null_mut(), tstate: std::ptr::null_mut() });
 
 /// An id of the calling thread that is cheap to read: the thread pointer on x86-64
 /// Linux, else the address of a thread-local.
@@ -189,13 +192,81 @@ pub fn hot() -> Option<(*const Core, *mut ThreadState)> {
     None
 }
 
+/// The calling thread's interpreter thread state, if the fast slot is this thread's
+/// (3.12+; the slot is emptied before a thread state could be freed). Called with
+/// the GIL held.
+#[cfg(Py_3_12)]
+#[inline(always)]
+pub fn hot_tstate() -> Option<*mut pyo3::ffi::PyThreadState> {
+    if FAST_THREAD.load(Ordering::Relaxed) == thread_id_fast() {
+        // SAFETY: as in `hot`.
+        return Some(unsafe { FAST.get() }.tstate);
+    }
+    None
+}
+
 /// Fills the fast slot for the calling thread. GIL held; `core` is collecting and
 /// `state` is the calling thread's state in it (registered with `set_cached`).
 pub fn set_hot(core: *const Core, state: *mut ThreadState) {
     FAST_THREAD.store(0, Ordering::Relaxed);
+    #[cfg(Py_3_12)]
+    let tstate = guarded_tstate();
+    #[cfg(not(Py_3_12))]
+    let tstate = std::ptr::null_mut();
     // SAFETY: GIL held by the caller.
-    unsafe { *FAST.get() = FastSlot { core, state } };
+    unsafe { *FAST.get() = FastSlot { core, state, tstate } };
     FAST_THREAD.store(thread_id_fast(), Ordering::Release);
+}
+
+/// Lives in the thread state's dict (`PyThreadState_GetDict`), which CPython clears
+/// when it clears the thread state: then the fast slot forgets that thread state.
+/// This matters for threads whose thread states come and go (C threads calling in
+/// through `PyGILState_Ensure`/`Release`): the slot must never keep a freed one.
+#[cfg(Py_3_12)]
+#[pyclass(frozen)]
+struct TstateGuard {
+    tstate: usize,
+}
+
+#[cfg(Py_3_12)]
+impl Drop for TstateGuard {
+    fn drop(&mut self) {
+        // Runs in the dict's dealloc, GIL held.
+        // SAFETY: GIL held; no other reference to FAST is alive during a dealloc.
+        if unsafe { FAST.get() }.tstate as usize == self.tstate {
+            clear_hot();
+        }
+    }
+}
+
+/// The calling thread's thread state, with a `TstateGuard` in its dict (or null:
+/// then `hot_tstate` gives nothing and callers use the API). GIL held.
+#[cfg(Py_3_12)]
+fn guarded_tstate() -> *mut pyo3::ffi::PyThreadState {
+    // SAFETY: the caller holds the GIL.
+    let py = unsafe { Python::assume_attached() };
+    // SAFETY: GIL held.
+    let tstate = unsafe { crate::ffi::current_tstate() };
+    // SAFETY: GIL held; the dict is borrowed from the thread state, which is alive.
+    let dict = unsafe { pyo3::ffi::PyThreadState_GetDict() };
+    if dict.is_null() {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: a live dict, borrowed.
+    let dict = unsafe { Bound::from_borrowed_ptr(py, dict) };
+    let Ok(dict) = dict.cast_into::<PyDict>() else { return std::ptr::null_mut() };
+    let key = pyo3::intern!(py, "viztracer.fast_slot");
+    let guarded = match dict.get_item(key) {
+        Ok(Some(g)) => g.cast::<TstateGuard>().is_ok_and(|g| g.get().tstate == tstate as usize),
+        _ => false,
+    };
+    if !guarded {
+        let ok = Py::new(py, TstateGuard { tstate: tstate as usize }).and_then(|g| dict.set_item(key, g));
+        if ok.is_err() {
+            return std::ptr::null_mut();
+        }
+    }
+    tstate
 }
 
 /// Empties the fast slot (the next event takes the slow path). GIL held.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import sys
 
 import viztracer
 from viztracer import _snaptrace
@@ -11,10 +12,19 @@ from viztracer import _snaptrace
 STUB = os.path.join(os.path.dirname(viztracer.__file__), "_snaptrace.pyi")
 
 
+def _for_this_python(body):
+    """Top-level statements, with `if sys.version_info >= (3, N):` blocks resolved."""
+    for node in body:
+        if isinstance(node, ast.If) and "sys.version_info" in ast.unparse(node.test):
+            yield from _for_this_python(node.body if eval(ast.unparse(node.test), {"sys": sys}) else node.orelse)
+        else:
+            yield node
+
+
 def _stub_names():
     tree = ast.parse(open(STUB, encoding="utf-8").read())
     top, classes = set(), {}
-    for node in tree.body:
+    for node in _for_this_python(tree.body):
         if isinstance(node, ast.ClassDef):
             members = set()
             for item in node.body:

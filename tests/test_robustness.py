@@ -458,6 +458,7 @@ def test_tracing_survives_a_failing_thread_namer(tmp_path, monkeypatch):
 def test_native_backend_matches_the_python_version():
     from viztracer import _snaptrace
     assert _snaptrace.BACKEND == ("sys.monitoring" if MONITORING else "setprofile")
-    # Before 3.12 code objects are read straight from frame structs; the layout check
-    # at import must have accepted this interpreter's layout.
+    # Frames are read straight from CPython's structs (code objects before 3.12, the
+    # running frame's globals on 3.12+); the layout check at import must have
+    # accepted this interpreter's layout.
     assert _snaptrace.FAST_FRAME_ACCESS is True

@@ -1,10 +1,12 @@
 # Type stub of the native module (rust/). The Python package wraps it: users call
 # viztracer.VizTracer, not these classes.
 
+import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 FAST_FRAME_ACCESS: bool
-"""Whether frame code objects are read directly (layout checked at import)."""
+"""Whether frames are read directly (code objects before 3.12, globals on 3.12+;
+layout checked at import)."""
 BACKEND: str
 """``"sys.monitoring"`` (3.12+) or ``"setprofile"`` (3.9-3.11)."""
 
@@ -14,6 +16,15 @@ def guard_sigterm() -> bool:
 
 def sigterm_received() -> None:
     """The Python SIGTERM handler runs: the signal need not be repeated."""
+
+if sys.version_info >= (3, 12):
+    def _global_call_sites(code: Any) -> List[Tuple[int, str]]:
+        """For tests: ``(offset, name)`` of the call sites of a code object whose callee
+        is a global, as the safe CALL-event disabling sees them."""
+
+    def _call_site_stats() -> Tuple[int, int]:
+        """For tests: ``(call sites disabled, events restarted)`` in the current or
+        last tracing session."""
 
 class Tracer:
     """The native recorder: hooks, per-thread buffers and options."""

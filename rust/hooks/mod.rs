@@ -3,6 +3,8 @@
 //! installed on every existing thread and on threads started later by `threading`.
 
 #[cfg(Py_3_12)]
+pub(crate) mod callsites;
+#[cfg(Py_3_12)]
 mod monitoring;
 #[cfg(Py_3_12)]
 pub use monitoring::{enable_current_thread, install, uninstall, Installed};

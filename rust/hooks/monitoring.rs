@@ -6,6 +6,7 @@
 //! first free tool id of 3, 4 and 2 (PROFILER_ID), and never free an id we do not
 //! own, so cProfile and other tools keep working next to us.
 
+use super::callsites;
 use crate::core;
 use crate::ffi;
 use once_cell::sync::OnceCell;
@@ -19,6 +20,8 @@ pub struct Installed {
     tool_id: u8,
     events: Vec<u32>,
     fast_calls: bool,
+    /// Whether `callsites` decides CALL events this session.
+    safe_disable: bool,
 }
 
 impl Installed {
@@ -54,6 +57,7 @@ macro_rules! callback {
 
 callback!(on_py_start, 1, |args| {
     let code = *args;
+    callsites::check_globals(code);
     if !core::py_enter_fast::<TSC>(code) {
         super::py_enter_slow(code, std::ptr::null_mut());
     }
@@ -73,8 +77,26 @@ callback!(on_call, 4, |args| {
     // this one needs no stack frame.
     if !ffi::is_function_or_class(callable) {
         on_call_other::<TSC>(callable, *args.add(3));
+    } else {
+        let disable = on_call_python(*args, *args.add(1), callable);
+        if !disable.is_null() {
+            return disable;
+        }
     }
 });
+
+/// A call of a Python function or a class: DISABLE if `callsites` proves the site
+/// will keep calling one (null otherwise).
+#[inline(never)]
+unsafe fn on_call_python(
+    code: *mut pyffi::PyObject,
+    offset: *mut pyffi::PyObject,
+    callable: *mut pyffi::PyObject,
+) -> *mut pyffi::PyObject {
+    let mut result = std::ptr::null_mut();
+    super::guard(|| result = callsites::decide(code, offset, callable));
+    result
+}
 
 #[inline(never)]
 unsafe fn on_call_other<const TSC: bool>(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
@@ -216,8 +238,20 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
         mon.call_method1("register_callback", (tool_id, *event, cb.bind(py)))?;
         mask |= event;
     }
+    // Exact CALL events (the default) still skip the sites proven to call Python.
+    let safe_disable = !opts.ignore_c_function && !opts.fast_calls && !opts.noop;
+    if safe_disable {
+        callsites::activate(py, &mon, DISABLE.load(Ordering::Relaxed))?;
+    } else {
+        callsites::reset_stats();
+    }
     mon.call_method1("set_events", (tool_id, mask))?;
-    Ok(Installed { tool_id, events: pairs.iter().map(|(e, _)| *e).collect(), fast_calls: opts.fast_calls })
+    Ok(Installed {
+        tool_id,
+        events: pairs.iter().map(|(e, _)| *e).collect(),
+        fast_calls: opts.fast_calls,
+        safe_disable,
+    })
 }
 
 /// Disables our events, unregisters every callback and frees our tool id. (On 3.12
@@ -230,7 +264,8 @@ pub fn uninstall(py: Python<'_>, installed: Installed) -> PyResult<()> {
         let _ = mon.call_method1("register_callback", (id, *event, py.None()));
     }
     let r2 = mon.call_method1("free_tool_id", (id,));
-    if installed.fast_calls {
+    let disabled_some = installed.safe_disable && callsites::deactivate();
+    if installed.fast_calls || disabled_some {
         // Call sites we disabled would stay silent for the next tool (or session)
         // that takes this id.
         mon.call_method0("restart_events")?;

@@ -1,0 +1,435 @@
+//! Call sites that stop sending CALL events, safely (3.12+).
+//!
+//! sys.monitoring delivers a CALL event before every call, but the tracer needs it
+//! only for builtins: Python functions are seen through PY_START, classes are never
+//! recorded. A call site whose callee is a global name (`fib(n - 1)`, `str(i)`) calls
+//! whatever that name holds, so while it holds a Python function or a class the
+//! site's CALL events are useless, and we answer `sys.monitoring.DISABLE` to them.
+//! The promise this makes is kept by three checks:
+//!
+//! - the bytecode shows which CALLs take their callee straight from a `LOAD_GLOBAL`
+//!   (`crate::bytecode`, once per code object, conservatively);
+//! - the callee must be `globals[name]` right now (or `builtins[name]`, the globals
+//!   lacking it), and a dict watcher on those dicts calls
+//!   `sys.monitoring.restart_events()` before the name is bound, rebound or deleted,
+//!   or the dict is cleared: every disabled site then reports again and is decided
+//!   anew;
+//! - a code object with disabled sites remembers the globals it was decided under,
+//!   and PY_START checks them: the same code started under other globals (a function
+//!   copied with `FunctionType(code, other_globals)`) restarts events too.
+//!
+//! A name rebound again and again is never disabled again, so restarts stay rare.
+//! What this cannot see: a frame of the same code object that was already running
+//! under *other* globals when a site was disabled (two function objects sharing one
+//! code object with different globals, one suspended inside the other).
+//! Everything here runs with the GIL held (callbacks and watchers are called with it).
+
+use crate::bytecode::{global_call_sites, OpTable};
+use crate::ffi::{self, dict_event};
+use crate::funcs::PtrHash;
+use crate::gil_cell::GilCell;
+use hashbrown::HashMap;
+use pyo3::ffi as pyffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+use smallvec::SmallVec;
+
+/// The analysis tables of the running interpreter.
+fn build_op_table(py: Python<'_>) -> PyResult<OpTable> {
+    let opmap = py.import("opcode")?.getattr("opmap")?;
+    OpTable::new(|name| opmap.get_item(name).ok()?.extract::<u8>().ok())
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("opcode.opmap has no EXTENDED_ARG"))
+}
+
+/// A call site whose callee is a global name.
+#[derive(Clone, Copy)]
+struct Site {
+    offset: u32,
+    /// Set once the site was found not to qualify: it then reports for good (always
+    /// safe), and its later CALL events cost one lookup.
+    refused: bool,
+    /// Borrowed from the code object's `co_names`.
+    name: *mut pyffi::PyObject,
+}
+
+/// The analysed call sites of one code object.
+struct CodeSites {
+    /// Keeps the code object (and the names of `sites`) alive.
+    _code: Py<PyAny>,
+    /// Sorted by offset.
+    sites: Box<[Site]>,
+}
+
+/// A code object with disabled sites and the globals they were decided under.
+#[derive(Clone, Copy, Default)]
+struct Guard {
+    code: usize,
+    globals: usize,
+}
+
+/// `Guard::globals` of a code whose globals dict was freed: never matches, so the
+/// next PY_START of that code restarts events.
+const DEAD_GLOBALS: usize = usize::MAX;
+
+/// Direct-mapped: a code object can disable sites only while it owns its slot, so
+/// PY_START needs one compare to know whether to check its globals.
+const GUARD_SLOTS: usize = 1024;
+/// Rebinding the same global this many times leaves its sites enabled for good.
+const MAX_STRIKES: u8 = 2;
+/// After this many restarts in one session nothing is disabled any more.
+const MAX_RESTARTS: u32 = 256;
+
+struct Registry {
+    active: bool,
+    table: Option<OpTable>,
+    watcher: Option<i32>,
+    restart_events: Option<Py<PyAny>>,
+    disable: *mut pyffi::PyObject,
+    /// Boxed: `SITE_CACHE` points into them.
+    codes: HashMap<usize, Box<CodeSites>, PtrHash>,
+    /// Watched dicts → the names whose sites are disabled now.
+    watched: HashMap<usize, SmallVec<[Py<PyAny>; 4]>, PtrHash>,
+    /// (dict, name) → how many times rebinding it restarted events.
+    strikes: HashMap<(usize, usize), u8, PtrHash>,
+    restarts: u32,
+    /// DISABLE answers this session (for tests and diagnostics).
+    disabled_count: u64,
+    /// Whether any site was disabled since the last restart.
+    disabled_any: bool,
+}
+
+// SAFETY: `disable` points to an immortal singleton; all access holds the GIL.
+unsafe impl Send for Registry {}
+
+static REGISTRY: GilCell<Option<Registry>> = GilCell::new(None);
+
+/// Direct-mapped cache in front of `Registry::codes` (code → its boxed sites).
+const SITE_CACHE_SLOTS: usize = 256;
+static SITE_CACHE: GilCell<[(usize, usize); SITE_CACHE_SLOTS]> = GilCell::new([(0, 0); SITE_CACHE_SLOTS]);
+
+/// Kept apart from the registry so PY_START reads it with no indirection.
+static GUARDS: GilCell<[Guard; GUARD_SLOTS]> = GilCell::new([Guard { code: 0, globals: 0 }; GUARD_SLOTS]);
+
+#[inline(always)]
+fn guard_slot(code: usize) -> usize {
+    ((code >> 4) ^ (code >> 14)) & (GUARD_SLOTS - 1)
+}
+
+/// Switches the safe disabling on for a tracing session. Without a dict watcher
+/// (all 8 taken) it stays off: every CALL event is then delivered, as before.
+pub fn activate(py: Python<'_>, mon: &Bound<'_, PyAny>, disable: *mut pyffi::PyObject) -> PyResult<()> {
+    // SAFETY: GIL held; no other reference into the registry is alive.
+    let slot = unsafe { REGISTRY.get() };
+    let reg = match slot {
+        Some(reg) => reg,
+        None => slot.insert(Registry {
+            active: false,
+            table: Some(build_op_table(py)?),
+            // SAFETY: GIL held.
+            watcher: unsafe { ffi::add_dict_watcher(on_dict_event) },
+            restart_events: None,
+            disable,
+            codes: HashMap::with_hasher(PtrHash),
+            watched: HashMap::with_hasher(PtrHash),
+            strikes: HashMap::with_hasher(PtrHash),
+            restarts: 0,
+            disabled_count: 0,
+            disabled_any: false,
+        }),
+    };
+    // SAFETY: GIL held.
+    unsafe { ffi::check_int_layout() };
+    reg.restart_events = Some(mon.getattr("restart_events")?.unbind());
+    reg.disable = disable;
+    reg.restarts = 0;
+    reg.disabled_count = 0;
+    reg.active = reg.watcher.is_some() && reg.table.is_some();
+    Ok(())
+}
+
+/// Ends a session: unwatches every dict and forgets every decision. Returns whether
+/// some site may still be disabled (the caller restarts events after freeing its
+/// tool id, so the next tool with that id gets every event).
+pub fn deactivate() -> bool {
+    // SAFETY: GIL held (called from uninstall); nothing else borrows the registry.
+    let Some(reg) = (unsafe { REGISTRY.get() }) else { return false };
+    let was = reg.disabled_any;
+    reg.active = false;
+    forget_decisions(reg);
+    if let Some(id) = reg.watcher {
+        for (&dict, _) in reg.watched.iter() {
+            // SAFETY: dicts leave `watched` when freed (DEALLOCATED), so these live.
+            unsafe { ffi::watch_dict(id, dict as *mut pyffi::PyObject, false) };
+        }
+    }
+    reg.strikes.clear();
+    // SAFETY: GIL held; the cache must not outlive the boxes it points to.
+    unsafe { SITE_CACHE.get() }.fill((0, 0));
+    // Dropped once the registry is no longer borrowed: freeing a code object can run
+    // a weakref callback, which may change a dict and reach the watcher.
+    let dropped = (std::mem::take(&mut reg.watched), std::mem::take(&mut reg.codes), reg.restart_events.take());
+    drop(dropped);
+    was
+}
+
+/// All sites report again: guards go, names are no longer disabled (their dicts stay
+/// watched until the session ends).
+fn forget_decisions(reg: &mut Registry) {
+    // SAFETY: GIL held (every caller has it); no other reference to GUARDS is alive.
+    unsafe { GUARDS.get() }.fill(Guard::default());
+    for names in reg.watched.values_mut() {
+        names.clear();
+    }
+    reg.disabled_any = false;
+}
+
+/// Re-enables every disabled site now.
+fn restart(reg: &mut Registry) {
+    forget_decisions(reg);
+    reg.restarts += 1;
+    if reg.restarts >= MAX_RESTARTS {
+        reg.active = false;
+    }
+    if let Some(f) = &reg.restart_events {
+        // SAFETY: GIL held. A watcher or callback must not leave an error behind,
+        // so any pending one is kept aside and put back.
+        unsafe {
+            let pending = pyffi::PyErr_GetRaisedException();
+            let r = pyffi::PyObject_CallNoArgs(f.as_ptr());
+            if r.is_null() {
+                pyffi::PyErr_Clear();
+            } else {
+                pyffi::Py_DECREF(r);
+            }
+            if !pending.is_null() {
+                pyffi::PyErr_SetRaisedException(pending);
+            }
+        }
+    }
+}
+
+/// Analyses `code` (no registry borrow is held: this calls into the interpreter).
+unsafe fn analyse(py: Python<'_>, table: &OpTable, code: *mut pyffi::PyObject) -> CodeSites {
+    let code_obj = Bound::from_borrowed_ptr(py, code);
+    let bytes = code_obj.getattr("co_code").ok().and_then(|b| b.cast_into::<PyBytes>().ok());
+    let names = code_obj.getattr("co_names").ok().and_then(|n| n.cast_into::<PyTuple>().ok());
+    let sites = match (bytes, names) {
+        (Some(bytes), Some(names)) => global_call_sites(table, bytes.as_bytes(), |op, arg| ffi::opcode_stack_effect(op, arg))
+            .into_iter()
+            // The tuple belongs to the code object, which `_code` keeps alive.
+            .filter_map(|(offset, i)| {
+                let name = names.get_borrowed_item(i as usize).ok()?.as_ptr();
+                Some(Site { offset, refused: false, name })
+            })
+            .collect(),
+        _ => {
+            pyffi::PyErr_Clear();
+            Box::default()
+        }
+    };
+    CodeSites { _code: code_obj.unbind(), sites }
+}
+
+/// Decides a CALL event of a Python function or a class: returns
+/// `sys.monitoring.DISABLE` (a new reference) if this site may stop reporting, or
+/// null to carry on.
+///
+/// # Safety
+/// GIL held; the arguments are those of a live CALL event.
+pub unsafe fn decide(code: *mut pyffi::PyObject, offset: *mut pyffi::PyObject, callable: *mut pyffi::PyObject) -> *mut pyffi::PyObject {
+    let null = std::ptr::null_mut();
+    let Some(cs) = code_sites(code) else { return null };
+    let Some(offset) = ffi::small_offset(offset) else { return null };
+    let Ok(i) = cs.sites.binary_search_by_key(&offset, |s| s.offset) else { return null };
+    let Site { refused, name, .. } = cs.sites[i];
+    if refused {
+        return null;
+    }
+    match disable_site(code, name, callable) {
+        Some(disable) => disable,
+        None => {
+            if let Some(cs) = code_sites(code) {
+                cs.sites[i].refused = true;
+            }
+            null
+        }
+    }
+}
+
+/// The analysed sites of `code` (analysing it on first sight), if deciding is on.
+unsafe fn code_sites<'a>(code: *mut pyffi::PyObject) -> Option<&'a mut CodeSites> {
+    let slot = &mut SITE_CACHE.get()[((code as usize) >> 4) & (SITE_CACHE_SLOTS - 1)];
+    let reg = REGISTRY.get().as_mut()?;
+    if !reg.active {
+        return None;
+    }
+    if slot.0 == code as usize {
+        return Some(&mut *(slot.1 as *mut CodeSites));
+    }
+    if !reg.codes.contains_key(&(code as usize)) {
+        let table = reg.table.take()?;
+        // No registry borrow across the analysis: it calls into the interpreter.
+        let sites = analyse(Python::assume_attached(), &table, code);
+        let reg = REGISTRY.get().as_mut()?;
+        reg.table = Some(table);
+        reg.codes.insert(code as usize, Box::new(sites));
+    }
+    let reg = REGISTRY.get().as_mut()?;
+    let cs: &mut CodeSites = reg.codes.get_mut(&(code as usize))?;
+    *slot = (code as usize, cs as *mut CodeSites as usize);
+    Some(cs)
+}
+
+/// Proves that the global `name`, called from `code` now as `callable`, will keep
+/// calling it until a watched dict changes, and takes the guard: DISABLE (a new
+/// reference), or None if the site must keep reporting.
+unsafe fn disable_site(code: *mut pyffi::PyObject, name: *mut pyffi::PyObject, callable: *mut pyffi::PyObject) -> Option<*mut pyffi::PyObject> {
+    let reg = REGISTRY.get().as_mut()?;
+    let watcher = reg.watcher?;
+    let globals = ffi::current_globals();
+    if globals.is_null() || pyffi::PyDict_CheckExact(globals) == 0 {
+        return None;
+    }
+    // LOAD_GLOBAL reads the globals, then the builtins: the name comes from the
+    // first that has it, and a name added to the globals later would shadow it.
+    let mut dicts: SmallVec<[*mut pyffi::PyObject; 2]> = SmallVec::new();
+    dicts.push(globals);
+    let found = ffi::dict_get_str(globals, name);
+    if found.is_null() {
+        let builtins = ffi::current_builtins();
+        if builtins.is_null() || pyffi::PyDict_CheckExact(builtins) == 0 || ffi::dict_get_str(builtins, name) != callable {
+            return None;
+        }
+        dicts.push(builtins);
+    } else if found != callable {
+        return None;
+    }
+    if dicts.iter().any(|&d| reg.strikes.get(&(d as usize, name as usize)).is_some_and(|&s| s >= MAX_STRIKES)) {
+        return None;
+    }
+    let g = &mut GUARDS.get()[guard_slot(code as usize)];
+    if g.code == 0 {
+        *g = Guard { code: code as usize, globals: globals as usize };
+    } else if g.code != code as usize || g.globals != globals as usize {
+        // Another code object owns the slot, or this one was decided under other
+        // globals.
+        return None;
+    }
+    for &d in &dicts {
+        let names = match reg.watched.get_mut(&(d as usize)) {
+            Some(names) => names,
+            None => {
+                if !ffi::watch_dict(watcher, d, true) {
+                    return None;
+                }
+                reg.watched.entry(d as usize).or_default()
+            }
+        };
+        if !names.iter().any(|n| n.as_ptr() == name) {
+            names.push(Bound::from_borrowed_ptr(Python::assume_attached(), name).unbind());
+        }
+    }
+    reg.disabled_any = true;
+    reg.disabled_count += 1;
+    pyffi::Py_INCREF(reg.disable);
+    Some(reg.disable)
+}
+
+/// PY_START: whether `code` runs under globals other than those its disabled sites
+/// were decided under (then events must restart). One compare for most code.
+///
+/// # Safety
+/// GIL held; called from a PY_START-like callback, with the new frame current.
+#[inline(always)]
+pub unsafe fn check_globals(code: *mut pyffi::PyObject) {
+    let g = GUARDS.get()[guard_slot(code as usize)];
+    if g.code == code as usize && globals_now() as usize != g.globals {
+        other_globals();
+    }
+}
+
+/// The running frame's globals, read through the thread state the fast slot holds.
+#[inline(always)]
+unsafe fn globals_now() -> *mut pyffi::PyObject {
+    match crate::thread::hot_tstate() {
+        Some(tstate) => ffi::frame_globals(tstate),
+        None => ffi::current_globals(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn other_globals() {
+    if let Some(reg) = REGISTRY.get() {
+        restart(reg);
+    }
+}
+
+/// The dict watcher: a watched globals dict is about to change.
+unsafe extern "C" fn on_dict_event(
+    event: std::ffi::c_int,
+    dict: *mut pyffi::PyObject,
+    key: *mut pyffi::PyObject,
+    new_value: *mut pyffi::PyObject,
+) -> std::ffi::c_int {
+    let Some(reg) = REGISTRY.get() else { return 0 };
+    let d = dict as usize;
+    match event {
+        dict_event::ADDED | dict_event::MODIFIED | dict_event::DELETED => {
+            let Some(names) = reg.watched.get(&d) else { return 0 };
+            let Some(name) = names.iter().find(|n| ffi::same_str(n.as_ptr(), key)).map(|n| n.as_ptr()) else {
+                return 0;
+            };
+            if event == dict_event::MODIFIED && ffi::dict_get_str(dict, key) == new_value {
+                return 0; // set to the object it already holds
+            }
+            *reg.strikes.entry((d, name as usize)).or_insert(0) += 1;
+            restart(reg);
+        }
+        dict_event::CLONED | dict_event::CLEARED if reg.watched.get(&d).is_some_and(|names| !names.is_empty()) => {
+            restart(reg);
+        }
+        dict_event::DEALLOCATED => {
+            // Its address may come back as another dict: codes decided under it must
+            // check again, and it is no longer ours to unwatch.
+            for g in GUARDS.get().iter_mut().filter(|g| g.globals == d) {
+                g.globals = DEAD_GLOBALS;
+            }
+            reg.watched.remove(&d);
+            reg.strikes.retain(|k, _| k.0 != d);
+        }
+        _ => {}
+    }
+    0
+}
+
+/// A session without safe disabling (`fast_calls`, no C events): the stats start
+/// from zero all the same.
+pub fn reset_stats() {
+    // SAFETY: GIL held (called from install).
+    if let Some(reg) = unsafe { REGISTRY.get() } {
+        reg.disabled_count = 0;
+        reg.restarts = 0;
+    }
+}
+
+/// `(sites disabled, events restarted)` in the current or last session.
+pub fn stats() -> (u64, u32) {
+    // SAFETY: GIL held (called from a Python-facing function).
+    match unsafe { REGISTRY.get() } {
+        Some(reg) => (reg.disabled_count, reg.restarts),
+        None => (0, 0),
+    }
+}
+
+/// The analysis alone, for tests: `(offset, name)` of the call sites of `code`
+/// whose callee is a global.
+pub fn analyse_for_test(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Vec<(u32, String)>> {
+    let table = build_op_table(py)?;
+    let bytes = code.getattr("co_code")?.cast_into::<PyBytes>()?;
+    let names = code.getattr("co_names")?.cast_into::<PyTuple>()?;
+    // SAFETY: GIL held.
+    let found = global_call_sites(&table, bytes.as_bytes(), |op, arg| unsafe { ffi::opcode_stack_effect(op, arg) });
+    found.into_iter().map(|(off, i)| Ok((off, names.get_item(i as usize)?.extract()?))).collect()
+}
+

@@ -189,6 +189,8 @@ fn restart(reg: &mut Registry) {
     reg.restarts += 1;
     if reg.restarts >= MAX_RESTARTS {
         reg.active = false;
+        // SAFETY: GIL held (every caller has it).
+        unsafe { SITE_CACHE.get() }.fill((0, 0));
     }
     if let Some(f) = &reg.restart_events {
         // SAFETY: GIL held. A watcher or callback must not leave an error behind,
@@ -232,39 +234,70 @@ unsafe fn analyse(py: Python<'_>, table: &OpTable, code: *mut pyffi::PyObject) -
 
 /// Decides a CALL event of a Python function or a class: returns
 /// `sys.monitoring.DISABLE` (a new reference) if this site may stop reporting, or
-/// null to carry on.
+/// null to carry on. Most calls here are method calls of code already analysed:
+/// one cache compare and a search of its (often empty) site list say no.
 ///
 /// # Safety
 /// GIL held; the arguments are those of a live CALL event.
+#[inline(always)]
 pub unsafe fn decide(code: *mut pyffi::PyObject, offset: *mut pyffi::PyObject, callable: *mut pyffi::PyObject) -> *mut pyffi::PyObject {
     let null = std::ptr::null_mut();
-    let Some(cs) = code_sites(code) else { return null };
+    let slot = SITE_CACHE.get()[site_cache_slot(code)];
+    let cs = if slot.0 == code as usize {
+        &*(slot.1 as *const CodeSites)
+    } else {
+        match code_sites_slow(code) {
+            Some(cs) => cs,
+            None => return null,
+        }
+    };
+    if cs.sites.is_empty() {
+        return null;
+    }
     let Some(offset) = ffi::small_offset(offset) else { return null };
     let Ok(i) = cs.sites.binary_search_by_key(&offset, |s| s.offset) else { return null };
     let Site { refused, name, .. } = cs.sites[i];
     if refused {
         return null;
     }
-    match disable_site(code, name, callable) {
-        Some(disable) => disable,
-        None => {
-            if let Some(cs) = code_sites(code) {
-                cs.sites[i].refused = true;
-            }
-            null
-        }
-    }
+    decide_site(code, i, name, callable)
 }
 
-/// The analysed sites of `code` (analysing it on first sight), if deciding is on.
-unsafe fn code_sites<'a>(code: *mut pyffi::PyObject) -> Option<&'a mut CodeSites> {
-    let slot = &mut SITE_CACHE.get()[((code as usize) >> 4) & (SITE_CACHE_SLOTS - 1)];
+#[cold]
+#[inline(never)]
+unsafe fn decide_site(code: *mut pyffi::PyObject, i: usize, name: *mut pyffi::PyObject, callable: *mut pyffi::PyObject) -> *mut pyffi::PyObject {
+    let mut result = None;
+    super::guard(|| result = disable_site(code, name, callable));
+    if let Some(disable) = result {
+        return disable;
+    }
+    if let Some(cs) = REGISTRY.get().as_mut().and_then(|reg| reg.codes.get_mut(&(code as usize))) {
+        if let Some(site) = cs.sites.get_mut(i) {
+            site.refused = true;
+        }
+    }
+    std::ptr::null_mut()
+}
+
+#[inline(always)]
+fn site_cache_slot(code: *mut pyffi::PyObject) -> usize {
+    ((code as usize) >> 4) & (SITE_CACHE_SLOTS - 1)
+}
+
+/// The analysed sites of `code` (analysing it on first sight) if deciding is on,
+/// entered in the cache. The cache holds entries only while deciding is on.
+#[cold]
+#[inline(never)]
+unsafe fn code_sites_slow<'a>(code: *mut pyffi::PyObject) -> Option<&'a CodeSites> {
+    let mut out = None;
+    super::guard(|| out = code_sites(code));
+    out
+}
+
+unsafe fn code_sites<'a>(code: *mut pyffi::PyObject) -> Option<&'a CodeSites> {
     let reg = REGISTRY.get().as_mut()?;
     if !reg.active {
         return None;
-    }
-    if slot.0 == code as usize {
-        return Some(&mut *(slot.1 as *mut CodeSites));
     }
     if !reg.codes.contains_key(&(code as usize)) {
         let table = reg.table.take()?;
@@ -275,8 +308,8 @@ unsafe fn code_sites<'a>(code: *mut pyffi::PyObject) -> Option<&'a mut CodeSites
         reg.codes.insert(code as usize, Box::new(sites));
     }
     let reg = REGISTRY.get().as_mut()?;
-    let cs: &mut CodeSites = reg.codes.get_mut(&(code as usize))?;
-    *slot = (code as usize, cs as *mut CodeSites as usize);
+    let cs: &CodeSites = reg.codes.get(&(code as usize))?;
+    SITE_CACHE.get()[site_cache_slot(code)] = (code as usize, cs as *const CodeSites as usize);
     Some(cs)
 }
 

@@ -86,16 +86,14 @@ callback!(on_call, 4, |args| {
 });
 
 /// A call of a Python function or a class: DISABLE if `callsites` proves the site
-/// will keep calling one (null otherwise).
+/// will keep calling one (null otherwise). Its slow paths are guarded.
 #[inline(never)]
 unsafe fn on_call_python(
     code: *mut pyffi::PyObject,
     offset: *mut pyffi::PyObject,
     callable: *mut pyffi::PyObject,
 ) -> *mut pyffi::PyObject {
-    let mut result = std::ptr::null_mut();
-    super::guard(|| result = callsites::decide(code, offset, callable));
-    result
+    callsites::decide(code, offset, callable)
 }
 
 #[inline(never)]

@@ -39,6 +39,8 @@ pub struct Options {
     pub fast_calls: bool,
     /// See `hooks::HookOptions::noop` (benchmarks only).
     pub noop_hooks: bool,
+    /// See `hooks::HookOptions::every_call_event` (tests only).
+    pub every_call_event: bool,
     pub min_duration_ns: f64,
     pub filters: FilterOptions,
     /// `namer(ident) -> str | None`: the `threading` name of a new thread.

@@ -226,6 +226,17 @@ impl Tracer {
         self.state().opts.noop_hooks = v;
     }
 
+    /// Tests only: every CALL event is delivered (no call site is switched off, see
+    /// hooks/callsites.rs). Takes effect at the next `start()`.
+    #[getter(_every_call_event)]
+    fn every_call_event(&self) -> bool {
+        self.state().opts.every_call_event
+    }
+    #[setter(_every_call_event)]
+    fn set_every_call_event(&self, v: bool) {
+        self.state().opts.every_call_event = v;
+    }
+
     #[getter]
     fn sanitize_function_name(&self) -> bool {
         self.state().opts.sanitize_function_name
@@ -319,6 +330,7 @@ impl Tracer {
                 ignore_c_function: st.opts.ignore_c_function,
                 fast_calls: st.opts.fast_calls,
                 noop: st.opts.noop_hooks,
+                every_call_event: st.opts.every_call_event,
             }
         };
         core::activate(&self.core);

@@ -351,3 +351,70 @@ def test_analysis_agrees_with_the_interpreter_on_real_code():
         mon.free_tool_id(tool)
     assert checked[0] > 200
     assert wrong == []
+
+
+def test_same_trace_with_every_call_event_delivered(tmp_path):
+    """Switching call sites off changes how events arrive, never which are recorded."""
+    from collections import Counter
+
+    from viztracer import VizTracer
+
+    def workload():
+        import argparse
+        import asyncio
+        import dataclasses
+        import json
+        import re
+        import textwrap as tw
+
+        @dataclasses.dataclass
+        class P:
+            x: int
+            y: str = "a"
+
+        data = {"a": [1, 2.5, None, "x" * 20], "b": {"c": [P(i).x for i in range(5)]}}
+        json.loads(json.dumps(data, indent=2, sort_keys=True))
+        re.sub(r"(\w+)@(\w+)", r"\2 at \1", "me@here you@there " * 10)
+        tw.fill("word " * 200, width=40)
+        parser = argparse.ArgumentParser(prog="x")
+        parser.add_argument("--n", type=int, default=3)
+        parser.parse_args(["--n", "5"])
+        sorted(map(str, range(50)), key=len)
+
+        async def leaf(i):
+            await asyncio.sleep(0)
+            return str(i)
+
+        async def main():
+            return await asyncio.gather(*(leaf(i) for i in range(20)))
+
+        asyncio.run(main())
+
+        # Sites whose callee changes kind: a parameter, and a method of two types.
+        class Box:
+            def append(self, x):
+                return x
+
+        def apply(f, x):
+            return f(x)
+
+        for o in [Box(), [], Box(), []] * 5:
+            o.append(1)
+        for f in [lambda v: v, len] * 5:
+            apply(f, [1])
+
+    workload()  # imports and caches warm, so both runs do the same work
+
+    def traced(every):
+        tracer = VizTracer(verbose=0, output_file=str(tmp_path / f"t{every}.json"))
+        tracer._tracer._every_call_event = every
+        tracer.start()
+        workload()
+        tracer.stop()
+        tracer.parse()
+        return Counter(e["name"] for e in tracer.data["traceEvents"] if e.get("ph") == "X")
+
+    switched, every = traced(False), traced(True)
+    assert _call_site_stats()[0] == 0  # the second run switched nothing off
+    assert sum(switched.values()) > 2000
+    assert switched == every

@@ -45,6 +45,7 @@ class Tracer:
     log_async: bool
     fast_calls: bool
     _noop_hooks: bool
+    _every_call_event: bool
     sanitize_function_name: bool
     min_duration_ns: float
     @property

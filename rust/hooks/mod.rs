@@ -25,6 +25,9 @@ pub struct HookOptions {
     /// classes (they are seen through PY_START anyway). Faster, but a builtin called
     /// later from such a site is missed.
     pub fast_calls: bool,
+    /// 3.12+: deliver every CALL event, even at call sites proven to call Python
+    /// (for tests that compare traces with and without `callsites`).
+    pub every_call_event: bool,
     /// Register callbacks that do nothing: for benchmarks, to measure what the
     /// interpreter itself spends delivering the events.
     pub noop: bool,

@@ -237,7 +237,7 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
         mask |= event;
     }
     // Exact CALL events (the default) still skip the sites proven to call Python.
-    let safe_disable = !opts.ignore_c_function && !opts.fast_calls && !opts.noop;
+    let safe_disable = !opts.ignore_c_function && !opts.fast_calls && !opts.noop && !opts.every_call_event;
     if safe_disable {
         callsites::activate(py, &mon, DISABLE.load(Ordering::Relaxed))?;
     } else {

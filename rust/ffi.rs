@@ -655,6 +655,21 @@ pub unsafe fn dict_get_str(globals: *mut ffi::PyObject, name: *mut ffi::PyObject
     ffi::PyDict_GetItem(globals, name)
 }
 
+/// The hash of an exact str: the one it caches (computed now if not yet).
+///
+/// # Safety
+/// GIL held; `s` is a live exact str.
+#[cfg(Py_3_12)]
+#[inline(always)]
+pub unsafe fn str_hash(s: *mut ffi::PyObject) -> ffi::Py_hash_t {
+    let cached = (*s.cast::<ffi::PyASCIIObject>()).hash;
+    if cached != -1 {
+        cached
+    } else {
+        ffi::PyObject_Hash(s)
+    }
+}
+
 /// Whether two objects are equal strs (no Python code runs: non-str objects are
 /// simply unequal).
 ///

@@ -187,6 +187,34 @@ def test_a_global_rebound_over_and_over(tmp_path):
     assert _call_site_stats()[1] == 2
 
 
+def test_globals_that_change_all_the_time_are_given_up(tmp_path):
+    """A module rebinding a global in a hot loop would pay the watcher on every store:
+    its dict is unwatched after 20,000 changes, and its sites report again."""
+    ns = namespace(LOOP + """
+hook = py
+counter = 0
+
+def churn(n):
+    global counter
+    for i in range(n):
+        counter += 1
+""")
+
+    def run():
+        ns["loop"](10)
+        ns["churn"](25_000)
+        ns["loop"](10)
+        ns["hook"] = len
+        ns["loop"](3)
+
+    trace = trace_call(tmp_path, run)
+    assert builtin_count(trace, "len") == 3
+    assert short_names(trace).count("py") == 20
+    # Giving the dict up re-enabled its sites once; nothing was decided under it
+    # afterwards, so rebinding `hook` restarted nothing.
+    assert _call_site_stats()[1] == 1
+
+
 def test_a_global_rebound_while_not_tracing_is_seen_next_session(tmp_path):
     ns = namespace(LOOP + "hook = py\n")
     trace = trace_call(tmp_path, lambda: ns["loop"](30))

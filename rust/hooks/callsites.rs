@@ -60,6 +60,20 @@ struct CodeSites {
     sites: Box<[Site]>,
 }
 
+/// A name whose sites are disabled, with its str hash (cached by str, compared
+/// before the characters: the watcher sees every change of a watched dict).
+struct WatchedName {
+    hash: pyffi::Py_hash_t,
+    name: Py<PyAny>,
+}
+
+/// A watched dict: the names whose sites are disabled, and how often it changed.
+#[derive(Default)]
+struct WatchedDict {
+    names: SmallVec<[WatchedName; 4]>,
+    changes: u32,
+}
+
 /// A code object with disabled sites and the globals they were decided under.
 #[derive(Clone, Copy, Default)]
 struct Guard {
@@ -76,6 +90,10 @@ const DEAD_GLOBALS: usize = usize::MAX;
 const GUARD_SLOTS: usize = 1024;
 /// Rebinding the same global this many times leaves its sites enabled for good.
 const MAX_STRIKES: u8 = 2;
+/// A dict changed this many times is no longer watched: every change costs the
+/// interpreter's watcher dispatch, which a module rebinding a global in a hot loop
+/// would pay far more often than its call sites save.
+const BUSY_CHANGES: u32 = 20_000;
 /// After this many restarts in one session nothing is disabled any more.
 const MAX_RESTARTS: u32 = 256;
 
@@ -88,7 +106,16 @@ struct Registry {
     /// Boxed: `SITE_CACHE` points into them.
     codes: HashMap<usize, Box<CodeSites>, PtrHash>,
     /// Watched dicts → the names whose sites are disabled now.
-    watched: HashMap<usize, SmallVec<[Py<PyAny>; 4]>, PtrHash>,
+    watched: HashMap<usize, WatchedDict, PtrHash>,
+    /// Dicts that changed too often to be watched: no site is decided under them.
+    busy: HashMap<usize, (), PtrHash>,
+    /// Busy dicts still to unwatch. Unwatching inside the watcher does not stick
+    /// (the dict writes back the watcher bits it read before calling us), so it is
+    /// done right after, from a pending call.
+    to_unwatch: SmallVec<[usize; 2]>,
+    /// One bit per watched name's hash (bit `hash & 63`): most changes of a watched
+    /// dict are of other names, and leave after one test.
+    name_bits: u64,
     /// (dict, name) → how many times rebinding it restarted events.
     strikes: HashMap<(usize, usize), u8, PtrHash>,
     restarts: u32,
@@ -131,6 +158,9 @@ pub fn activate(py: Python<'_>, mon: &Bound<'_, PyAny>, disable: *mut pyffi::PyO
             disable,
             codes: HashMap::with_hasher(PtrHash),
             watched: HashMap::with_hasher(PtrHash),
+            busy: HashMap::with_hasher(PtrHash),
+            to_unwatch: SmallVec::new(),
+            name_bits: 0,
             strikes: HashMap::with_hasher(PtrHash),
             restarts: 0,
             disabled_count: 0,
@@ -157,12 +187,15 @@ pub fn deactivate() -> bool {
     reg.active = false;
     forget_decisions(reg);
     if let Some(id) = reg.watcher {
-        for (&dict, _) in reg.watched.iter() {
-            // SAFETY: dicts leave `watched` when freed (DEALLOCATED), so these live.
+        for &dict in reg.watched.keys().chain(reg.to_unwatch.iter()) {
+            // SAFETY: dicts leave `watched` and `to_unwatch` when freed
+            // (DEALLOCATED), so these live.
             unsafe { ffi::watch_dict(id, dict as *mut pyffi::PyObject, false) };
         }
     }
+    reg.to_unwatch.clear();
     reg.strikes.clear();
+    reg.busy.clear();
     // SAFETY: GIL held; the cache must not outlive the boxes it points to.
     unsafe { SITE_CACHE.get() }.fill((0, 0));
     // Dropped once the registry is no longer borrowed: freeing a code object can run
@@ -177,9 +210,10 @@ pub fn deactivate() -> bool {
 fn forget_decisions(reg: &mut Registry) {
     // SAFETY: GIL held (every caller has it); no other reference to GUARDS is alive.
     unsafe { GUARDS.get() }.fill(Guard::default());
-    for names in reg.watched.values_mut() {
-        names.clear();
+    for w in reg.watched.values_mut() {
+        w.names.clear();
     }
+    reg.name_bits = 0;
     reg.disabled_any = false;
 }
 
@@ -337,7 +371,10 @@ unsafe fn disable_site(code: *mut pyffi::PyObject, name: *mut pyffi::PyObject, c
     } else if found != callable {
         return None;
     }
-    if dicts.iter().any(|&d| reg.strikes.get(&(d as usize, name as usize)).is_some_and(|&s| s >= MAX_STRIKES)) {
+    if dicts.iter().any(|&d| {
+        reg.busy.contains_key(&(d as usize))
+            || reg.strikes.get(&(d as usize, name as usize)).is_some_and(|&s| s >= MAX_STRIKES)
+    }) {
         return None;
     }
     let g = &mut GUARDS.get()[guard_slot(code as usize)];
@@ -350,16 +387,18 @@ unsafe fn disable_site(code: *mut pyffi::PyObject, name: *mut pyffi::PyObject, c
     }
     for &d in &dicts {
         let names = match reg.watched.get_mut(&(d as usize)) {
-            Some(names) => names,
+            Some(w) => &mut w.names,
             None => {
                 if !ffi::watch_dict(watcher, d, true) {
                     return None;
                 }
-                reg.watched.entry(d as usize).or_default()
+                &mut reg.watched.entry(d as usize).or_default().names
             }
         };
-        if !names.iter().any(|n| n.as_ptr() == name) {
-            names.push(Bound::from_borrowed_ptr(Python::assume_attached(), name).unbind());
+        if !names.iter().any(|n| n.name.as_ptr() == name) {
+            let hash = ffi::str_hash(name); // an exact str from co_names: cannot fail
+            reg.name_bits |= name_bit(hash);
+            names.push(WatchedName { hash, name: Bound::from_borrowed_ptr(Python::assume_attached(), name).unbind() });
         }
     }
     reg.disabled_any = true;
@@ -398,6 +437,44 @@ unsafe fn other_globals() {
     }
 }
 
+/// Stops watching a dict that changes too often: its sites report again, and none is
+/// decided under it for the rest of the session.
+#[cold]
+unsafe fn give_up_dict(reg: &mut Registry, dict: *mut pyffi::PyObject) {
+    let had_names = reg.watched.remove(&(dict as usize)).is_some_and(|w| !w.names.is_empty());
+    reg.busy.insert(dict as usize, ());
+    // If the pending call cannot be queued, the session's end unwatches it.
+    if reg.to_unwatch.is_empty() {
+        let _ = pyffi::Py_AddPendingCall(Some(unwatch_busy), std::ptr::null_mut());
+    }
+    reg.to_unwatch.push(dict as usize);
+    if had_names {
+        restart(reg);
+    }
+}
+
+/// The pending call of `give_up_dict`: runs with the GIL, outside any dict change.
+extern "C" fn unwatch_busy(_arg: *mut std::ffi::c_void) -> std::ffi::c_int {
+    // SAFETY: pending calls run with the GIL held, outside our callbacks.
+    unsafe {
+        if let Some(reg) = REGISTRY.get() {
+            if let Some(id) = reg.watcher {
+                for &dict in &reg.to_unwatch {
+                    // Live: a freed dict leaves `to_unwatch` (DEALLOCATED).
+                    ffi::watch_dict(id, dict as *mut pyffi::PyObject, false);
+                }
+            }
+            reg.to_unwatch.clear();
+        }
+    }
+    0
+}
+
+#[inline(always)]
+fn name_bit(hash: pyffi::Py_hash_t) -> u64 {
+    1 << (hash as u64 & 63)
+}
+
 /// The dict watcher: a watched globals dict is about to change.
 unsafe extern "C" fn on_dict_event(
     event: std::ffi::c_int,
@@ -409,17 +486,38 @@ unsafe extern "C" fn on_dict_event(
     let d = dict as usize;
     match event {
         dict_event::ADDED | dict_event::MODIFIED | dict_event::DELETED => {
-            let Some(names) = reg.watched.get(&d) else { return 0 };
-            let Some(name) = names.iter().find(|n| ffi::same_str(n.as_ptr(), key)).map(|n| n.as_ptr()) else {
+            let Some(w) = reg.watched.get_mut(&d) else { return 0 };
+            w.changes += 1;
+            if w.changes >= BUSY_CHANGES {
+                give_up_dict(reg, dict);
+                return 0;
+            }
+            let names = &w.names;
+            if names.is_empty() {
+                return 0;
+            }
+            let exact = pyffi::PyUnicode_CheckExact(key) != 0;
+            let hash = if exact { ffi::str_hash(key) } else { 0 };
+            if exact && reg.name_bits & name_bit(hash) == 0 {
+                return 0;
+            }
+            if !exact {
+                // A key of another type may still compare equal to a name (a str
+                // subclass, say): its hash would run Python code, so assume it does.
+                restart(reg);
+                return 0;
+            }
+            let Some(name) = names.iter().find(|n| n.hash == hash && ffi::same_str(n.name.as_ptr(), key)) else {
                 return 0;
             };
+            let name = name.name.as_ptr();
             if event == dict_event::MODIFIED && ffi::dict_get_str(dict, key) == new_value {
                 return 0; // set to the object it already holds
             }
             *reg.strikes.entry((d, name as usize)).or_insert(0) += 1;
             restart(reg);
         }
-        dict_event::CLONED | dict_event::CLEARED if reg.watched.get(&d).is_some_and(|names| !names.is_empty()) => {
+        dict_event::CLONED | dict_event::CLEARED if reg.watched.get(&d).is_some_and(|w| !w.names.is_empty()) => {
             restart(reg);
         }
         dict_event::DEALLOCATED => {
@@ -429,6 +527,8 @@ unsafe extern "C" fn on_dict_event(
                 g.globals = DEAD_GLOBALS;
             }
             reg.watched.remove(&d);
+            reg.busy.remove(&d);
+            reg.to_unwatch.retain(|&mut u| u != d);
             reg.strikes.retain(|k, _| k.0 != d);
         }
         _ => {}

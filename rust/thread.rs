@@ -200,7 +200,9 @@ pub fn hot() -> Option<(*const Core, *mut ThreadState)> {
 pub fn hot_tstate() -> Option<*mut pyo3::ffi::PyThreadState> {
     if FAST_THREAD.load(Ordering::Relaxed) == thread_id_fast() {
         // SAFETY: as in `hot`.
-        return Some(unsafe { FAST.get() }.tstate);
+        let tstate = unsafe { FAST.get() }.tstate;
+        // Null when the guard could not be set up (see `guarded_tstate`).
+        return (!tstate.is_null()).then_some(tstate);
     }
     None
 }

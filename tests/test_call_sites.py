@@ -446,3 +446,36 @@ def test_same_trace_with_every_call_event_delivered(tmp_path):
     assert _call_site_stats()[0] == 0  # the second run switched nothing off
     assert sum(switched.values()) > 2000
     assert switched == every
+
+
+def test_threads_calling_a_global_that_another_thread_keeps_rebinding(tmp_path):
+    import threading
+
+    sink = []
+    ns = namespace(LOOP + "hook = py\n")
+
+    def worker():
+        for _ in range(400):
+            ns["loop"](50)
+
+    def run():
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        old = sys.getswitchinterval()
+        sys.setswitchinterval(0.00005)  # interleave the rebinding with the calls
+        try:
+            for t in threads:
+                t.start()
+            k = 0
+            while any(t.is_alive() for t in threads):
+                ns["hook"] = sink.append if k % 2 else ns["py"]
+                k += 1
+        finally:
+            sys.setswitchinterval(old)
+        for t in threads:
+            t.join()
+        assert k > 10
+
+    trace = trace_call(tmp_path, run, tracer_entries=2_000_000)
+    names = short_names(trace)
+    assert names.count("list.append") == len(sink) > 0
+    assert names.count("py") + len(sink) == 4 * 400 * 50

@@ -7,7 +7,10 @@
 # Each version gets its own virtualenv under .venv/ and its own cargo target dir.
 
 SHELL := /bin/bash
-TEST_PYTHONS ?= 3.11 3.13 3.9 3.10 3.12
+# 3.14 and 3.15 (and 3.14d, Debian's debug build of 3.14) run inside a Debian sid root
+# that tools/debian-sid.sh makes and reuses: see "Python 3.14 and 3.15" below.
+SID_PYTHONS := 3.14 3.15 3.14d
+TEST_PYTHONS ?= 3.11 3.13 3.9 3.10 3.12 $(SID_PYTHONS)
 DEMO_PYTHON ?= 3.11
 PYTEST_ARGS ?=
 VENV ?= .venv
@@ -49,7 +52,21 @@ build-%: $(VENV)/%/.ready
 
 pytest-%: build-%
 	@echo "== pytest on Python $*"
-	@cd tests && ../$(VENV)/$*/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	@cd tests && ../$(VENV)/$*/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) $(PYTEST_FILES)
+
+# --- Python 3.14 and 3.15 ------------------------------------------------------------
+# Outside the root, pytest-3.14 & co. run `make pytest-3.14` inside it (the script sets
+# VIZTRACER_IN_SID there). Without root or debootstrap they say so in one line and pass,
+# except under CI=true. The debug interpreter runs the core tests: hot path, threads,
+# processes, asyncio, saving; its assertions and refcount checks find what a release
+# build hides.
+DEBUG_TESTS := test_methods.py test_threads.py test_multiprocess.py test_async.py \
+	test_trace_format.py test_robustness.py test_call_sites.py
+pytest-3.14d: PYTEST_FILES := $(DEBUG_TESTS)
+ifndef VIZTRACER_IN_SID
+$(foreach v,$(SID_PYTHONS),$(eval pytest-$(v): ; @PYTEST_ARGS='$(PYTEST_ARGS)' tools/debian-sid.sh test $(v)))
+endif
+# --- end of 3.14/3.15 block ---------------------------------------------------------
 
 cargo-test: $(VENV)/$(DEMO_PYTHON)/.ready
 	@echo "== cargo test"

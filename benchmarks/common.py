@@ -30,12 +30,53 @@ def ours_venv(version: str) -> str:
 
 
 def upstream_venv(version: str) -> str:
-    """Upstream VizTracer 1.1.1 from PyPI, in a virtualenv of its own under .bench/."""
+    """Upstream VizTracer 1.1.1 from PyPI, in a virtualenv of its own under .bench/.
+
+    It is installed from the wheel PyPI has for this interpreter (cp39 to cp314 for
+    1.1.1), else built from its sdist, which needs a C compiler and the interpreter's
+    headers (3.15: the Debian sid root has both). Which one it was is written to
+    ``upstream-source`` in the virtualenv (see ``upstream_source``)."""
     venv = os.path.join(ROOT, ".bench", f"upstream-{version}")
     if not os.path.exists(os.path.join(venv, "bin", "viztracer")):
         subprocess.run([interpreter(version), "-m", "venv", venv], check=True)
-        subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q", UPSTREAM], check=True)
+        pip = [os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q"]
+        wheel = subprocess.run([*pip, "--only-binary", "viztracer", UPSTREAM], capture_output=True, text=True)
+        if wheel.returncode == 0:
+            source = "wheel"
+        else:
+            print(f"== no {UPSTREAM} wheel for Python {version}: building it from its sdist", flush=True)
+            subprocess.run([*pip, "--no-binary", "viztracer", UPSTREAM], check=True)
+            source = "sdist"
+        with open(os.path.join(venv, "upstream-source"), "w") as f:
+            f.write(source + "\n")
     return venv
+
+
+def upstream_source(version: str) -> str:
+    """How upstream was installed in ``upstream_venv(version)``: "wheel", "sdist", or
+    "unknown" for a virtualenv made before this was recorded."""
+    try:
+        with open(os.path.join(ROOT, ".bench", f"upstream-{version}", "upstream-source")) as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"
+
+
+def in_sid_root() -> bool:
+    """True inside the Debian sid root (tools/debian-sid.sh sets VIZTRACER_IN_SID)."""
+    return bool(os.environ.get("VIZTRACER_IN_SID"))
+
+
+def sid_pythons() -> List[str]:
+    """The versions that live in the Debian sid root, read from the Makefile's
+    SID_PYTHONS (the one list of them), or [] where make cannot tell."""
+    try:
+        out = subprocess.run(["make", "-s", "--no-print-directory", "-C", ROOT,
+                              "--eval", "bench-sid-pythons: ; @echo $(SID_PYTHONS)", "bench-sid-pythons"],
+                             capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return out.stdout.split()
 
 
 def pinned() -> List[str]:

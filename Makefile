@@ -52,7 +52,7 @@ build-%: $(VENV)/%/.ready
 
 pytest-%: build-%
 	@echo "== pytest on Python $*"
-	@cd tests && ../$(VENV)/$*/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) $(PYTEST_FILES)
+	@cd tests && $(abspath $(VENV))/$*/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) $(PYTEST_FILES)
 
 # --- Python 3.14 and 3.15 ------------------------------------------------------------
 # Outside the root, pytest-3.14 & co. run `make pytest-3.14` inside it (the script sets

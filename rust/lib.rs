@@ -61,6 +61,13 @@ fn _global_call_sites(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Vec<(
     hooks::callsites::analyse_for_test(py, code)
 }
 
+/// For tests (3.12+): the opcode numbers the call-site analysis models.
+#[cfg(Py_3_12)]
+#[pyfunction]
+fn _call_site_opcodes(py: Python<'_>) -> PyResult<Vec<u8>> {
+    hooks::callsites::modelled_opcodes_for_test(py)
+}
+
 /// For tests (3.12+): `(call sites disabled, events restarted)` in the current or
 /// last tracing session.
 #[cfg(Py_3_12)]
@@ -82,6 +89,8 @@ fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_global_call_sites, m)?)?;
     #[cfg(Py_3_12)]
     m.add_function(wrap_pyfunction!(_call_site_stats, m)?)?;
+    #[cfg(Py_3_12)]
+    m.add_function(wrap_pyfunction!(_call_site_opcodes, m)?)?;
     m.add("FAST_FRAME_ACCESS", ffi::frame_layout_ok())?;
     m.add("BACKEND", if cfg!(Py_3_12) { "sys.monitoring" } else { "setprofile" })?;
     Ok(())

@@ -22,6 +22,9 @@ if sys.version_info >= (3, 12):
         """For tests: ``(offset, name)`` of the call sites of a code object whose callee
         is a global, as the safe CALL-event disabling sees them."""
 
+    def _call_site_opcodes() -> List[int]:
+        """For tests: the opcode numbers the call-site analysis models."""
+
     def _call_site_stats() -> Tuple[int, int]:
         """For tests: ``(call sites disabled, events restarted)`` in the current or
         last tracing session."""

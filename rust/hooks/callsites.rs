@@ -566,3 +566,8 @@ pub fn analyse_for_test(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Vec
     found.into_iter().map(|(off, i)| Ok((off, names.get_item(i as usize)?.extract()?))).collect()
 }
 
+/// The opcode numbers the analysis models on this interpreter, for tests.
+pub fn modelled_opcodes_for_test(py: Python<'_>) -> PyResult<Vec<u8>> {
+    let table = build_op_table(py)?;
+    Ok((0..=255u8).filter(|&op| table.models(op)).collect())
+}

@@ -3,9 +3,13 @@
 //! Every piece of tracer state is touched only from code that holds the GIL: the
 //! interpreter calls our hooks with it held, and every Python-facing method runs with
 //! it. The GIL therefore serialises all access, and a `Mutex` would only add cost to
-//! the hot path (and a fork hazard). The module is declared `gil_used = true`, so the
-//! interpreter never runs it without a GIL.
+//! the hot path (and a fork hazard). The module is declared `gil_used = true`, so a
+//! free-threaded interpreter turns its GIL on when it imports us; only an explicit
+//! `PYTHON_GIL=0` (or `-X gil=0`) keeps it off, and then `require_gil` refuses to make a
+//! tracer. See "Free-threaded Python" in docs/architecture.md.
 
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
 use std::cell::UnsafeCell;
 
 pub struct GilCell<T>(UnsafeCell<T>);
@@ -31,4 +35,19 @@ impl<T> GilCell<T> {
     pub unsafe fn get(&self) -> &mut T {
         &mut *self.0.get()
     }
+}
+
+/// Fails if the interpreter runs without a GIL: a free-threaded build started with
+/// `PYTHON_GIL=0` or `-X gil=0`, which overrides our `gil_used = true`. Every `GilCell`
+/// would then be shared by threads running truly in parallel. (`sys._is_gil_enabled`
+/// exists from 3.13 on; before, there is always a GIL.)
+pub fn require_gil(py: Python<'_>) -> PyResult<()> {
+    let Some(is_enabled) = py.import("sys")?.getattr_opt("_is_gil_enabled")? else { return Ok(()) };
+    if is_enabled.call0()?.is_truthy()? {
+        return Ok(());
+    }
+    Err(PyRuntimeError::new_err(
+        "viztracer needs the GIL, which this interpreter runs without (PYTHON_GIL=0 or \
+         -X gil=0): its native core is not safe yet for threads running in parallel",
+    ))
 }

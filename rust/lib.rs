@@ -76,6 +76,7 @@ fn _call_site_stats() -> (u64, u32) {
     hooks::callsites::stats()
 }
 
+// The GIL guards all tracer state (gil_cell.rs); pyo3 0.30's default is Py_MOD_GIL_NOT_USED.
 #[pymodule(gil_used = true)]
 fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     clock::init();

@@ -65,7 +65,9 @@ fn str_list(v: Option<Vec<String>>) -> Vec<String> {
 impl Tracer {
     #[new]
     #[pyo3(signature = (tracer_entries = 1_000_000))]
-    fn new(tracer_entries: i64) -> PyResult<Self> {
+    fn new(py: Python<'_>, tracer_entries: i64) -> PyResult<Self> {
+        // All tracer state is guarded by the GIL: no tracer on an interpreter without one.
+        crate::gil_cell::require_gil(py)?;
         if tracer_entries <= 0 || tracer_entries >= (1 << 30) {
             return Err(PyValueError::new_err(format!(
                 "tracer_entries must be between 1 and {}, got {tracer_entries}",

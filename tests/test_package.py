@@ -1,12 +1,15 @@
 """The package's shape: the native module's type stub matches the module, the
-supported versions match the tested ones."""
+supported versions match the tested ones, the native module asks for the GIL."""
 
 from __future__ import annotations
 
 import ast
+import ctypes
 import os
 import re
 import sys
+
+import pytest
 
 import viztracer
 from viztracer import _snaptrace
@@ -112,3 +115,83 @@ def test_requires_python_admits_the_tested_versions_and_nothing_older():
         assert spec.contains(f"{major}.{minor}.0"), (major, minor)
     major, minor = tested[0]
     assert not spec.contains(f"{major}.{minor - 1}.99")
+
+
+# --- the GIL: the native module must not claim it runs without one ---------------------
+
+_PY_MOD_GIL = 4  # Py_mod_gil in PyModuleDef slots (3.13, 3.14)
+_PY_MOD_GIL_3_15 = 87  # the same slot's id among 3.15's PySlot entries
+_PY_MOD_NAME_3_15 = 100
+_GIL_USED = None  # Py_MOD_GIL_USED is (void *)0; Py_MOD_GIL_NOT_USED is (void *)1
+
+
+class _DefSlot(ctypes.Structure):
+    _fields_ = [("slot", ctypes.c_int), ("value", ctypes.c_void_p)]
+
+
+class _ModuleDef(ctypes.Structure):
+    # PyModuleDef: PyModuleDef_Base (object header, m_init, m_index, m_copy), then the
+    # fields up to m_slots. The header is larger on a free-threaded build.
+    _fields_ = [("ob_base", ctypes.c_char * object.__basicsize__), ("m_init", ctypes.c_void_p),
+                ("m_index", ctypes.c_ssize_t), ("m_copy", ctypes.c_void_p), ("m_name", ctypes.c_char_p),
+                ("m_doc", ctypes.c_char_p), ("m_size", ctypes.c_ssize_t), ("m_methods", ctypes.c_void_p),
+                ("m_slots", ctypes.POINTER(_DefSlot))]
+
+
+class _PySlot(ctypes.Structure):
+    # 3.15's `struct PySlot`.
+    _fields_ = [("sl_id", ctypes.c_uint16), ("sl_flags", ctypes.c_uint16), ("sl_reserved", ctypes.c_uint32),
+                ("sl_ptr", ctypes.c_void_p)]
+
+
+def _gil_slots():
+    """The values of the native module's Py_mod_gil slot, read from what the interpreter
+    imports it by: the PyModuleDef (3.13, 3.14) or the PyModExport slots (3.15+)."""
+    if sys.version_info >= (3, 15):
+        export = getattr(ctypes.PyDLL(_snaptrace.__file__), "PyModExport__snaptrace")
+        export.restype = ctypes.POINTER(_PySlot)
+        slots = export()
+        found, name = [], None
+        for i in range(64):
+            s = slots[i]
+            if s.sl_id == 0:
+                break
+            if s.sl_id == _PY_MOD_GIL_3_15:
+                found.append(s.sl_ptr)
+            elif s.sl_id == _PY_MOD_NAME_3_15:
+                name = ctypes.string_at(s.sl_ptr)
+        assert name == b"_snaptrace", name  # the slots were read as laid out
+        return found
+    get_def = ctypes.pythonapi.PyModule_GetDef
+    get_def.restype = ctypes.POINTER(_ModuleDef)
+    get_def.argtypes = [ctypes.py_object]
+    d = get_def(_snaptrace).contents
+    assert d.m_name == b"_snaptrace", d.m_name  # the definition was read as laid out
+    found = []
+    for i in range(64):
+        s = d.m_slots[i]
+        if s.slot == 0:
+            break
+        if s.slot == _PY_MOD_GIL:
+            found.append(s.value)
+    return found
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="Py_mod_gil exists from 3.13")
+def test_native_module_declares_that_it_needs_the_gil():
+    # pyo3 0.30 declares Py_MOD_GIL_NOT_USED unless told otherwise: without
+    # `gil_used = true` a free-threaded interpreter would run the tracer's GIL-guarded
+    # state from threads in parallel (docs/architecture.md, "Free-threaded Python").
+    assert _gil_slots() == [_GIL_USED]
+
+
+def test_no_tracer_while_the_gil_is_off(monkeypatch):
+    # What a free-threaded interpreter started with PYTHON_GIL=0 reports (the override
+    # that keeps the GIL off despite the declaration above).
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: False, raising=False)
+    with pytest.raises(RuntimeError, match="needs the GIL"):
+        _snaptrace.Tracer(1000)
+    with pytest.raises(RuntimeError, match="needs the GIL"):
+        viztracer.VizTracer(verbose=0)
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: True, raising=False)
+    _snaptrace.Tracer(1000)

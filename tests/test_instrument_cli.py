@@ -260,3 +260,81 @@ def test_instrumentation_flags_together_keep_the_program_working(tmp_path):
     assert "printed Doc of f." in result.stdout
     assert len(events(trace, "i")) > 10
     assert json.dumps(trace)  # a valid trace
+
+
+# Syntax of every supported Python, newest included: (source, what the instrumentation
+# must record from it). A snippet this interpreter can't compile is left out, so each
+# version runs what it has.
+SYNTAX = [
+    ('lazy import json  # !viztracer: log\n'
+     'lazy from os import path as lazy_path\n'
+     'print("lazy", json.dumps([1]), lazy_path.sep)\n',
+     ["lazy import json"]),
+    ('flat = [*p for p in [[1], [2, 3]]]  # !viztracer: log\n'
+     'merged = {**d for d in [{"a": 1}, {"b": 2}]}\n'
+     'print("unpacking", flat, merged)\n',
+     ["flat", "Variable Assign - flat = [1, 2, 3]", "Variable Assign - merged = {'a': 1, 'b': 2}"]),
+    ('tpl = t"v={1 + 1}"  # !viztracer: log\n'
+     'print("template", type(tpl).__name__, tpl.values)\n',
+     ["tpl", "Variable Assign - tpl = Template("]),
+    ('try:\n'
+     '    raise KeyError("k")\n'
+     'except KeyError, ValueError:\n'
+     '    print("except without brackets")\n',
+     ["Exception - KeyError() = KeyError('k')"]),
+    ('type Alias = list[int]\n'
+     'def first[T](xs: list[T]) -> T:\n'
+     '    return xs[0]\n'
+     'quoted = f"{"in" + f"{first([5])}"}"  # !viztracer: log\n'
+     'print("generic", quoted, f"{"#"}")\n',
+     ["Function Entry - first", "Variable Assign - xs = [5]", "quoted"]),
+    ('match [1, 2]:\n'
+     '    case [head, *rest]:\n'
+     '        print("match", head, rest)\n',
+     []),
+    ('class Box:\n'
+     '    def __init__(self):\n'
+     '        self.attr = 1\n'
+     'box = Box()\n'
+     'box.attr += 1\n'
+     'box.attr: int = 3\n'
+     'boxes = [box]\n'
+     'boxes[0].attr = 4\n'
+     'if (n := len(boxes)) > 0:  # !viztracer: log\n'
+     '    print("walrus", n, box.attr)\n'
+     'async def job(k):\n'
+     '    async with Ctx() as got:\n'
+     '        return [v async for v in agen(got + k)]\n'
+     'class Ctx:\n'
+     '    async def __aenter__(self): return 1\n'
+     '    async def __aexit__(self, *exc): return False\n'
+     'async def agen(k):\n'
+     '    yield k\n'
+     'import asyncio\n'
+     'print("async", asyncio.run(job(2)))\n',
+     ["Attribute Assign - self.attr = 1", "Attribute Assign - box.attr = 2", "Attribute Assign - box.attr = 3",
+      "Attribute Assign - boxes[0].attr = 4", "Variable Assign - k = 2"]),
+]
+
+
+def test_instrumentation_on_the_syntax_of_this_python(tmp_path):
+    def compiles(source):
+        try:
+            compile(source, "<snippet>", "exec", dont_inherit=True)
+            return True
+        except SyntaxError:
+            return False
+
+    chosen = [(source, expected) for source, expected in SYNTAX if compiles(source)]
+    source = "".join(s for s, _ in chosen)
+    (tmp_path / "script.py").write_text(source)
+    plain = subprocess.run([sys.executable, "script.py"], cwd=str(tmp_path), capture_output=True, text=True,
+                           timeout=60)
+    assert plain.returncode == 0, plain.stderr
+    trace, result = traced(tmp_path, "--log_var", ".*", "--log_attr", ".*", "--log_func_entry", ".*",
+                           "--log_func_exec", ".*", "--log_exception", "--magic_comment", source=source)
+    assert result.stdout.splitlines()[:-1] == plain.stdout.splitlines()  # (the last line is our summary)
+    recorded = [e["name"] for e in events(trace, "i") + events(trace, "C")]
+    for _, expected in chosen:
+        for name in expected:
+            assert any(r.startswith(name) for r in recorded), (name, recorded)

@@ -4,14 +4,16 @@ registered tracer, as the command line does for the traced script."""
 import ast
 import asyncio
 import builtins
+import inspect
 import sys
 import textwrap
 import traceback
+import warnings
 
 import pytest
 
 from support import events, load_trace
-from viztracer import VizTracer
+from viztracer import VizTracer, code_monkey
 from viztracer.code_monkey import AstTransformer, CodeMonkey, SourceProcessor, get_string_of_expr
 
 FILE = "/tmp/instrumented_script.py"
@@ -357,6 +359,82 @@ def test_compile_keeps_no_future_flags_of_its_own():
     ns = {}
     exec(monkey.compile("def f(x: int): pass\nann = f.__annotations__", FILE, "exec"), {"__builtins__": builtins}, ns)
     assert ns["ann"] == {"x": int}  # not the string 'int'
+
+
+def _keyword_only_parameters_of_compile():
+    return {p.name: p.default for p in inspect.signature(compile).parameters.values() if p.kind is p.KEYWORD_ONLY}
+
+
+@pytest.mark.parametrize("filename", [FILE, "/elsewhere.py"], ids=["target-file", "other-file"])
+def test_compile_passes_every_keyword_through(monkeypatch, filename):
+    # Whatever keywords this interpreter's compile() takes (3.15's ast.parse passes
+    # module=), ours takes them and hands them on.
+    keywords = _keyword_only_parameters_of_compile()
+    assert "_feature_version" in keywords
+    calls = []
+    real = code_monkey._real_compile
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(code_monkey, "_real_compile", recording)
+    monkey = CodeMonkey(FILE)
+    monkey.add_instrument("log_var", {"varnames": ["a"]})
+    code = monkey.compile("a = 1", filename, "exec", optimize=1, **keywords)
+    assert calls, "the real compile was not called"
+    for kwargs in calls:  # the target file's source is parsed, then compiled
+        assert {k: kwargs.get(k, "missing") for k in keywords} == keywords
+        assert kwargs["optimize"] == 1
+    assert ("add_variable" in code.co_names) == (filename == FILE)
+    with pytest.raises(TypeError) as ours:
+        monkey.compile("a = 1", filename, "exec", no_such_keyword=1)
+    with pytest.raises(TypeError) as builtin:
+        compile("a = 1", filename, "exec", no_such_keyword=1)
+    assert str(ours.value) == str(builtin.value)
+
+
+def test_compile_module_keyword_reaches_the_real_compile(monkeypatch):
+    if "module" not in _keyword_only_parameters_of_compile():
+        pytest.skip("this interpreter's compile() has no module= keyword (new in 3.15)")
+    # module= names the module whose warning filters apply to the compiled source.
+    monkey = CodeMonkey(FILE)
+    monkey.add_instrument("log_var", {"varnames": ["a"]})
+    monkeypatch.setattr(builtins, "compile", monkey.compile)
+    warns = 'a = "\\d"\n'  # an invalid escape: a SyntaxWarning from the parser
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.filterwarnings("error", category=SyntaxWarning, module="the_module")
+        for name in (FILE, "/elsewhere.py"):
+            compile(warns, name, "exec", module="other_module")
+            with pytest.raises(SyntaxError):
+                compile(warns, name, "exec", module="the_module")
+        ast.parse(warns, module="other_module")
+        with pytest.raises(SyntaxError):
+            ast.parse(warns, module="the_module")
+
+
+def test_compile_hands_on_the_callers_future_statements(monkeypatch):
+    # The builtin compile inherits its caller's future statements (unless
+    # dont_inherit): ours is called in its place, so it must hand on its caller's.
+    caller = {}
+    exec(compile("from __future__ import annotations\n"
+                 "def make(source, name, **kw):\n"
+                 "    return compile(source, name, 'exec', **kw)\n", "<caller>", "exec"), caller)
+    source = "def f(x: int): pass\nann = f.__annotations__\n"
+
+    def annotations(name, **kw):
+        ns = {"__builtins__": builtins}
+        exec(caller["make"](source, name, **kw), ns)
+        return ns["ann"]
+
+    assert annotations("/elsewhere.py") == {"x": "int"}  # the builtin compile's behaviour
+    monkey = CodeMonkey(FILE)
+    monkey.add_instrument("log_var", {"varnames": ["nothing"]})
+    monkeypatch.setattr(builtins, "compile", monkey.compile)
+    for name in (FILE, "/elsewhere.py"):
+        assert annotations(name) == {"x": "int"}, name
+        assert annotations(name, dont_inherit=True) == {"x": int}, name
 
 
 def test_instrument_errors():

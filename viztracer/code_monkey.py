@@ -15,7 +15,10 @@ name are changed; every other ``compile()`` call passes through untouched.
 # No "from __future__ import ...": compile() called from this module with
 # dont_inherit=False would pass this module's future flags on to the user's code.
 
+import __future__  # the module (the list of features), not a future statement
+
 import ast
+import copy
 import io
 import os
 import re
@@ -104,8 +107,16 @@ def _has_call(node: ast.AST) -> bool:
 
 def _load(node: ast.expr) -> ast.expr:
     """A copy of a target expression that reads it."""
-    text = ast.unparse(node)
-    return ast.parse(text, mode="eval").body
+    copied = copy.deepcopy(node)
+    for n in ast.walk(copied):
+        if isinstance(getattr(n, "ctx", None), (ast.Store, ast.Del)):
+            n.ctx = ast.Load()
+    return copied
+
+
+def _parse(text: str) -> ast.Module:
+    """``ast.parse`` without going through ``builtins.compile``, which may be ours."""
+    return _real_compile(text, "<viztracer>", "exec", ast.PyCF_ONLY_AST, True)
 
 
 def _tracer_call(method: str, *args: ast.expr) -> ast.Expr:
@@ -357,8 +368,8 @@ def _statement_kind(stmt: str) -> Optional[tuple]:
     simple statement, None when nothing can be appended (e.g. ``if x:``)."""
     text = stmt.strip()
     try:
-        tree = ast.parse(text)
-    except SyntaxError:
+        tree = _parse(text)
+    except (SyntaxError, ValueError):
         return None
     if len(tree.body) != 1:
         return ("stmt",)
@@ -439,21 +450,31 @@ class CodeMonkey:
             filename = os.fspath(filename)
         return isinstance(filename, str) and bool(_path_forms(filename) & self._paths)
 
-    def compile(self, source: Any, filename: Any, mode: str, flags: int = 0, dont_inherit: bool = False,
-                optimize: int = -1, *, _feature_version: int = -1) -> Any:
+    def compile(self, *args: Any, **kwargs: Any) -> Any:
         """Drop-in for the builtin ``compile``: instruments ``source`` when it is the
-        target file's code, compiles everything else as given."""
-        extra = {} if _feature_version == -1 else {"_feature_version": _feature_version}
-        if not self._is_target(filename) or flags & ast.PyCF_ONLY_AST:
-            return _real_compile(source, filename, mode, flags, dont_inherit, optimize, **extra)
+        target file's code, compiles everything else as given. Every argument goes to
+        the real ``compile`` unchanged (whatever keywords this interpreter's takes,
+        e.g. 3.15's ``module=``), so it is checked there too."""
+        filename = _argument(args, kwargs, "filename")
+        flags = _argument(args, kwargs, "flags", 0)
+        if not _argument(args, kwargs, "dont_inherit", False) and isinstance(flags, int):
+            # The real compile inherits the future statements of its caller's code,
+            # which is now this frame: hand it the caller's.
+            caller = sys._getframe(1)
+            args, kwargs = _with_argument(args, kwargs, "flags", flags | (caller.f_code.co_flags & _FUTURE_FLAGS))
+        if not self._is_target(filename) or not isinstance(flags, int) \
+                or flags & ast.PyCF_ONLY_AST:
+            return _real_compile(*args, **kwargs)
+        source = _argument(args, kwargs, "source")
         if self.source_processor is not None:
             source = self.source_processor.process(source)
         if self.ast_transformers:
             if isinstance(source, ast.AST):
                 tree = source
             else:
-                tree = _real_compile(source, filename, mode, flags | ast.PyCF_ONLY_AST, dont_inherit,
-                                     optimize, **extra)
+                a, k = _with_argument(args, kwargs, "source", source)
+                a, k = _with_argument(a, k, "flags", _argument(a, k, "flags", 0) | ast.PyCF_ONLY_AST)
+                tree = _real_compile(*a, **k)
             for transformer in self.ast_transformers:
                 tree = transformer.visit(tree)
                 ast.fix_missing_locations(tree)
@@ -461,7 +482,39 @@ class CodeMonkey:
         # Instrumented code must not end up in a .pyc (running it later without a
         # tracer would fail): the import system checks this flag after compiling.
         sys.dont_write_bytecode = True
-        return _real_compile(source, filename, mode, flags, dont_inherit, optimize, **extra)
+        args, kwargs = _with_argument(args, kwargs, "source", source)
+        return _real_compile(*args, **kwargs)
+
+
+# The parameters of compile() that may be given by position, in order (unchanged
+# since Python 3.2); later ones are keyword-only and are passed on as they come.
+_POSITIONAL = ("source", "filename", "mode", "flags", "dont_inherit", "optimize")
+
+
+def _future_flags() -> int:
+    """The compiler flags of the future statements that still change something here."""
+    flags = 0
+    for name in __future__.all_feature_names:
+        feature = getattr(__future__, name)
+        if feature.mandatory is None or feature.mandatory > sys.version_info:
+            flags |= feature.compiler_flag
+    return flags
+
+
+_FUTURE_FLAGS = _future_flags()
+
+
+def _argument(args: tuple, kwargs: Dict[str, Any], name: str, default: Any = None) -> Any:
+    i = _POSITIONAL.index(name)
+    return args[i] if len(args) > i else kwargs.get(name, default)
+
+
+def _with_argument(args: tuple, kwargs: Dict[str, Any], name: str, value: Any) -> tuple:
+    """``(args, kwargs)`` with one argument of compile() replaced, where it was given."""
+    i = _POSITIONAL.index(name)
+    if len(args) > i:
+        return args[:i] + (value,) + args[i + 1:], kwargs
+    return args, {**kwargs, name: value}
 
 
 def _path_forms(name: str) -> set:

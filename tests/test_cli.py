@@ -739,6 +739,44 @@ def test_instrumentation_flags(tmp_path, flags, check):
     assert check(trace), trace["traceEvents"]
 
 
+# Calls the command line in its own process, as a test or a notebook may, then tells
+# which compile() that process is left with.
+IN_PROCESS_DRIVER = """
+import builtins, sys
+from viztracer.main import main
+real = builtins.compile
+status = main(sys.argv[1:])
+sys.__stderr__.write(f"status {status}, compile after: {builtins.compile.__qualname__}, "
+                     f"original: {builtins.compile is real}\\n")
+"""
+
+
+DURING = "print('during:', compile.__qualname__)\n"
+
+
+@pytest.mark.parametrize("program, args, status", [
+    (DURING, [], 0),
+    (DURING + "raise ValueError('x')\n", [], 1),
+    (DURING + "import sys\nsys.exit(3)\n", [], 3),
+    (DURING + "import atexit\natexit.register(print, 'at exit')\n", [], 0),
+    ("x = (\n", [], 1),                        # never starts: a syntax error
+    (DURING, ["-o", "out.txt"], 1),            # never starts: an output name refused
+], ids=["normal", "exception", "sys-exit", "atexit", "syntax-error", "bad-output"])
+def test_instrumenting_compile_does_not_outlive_the_program(tmp_path, program, args, status):
+    pytest.importorskip("viztracer.code_monkey", reason="source instrumentation (issue 5) not available")
+    write(tmp_path / "driver.py", IN_PROCESS_DRIVER)
+    write(tmp_path / "prog.py", program)
+    r = run_python(["driver.py", "--quiet", "--log_var", "x", "--magic_comment"] + args + ["--", "prog.py"],
+                   tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"status {status}, compile after: compile, original: True\n" in r.stderr, r.stderr
+    if program.startswith(DURING) and not args:
+        # while the program ran, its compile() was the instrumenting one
+        assert r.stdout.startswith("during: CodeMonkey.compile\n"), r.stdout
+    else:
+        assert "during" not in r.stdout
+
+
 def test_bad_instrumentation_regex(tmp_path):
     pytest.importorskip("viztracer.code_monkey", reason="source instrumentation (issue 5) not available")
     write(tmp_path / "prog.py", "print('ran')\n")

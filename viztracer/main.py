@@ -290,10 +290,11 @@ class Program:
 
     ``argv`` becomes ``sys.argv``; ``path0`` replaces the launcher's entry at the
     front of ``sys.path`` (None: leave ``sys.path`` alone); ``globals`` is the dict
-    of the new ``__main__`` module the code runs in."""
+    of the new ``__main__`` module the code runs in; ``compiler`` is the
+    instrumenting ``compile`` of the source instrumentation flags, None without them."""
 
     def __init__(self, kind: str, code: Any, argv: List[str], path0: Optional[str],
-                 attrs: Dict[str, Any], base_name: str) -> None:
+                 attrs: Dict[str, Any], base_name: str, compiler: Optional[Callable[..., Any]] = None) -> None:
         import builtins
         import types
 
@@ -309,6 +310,7 @@ class Program:
             g["__annotations__"] = {}
         g.update(attrs)
         self.globals = g
+        self.compiler = None if compiler is compile else compiler
 
 
 _path0_done: List[str] = []
@@ -365,7 +367,8 @@ def _looks_like_python(path: str) -> bool:
 
 def _make_compiler(ns: argparse.Namespace, file_name: str) -> Callable[..., Any]:
     """``compile``, or the instrumenting compiler of viztracer.code_monkey when a
-    source-instrumentation flag is given (then also installed as ``builtins.compile``)."""
+    source-instrumentation flag is given (:class:`TracedRun` makes it
+    ``builtins.compile`` while the program runs)."""
     wanted = [(flag, INSTRUMENT_FLAGS[flag]) for flag in INSTRUMENT_FLAGS
               if getattr(ns, flag) not in (None, False)]
     if not wanted and not ns.magic_comment:
@@ -384,8 +387,6 @@ def _make_compiler(ns: argparse.Namespace, file_name: str) -> Callable[..., Any]
             raise CliError(f"--{flag}: {e}")
     if ns.magic_comment:
         monkey.add_source_processor()
-    import builtins
-    builtins.compile = monkey.compile
     return monkey.compile
 
 
@@ -432,7 +433,7 @@ def prepare_script(ns: argparse.Namespace, command: List[str]) -> Program:
     attrs = {"__file__": abs_path, "__cached__": None,
              "__loader__": SourceFileLoader("__main__", abs_path)}
     base = os.path.splitext(os.path.basename(abs_path))[0] or "python"
-    return Program("script", code, argv, os.path.dirname(os.path.realpath(abs_path)), attrs, base)
+    return Program("script", code, argv, os.path.dirname(os.path.realpath(abs_path)), attrs, base, compiler)
 
 
 def _is_zip(path: str) -> bool:
@@ -467,7 +468,7 @@ def _module_program(ns: argparse.Namespace, get_details: Callable[[Any], Any], a
     if not spec.has_location:
         del attrs["__file__"]
     argv = [argv0 if argv0 is not None else (spec.origin or mod_name)] + argv_rest
-    return Program("module", code, argv, path0, attrs, base_name)
+    return Program("module", code, argv, path0, attrs, base_name, compiler)
 
 
 def prepare_main_of(ns: argparse.Namespace, command: List[str]) -> Program:
@@ -496,7 +497,7 @@ def prepare_string(ns: argparse.Namespace, command: List[str]) -> Program:
     from importlib.machinery import BuiltinImporter
     compiler = _make_compiler(ns, "<string>")
     code = _compile(compiler, ns.cmd_string, "<string>")
-    return Program("string", code, ["-c"] + command, "", {"__loader__": BuiltinImporter}, "python")
+    return Program("string", code, ["-c"] + command, "", {"__loader__": BuiltinImporter}, "python", compiler)
 
 
 def prepare_program(ns: argparse.Namespace, command: List[str]) -> Program:
@@ -630,12 +631,25 @@ class TracedRun:
     # ---------------------------------------------------------------- setting up
 
     def install_program(self) -> None:
-        """``sys.argv``, ``sys.path[0]`` and ``sys.modules['__main__']`` as python sets them."""
+        """``sys.argv``, ``sys.path[0]`` and ``sys.modules['__main__']`` as python sets
+        them; the instrumenting compiler as ``builtins.compile`` (for what the
+        program compiles or imports of its own file), until :meth:`run` ends."""
+        import builtins
+
         program = self.program
         install_path0(program.path0)
         sys.argv[:] = program.argv
-        self._launcher_main = sys.modules.get("__main__")
         sys.modules["__main__"] = program.module
+        if program.compiler is not None:
+            self._real_compile = builtins.compile
+            builtins.compile = program.compiler
+
+    def uninstall_compiler(self) -> None:
+        import builtins
+
+        # (A compile the program put in place itself is the program's to keep.)
+        if self.program.compiler is not None and builtins.compile is self.program.compiler:
+            builtins.compile = self._real_compile
 
     def install_exit_hooks(self) -> None:
         """Save before ``os._exit`` and ``os.exec*``, and on SIGTERM (then die from it,
@@ -691,6 +705,14 @@ class TracedRun:
     def run(self) -> int:
         """Runs the program to its end; returns its exit status (or re-raises a
         KeyboardInterrupt that ended it, after saving)."""
+        try:
+            return self._run()
+        finally:
+            # The program is over: whoever calls the CLI in-process (a test) goes on
+            # with the real compile.
+            self.uninstall_compiler()
+
+    def _run(self) -> int:
         self.install_program()
         self.install_exit_hooks()
         tracer = self.tracer

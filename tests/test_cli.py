@@ -26,7 +26,7 @@ info = {
     "path": sys.path,
     "name": __name__,
     "file": globals().get("__file__"),
-    "globals": sorted(k for k in globals() if k not in ("json", "sys", "line")),
+    "globals": [k for k in globals() if k not in ("json", "sys", "line")],  # in their order
     "package": globals().get("__package__"),
     "spec": getattr(globals().get("__spec__"), "name", None),
     "cached": globals().get("__cached__"),

@@ -289,28 +289,60 @@ class Program:
     """Something to run as ``__main__``: compiled, not started.
 
     ``argv`` becomes ``sys.argv``; ``path0`` replaces the launcher's entry at the
-    front of ``sys.path`` (None: leave ``sys.path`` alone); ``globals`` is the dict
-    of the new ``__main__`` module the code runs in; ``compiler`` is the
-    instrumenting ``compile`` of the source instrumentation flags, None without them."""
+    front of ``sys.path`` (None: leave ``sys.path`` alone); ``module`` is the new
+    ``__main__`` module the code runs in (see :func:`new_main_module`), ``globals``
+    its dict; ``compiler`` is the instrumenting ``compile`` of the source
+    instrumentation flags, None without them."""
 
     def __init__(self, kind: str, code: Any, argv: List[str], path0: Optional[str],
-                 attrs: Dict[str, Any], base_name: str, compiler: Optional[Callable[..., Any]] = None) -> None:
-        import builtins
-        import types
-
+                 module: Any, base_name: str, compiler: Optional[Callable[..., Any]] = None) -> None:
         self.kind = kind
         self.code = code
         self.argv = argv
         self.path0 = path0
         self.base_name = base_name
-        self.module = types.ModuleType("__main__")
-        g = self.module.__dict__
-        g["__builtins__"] = builtins
-        if sys.version_info < (3, 14):
-            g["__annotations__"] = {}
-        g.update(attrs)
-        self.globals = g
+        self.module = module
+        self.globals = module.__dict__
         self.compiler = None if compiler is compile else compiler
+
+
+def _launcher_globals() -> Dict[str, Any]:
+    """The globals of the module that runs viztracer: the interpreter's own
+    ``__main__`` (the console script, or ``viztracer/__main__.py`` for ``python -m``)."""
+    return getattr(sys.modules.get("__main__"), "__dict__", None) or {}
+
+
+def new_main_module() -> Any:
+    """A ``__main__`` module holding what the interpreter puts in its own before it
+    runs anything in it (what ``python -c`` code sees)."""
+    import builtins
+    import types
+    from importlib.machinery import BuiltinImporter
+
+    module = types.ModuleType("__main__")  # __name__, __doc__, __package__, __loader__, __spec__
+    g = module.__dict__
+    g["__loader__"] = BuiltinImporter
+    # Up to 3.13 the interpreter gives __main__ an empty __annotations__ (PEP 649 ended
+    # that): ours has one when the interpreter's has it.
+    if "__annotations__" in _launcher_globals():
+        g["__annotations__"] = {}
+    g["__builtins__"] = builtins
+    return module
+
+
+def _empty_code() -> Any:
+    return compile("", "<viztracer>", "exec", dont_inherit=True)
+
+
+def _script_keys(path: str) -> Any:
+    """The global names python gives a script it runs (``__cached__`` up to 3.14)."""
+    launcher = _launcher_globals()
+    if "__file__" in launcher and launcher.get("__spec__", True) is None:
+        # The console script: the interpreter ran it as a script.
+        return launcher.keys()
+    # python -m viztracer (runpy): runpy's own emulation of a script run.
+    import runpy
+    return runpy._run_code(_empty_code(), {}, None, "__main__", script_name=path).keys()  # type: ignore[attr-defined]
 
 
 _path0_done: List[str] = []
@@ -430,10 +462,13 @@ def prepare_script(ns: argparse.Namespace, command: List[str]) -> Program:
     compiler = _make_compiler(ns, abs_path)
     code = _compile(compiler, source, abs_path)
     from importlib.machinery import SourceFileLoader
-    attrs = {"__file__": abs_path, "__cached__": None,
-             "__loader__": SourceFileLoader("__main__", abs_path)}
+    module = new_main_module()
+    module.__loader__ = SourceFileLoader("__main__", abs_path)
+    module.__file__ = abs_path
+    if "__cached__" in _script_keys(abs_path):
+        module.__cached__ = None
     base = os.path.splitext(os.path.basename(abs_path))[0] or "python"
-    return Program("script", code, argv, os.path.dirname(os.path.realpath(abs_path)), attrs, base, compiler)
+    return Program("script", code, argv, os.path.dirname(os.path.realpath(abs_path)), module, base, compiler)
 
 
 def _is_zip(path: str) -> bool:
@@ -463,12 +498,12 @@ def _module_program(ns: argparse.Namespace, get_details: Callable[[Any], Any], a
         source = spec.loader.get_source(mod_name)
         if source is not None:
             code = _compile(compiler, source, spec.origin)
-    attrs = {"__file__": spec.origin, "__cached__": spec.cached, "__loader__": spec.loader,
-             "__package__": spec.parent, "__spec__": spec}
-    if not spec.has_location:
-        del attrs["__file__"]
+    module = new_main_module()
+    # What python -m does to its __main__ before running the code, by runpy itself
+    # (on an empty code object): __file__, __loader__, __spec__... as this version sets them.
+    runpy._run_code(_empty_code(), module.__dict__, None, "__main__", spec)  # type: ignore[attr-defined]
     argv = [argv0 if argv0 is not None else (spec.origin or mod_name)] + argv_rest
-    return Program("module", code, argv, path0, attrs, base_name, compiler)
+    return Program("module", code, argv, path0, module, base_name, compiler)
 
 
 def prepare_main_of(ns: argparse.Namespace, command: List[str]) -> Program:
@@ -494,10 +529,9 @@ def prepare_module(ns: argparse.Namespace, command: List[str]) -> Program:
 
 
 def prepare_string(ns: argparse.Namespace, command: List[str]) -> Program:
-    from importlib.machinery import BuiltinImporter
     compiler = _make_compiler(ns, "<string>")
     code = _compile(compiler, ns.cmd_string, "<string>")
-    return Program("string", code, ["-c"] + command, "", {"__loader__": BuiltinImporter}, "python", compiler)
+    return Program("string", code, ["-c"] + command, "", new_main_module(), "python", compiler)
 
 
 def prepare_program(ns: argparse.Namespace, command: List[str]) -> Program:

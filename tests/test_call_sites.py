@@ -320,9 +320,12 @@ def test_analysis_finds_global_call_sites_only():
     """)
     sites = _global_call_sites(ns["f"].__code__)
     called = [name for _, name in sites]
-    # The call of h's result, the conditional callee, the method and the calls
-    # wrapping a comprehension take their callee from elsewhere.
-    assert called == ["fib", "g", "h", "fib", "g"]
+    # The call of h's result, the conditional callee and the method take their
+    # callee from elsewhere. The call wrapping the list comprehension (inlined: a
+    # loop) is beyond a straight-line walk; so is the one wrapping the generator
+    # expression before 3.15, whose caller ran GET_ITER on the argument.
+    genexpr_call = ["g"] if sys.version_info >= (3, 15) else []
+    assert called == ["fib", "g", "h", "fib", "g"] + genexpr_call
     offsets = [off for off, _ in sites]
     assert offsets == sorted(offsets) and all(off % 2 == 0 for off in offsets)
 

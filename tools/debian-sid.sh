@@ -35,7 +35,7 @@ is_ci() { case "${CI:-}" in true|1|yes) return 0 ;; esac; return 1; }
 
 # One line, then exit 0 (make test goes on) or 1 under CI=true.
 unavailable() {
-    echo "== Python 3.14/3.15 not tested: $1"
+    echo "== Python $version not tested: $1"
     if is_ci; then exit 1; fi
     exit 0
 }
@@ -150,6 +150,7 @@ case "$cmd" in
         ;;
     test)
         [ $# -eq 1 ] || { echo "usage: $0 test VERSION" >&2; exit 2; }
+        version="$1"
         why=$(can_make_root) || unavailable "$why"
         ensure_root || unavailable "the Debian sid root could not be made"
         in_root "$root" bash -c 'cd "$0" && exec make "pytest-$1"' "$top" "$1"

@@ -26,7 +26,7 @@ root="$cache/debian-sid"
 mirror="${VIZTRACER_SID_MIRROR:-http://deb.debian.org/debian}"
 # What the root holds besides minbase. A change here is applied to an existing root.
 packages=(python3.14-dev python3.14-venv python3.14-dbg python3.15-dev python3.15-venv
-          gcc libc6-dev git ca-certificates make)
+          gcc libc6-dev git ca-certificates make nodejs)
 apt_opts=(-o Acquire::Check-Valid-Until=false -o Acquire::Retries=3 -q -y)
 # The toolchain of this machine, bound at the same paths inside the root.
 rust_dirs=("${CARGO_HOME:-$HOME/.cargo}" "${RUSTUP_HOME:-$HOME/.rustup}")

@@ -8,7 +8,6 @@
 //! is reported only when the callee slots a `LOAD_GLOBAL` pushed reach the call
 //! untouched.
 
-
 /// How one opcode moves the value stack, as far as the analysis needs to know.
 ///
 /// Only the *shape* is written here: "consumes its inputs and pushes N fresh values".
@@ -195,7 +194,11 @@ fn effect(op: Op, arg: u32, net: i32) -> Option<(u32, u32)> {
 /// instruction's pops come from the compiler's own stack effect (`effect_of`), and
 /// anything unmodelled (jumps included) forgets the stack, so a site is reported only
 /// when the straight-line code proves it.
-pub fn global_call_sites(table: &OpTable, code_bytes: &[u8], effect_of: impl Fn(u8, u32) -> Option<i32>) -> Vec<(u32, u32)> {
+pub fn global_call_sites(
+    table: &OpTable,
+    code_bytes: &[u8],
+    effect_of: impl Fn(u8, u32) -> Option<i32>,
+) -> Vec<(u32, u32)> {
     let mut sites = Vec::new();
     let mut stack: Vec<Tag> = Vec::new();
     let mut ext: u32 = 0;

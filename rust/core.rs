@@ -318,7 +318,13 @@ unsafe fn push_record_slow(core: *const Core, th: *mut ThreadState, rec: Record)
         }
     });
     drop(rings);
-    evicted.into_iter().filter_map(|(v, i)| { let p = ptrs[v]; (*p).payloads.remove(i) }).collect()
+    evicted
+        .into_iter()
+        .filter_map(|(v, i)| {
+            let p = ptrs[v];
+            (*p).payloads.remove(i)
+        })
+        .collect()
 }
 
 /// Stores the `args` payload of a finished frame and returns its slot.
@@ -363,8 +369,11 @@ pub unsafe fn py_enter_fast<const TSC: bool>(code: *mut pyffi::PyObject) -> bool
         return false;
     }
     let start = t.tick_with::<TSC>();
-    push_within_capacity(&mut t.stack, Frame { start, key: code as usize, func: funcs::id_of(value), flags: 0, args: None })
-        .is_ok()
+    push_within_capacity(
+        &mut t.stack,
+        Frame { start, key: code as usize, func: funcs::id_of(value), flags: 0, args: None },
+    )
+    .is_ok()
 }
 
 /// A Python frame starts, in general. `frame` may be null (sys.monitoring does not
@@ -501,7 +510,12 @@ pub unsafe fn py_exit_slow(code: *mut pyffi::PyObject, retval: *mut pyffi::PyObj
 /// `py_exit` beyond the common case: mismatched returns, ignored frames, return
 /// values, async tasks, minimum duration, a full ring.
 #[inline(always)]
-unsafe fn py_exit_general(core: *const Core, th: *mut ThreadState, code: *mut pyffi::PyObject, retval: *mut pyffi::PyObject) {
+unsafe fn py_exit_general(
+    core: *const Core,
+    th: *mut ThreadState,
+    code: *mut pyffi::PyObject,
+    retval: *mut pyffi::PyObject,
+) {
     let Some((f, end)) = pop_returning(core, th, code as usize, false) else { return };
     let garbage = if (*core).state.get().opts.log_func_retval || (*th).task_depth > 0 {
         py_exit_with_extras(core, th, f, end, retval)

@@ -678,9 +678,7 @@ pub unsafe fn str_hash(s: *mut ffi::PyObject) -> ffi::Py_hash_t {
 #[cfg(Py_3_12)]
 pub unsafe fn same_str(a: *mut ffi::PyObject, b: *mut ffi::PyObject) -> bool {
     a == b
-        || (ffi::PyUnicode_CheckExact(a) != 0
-            && ffi::PyUnicode_CheckExact(b) != 0
-            && ffi::PyUnicode_Compare(a, b) == 0)
+        || (ffi::PyUnicode_CheckExact(a) != 0 && ffi::PyUnicode_CheckExact(b) != 0 && ffi::PyUnicode_Compare(a, b) == 0)
 }
 
 /// The net stack effect of one instruction as the compiler knows it, or None.

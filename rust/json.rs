@@ -135,7 +135,14 @@ mod tests {
 
     #[test]
     fn integers() {
-        assert_eq!(render(|w| { w.u64(u64::MAX); w.raw(b","); w.i64(-5) }), "18446744073709551615,-5");
+        assert_eq!(
+            render(|w| {
+                w.u64(u64::MAX);
+                w.raw(b",");
+                w.i64(-5)
+            }),
+            "18446744073709551615,-5"
+        );
     }
 
     #[test]

@@ -36,10 +36,25 @@ impl Scope {
 pub enum Payload {
     /// `args` of a function slice: `func_args`, `return_value`, `add_func_args` keys.
     /// `task` is the async pseudo-thread id the slice belongs to (0: none).
-    FuncArgs { args: Option<Py<PyDict>>, task: u32 },
-    Instant { name: Py<PyAny>, args: Option<Py<PyAny>>, scope: Scope },
-    Counter { name: Py<PyAny>, args: Py<PyAny> },
-    Object { ph: char, id: Py<PyAny>, name: Py<PyAny>, args: Option<Py<PyAny>> },
+    FuncArgs {
+        args: Option<Py<PyDict>>,
+        task: u32,
+    },
+    Instant {
+        name: Py<PyAny>,
+        args: Option<Py<PyAny>>,
+        scope: Scope,
+    },
+    Counter {
+        name: Py<PyAny>,
+        args: Py<PyAny>,
+    },
+    Object {
+        ph: char,
+        id: Py<PyAny>,
+        name: Py<PyAny>,
+        args: Option<Py<PyAny>>,
+    },
     /// A user-supplied trace event dict, written as given with pid/tid filled in.
     Raw(Py<PyAny>),
 }

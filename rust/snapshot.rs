@@ -72,12 +72,29 @@ pub unsafe fn take(core: &Core) -> SnapData {
 
 /// A payload rendered to JSON text, ready to be written without the GIL.
 pub enum Rendered {
-    Args { args: Option<Vec<u8>>, task: u32 },
-    Instant { name: String, args: Vec<u8>, scope: &'static str },
-    Counter { name: String, args: Vec<u8> },
-    Object { ph: char, id: String, name: String, args: Option<Vec<u8>> },
+    Args {
+        args: Option<Vec<u8>>,
+        task: u32,
+    },
+    Instant {
+        name: String,
+        args: Vec<u8>,
+        scope: &'static str,
+    },
+    Counter {
+        name: String,
+        args: Vec<u8>,
+    },
+    Object {
+        ph: char,
+        id: String,
+        name: String,
+        args: Option<Vec<u8>>,
+    },
     /// The members of a raw event dict except `pid`/`tid`, without braces.
-    Raw { body: Vec<u8> },
+    Raw {
+        body: Vec<u8>,
+    },
 }
 
 fn json_of(obj: &Bound<'_, PyAny>) -> Vec<u8> {
@@ -104,7 +121,9 @@ fn render(py: Python<'_>, p: &Payload) -> Rendered {
             args: args.as_ref().map(|a| json_of(a.bind(py))).unwrap_or_else(|| b"null".to_vec()),
             scope: scope.as_str(),
         },
-        Payload::Counter { name, args } => Rendered::Counter { name: escaped_str(name.bind(py)), args: json_of(args.bind(py)) },
+        Payload::Counter { name, args } => {
+            Rendered::Counter { name: escaped_str(name.bind(py)), args: json_of(args.bind(py)) }
+        }
         Payload::Object { ph, id, name, args } => Rendered::Object {
             ph: *ph,
             id: escaped_str(id.bind(py)),
@@ -204,7 +223,9 @@ pub fn write_trace<W: Write + Send>(
             match rec.kind() {
                 Kind::Complete | Kind::Begin => {
                     let (args, tid) = match payload {
-                        Some(Rendered::Args { args, task }) => (args.as_ref(), if *task != 0 { *task as u64 } else { t.tid }),
+                        Some(Rendered::Args { args, task }) => {
+                            (args.as_ref(), if *task != 0 { *task as u64 } else { t.tid })
+                        }
                         _ => (None, t.tid),
                     };
                     prefix(&mut w, tid);

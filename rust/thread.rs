@@ -9,9 +9,9 @@
 use crate::core::Core;
 use crate::gil_cell::GilCell;
 use crate::payload::Slab;
+use crate::ring::Ring;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use crate::ring::Ring;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -456,7 +456,12 @@ impl Tracer {
             _ => return Err(PyValueError::new_err(format!("object event phase must be 'N', 'O' or 'D', not {ph:?}"))),
         };
         if self.collecting() {
-            self.record(Payload::Object { ph, id: obj_id.unbind(), name: name.unbind(), args: args.map(Bound::unbind) });
+            self.record(Payload::Object {
+                ph,
+                id: obj_id.unbind(),
+                name: name.unbind(),
+                args: args.map(Bound::unbind),
+            });
         }
         Ok(())
     }
@@ -493,7 +498,12 @@ impl Tracer {
     /// Calls `func(*args, **kwargs)` with the calling thread's ignored subtree lifted,
     /// so `func` is recorded even when called from code that is not (the tracer's own
     /// decorators).
-    fn shield(&self, func: Bound<'_, PyAny>, args: Bound<'_, pyo3::types::PyTuple>, kwargs: Option<Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+    fn shield(
+        &self,
+        func: Bound<'_, PyAny>,
+        args: Bound<'_, pyo3::types::PyTuple>,
+        kwargs: Option<Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
         let saved = self.current_thread().map(|th| {
             // SAFETY: GIL held; the reference ends here.
             unsafe { std::mem::replace(&mut (*th).ignored_depth, 0) }
@@ -708,13 +718,7 @@ impl Snapshot {
         file_info_json: Option<&str>,
         progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<usize> {
-        let header = Header {
-            pid,
-            process_name,
-            thread_names: &thread_names,
-            metadata_json,
-            file_info_json,
-        };
+        let header = Header { pid, process_name, thread_names: &thread_names, metadata_json, file_info_json };
         let file = File::create(path).map_err(|e| TraceError::file(path, e))?;
         let sink = BufWriter::with_capacity(1 << 20, file);
         let count = if gzip {

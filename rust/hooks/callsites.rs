@@ -250,14 +250,16 @@ unsafe fn analyse(py: Python<'_>, table: &OpTable, code: *mut pyffi::PyObject) -
     let bytes = code_obj.getattr("co_code").ok().and_then(|b| b.cast_into::<PyBytes>().ok());
     let names = code_obj.getattr("co_names").ok().and_then(|n| n.cast_into::<PyTuple>().ok());
     let sites = match (bytes, names) {
-        (Some(bytes), Some(names)) => global_call_sites(table, bytes.as_bytes(), |op, arg| ffi::opcode_stack_effect(op, arg))
-            .into_iter()
-            // The tuple belongs to the code object, which `_code` keeps alive.
-            .filter_map(|(offset, i)| {
-                let name = names.get_borrowed_item(i as usize).ok()?.as_ptr();
-                Some(Site { offset, refused: false, name })
-            })
-            .collect(),
+        (Some(bytes), Some(names)) => {
+            global_call_sites(table, bytes.as_bytes(), |op, arg| ffi::opcode_stack_effect(op, arg))
+                .into_iter()
+                // The tuple belongs to the code object, which `_code` keeps alive.
+                .filter_map(|(offset, i)| {
+                    let name = names.get_borrowed_item(i as usize).ok()?.as_ptr();
+                    Some(Site { offset, refused: false, name })
+                })
+                .collect()
+        }
         _ => {
             pyffi::PyErr_Clear();
             Box::default()
@@ -274,7 +276,11 @@ unsafe fn analyse(py: Python<'_>, table: &OpTable, code: *mut pyffi::PyObject) -
 /// # Safety
 /// GIL held; the arguments are those of a live CALL event.
 #[inline(always)]
-pub unsafe fn decide(code: *mut pyffi::PyObject, offset: *mut pyffi::PyObject, callable: *mut pyffi::PyObject) -> *mut pyffi::PyObject {
+pub unsafe fn decide(
+    code: *mut pyffi::PyObject,
+    offset: *mut pyffi::PyObject,
+    callable: *mut pyffi::PyObject,
+) -> *mut pyffi::PyObject {
     let null = std::ptr::null_mut();
     let slot = SITE_CACHE.get()[site_cache_slot(code)];
     let cs = if slot.0 == code as usize {
@@ -299,7 +305,12 @@ pub unsafe fn decide(code: *mut pyffi::PyObject, offset: *mut pyffi::PyObject, c
 
 #[cold]
 #[inline(never)]
-unsafe fn decide_site(code: *mut pyffi::PyObject, i: usize, name: *mut pyffi::PyObject, callable: *mut pyffi::PyObject) -> *mut pyffi::PyObject {
+unsafe fn decide_site(
+    code: *mut pyffi::PyObject,
+    i: usize,
+    name: *mut pyffi::PyObject,
+    callable: *mut pyffi::PyObject,
+) -> *mut pyffi::PyObject {
     let mut result = None;
     super::guard(|| result = disable_site(code, name, callable));
     if let Some(disable) = result {
@@ -350,7 +361,11 @@ unsafe fn code_sites<'a>(code: *mut pyffi::PyObject) -> Option<&'a CodeSites> {
 /// Proves that the global `name`, called from `code` now as `callable`, will keep
 /// calling it until a watched dict changes, and takes the guard: DISABLE (a new
 /// reference), or None if the site must keep reporting.
-unsafe fn disable_site(code: *mut pyffi::PyObject, name: *mut pyffi::PyObject, callable: *mut pyffi::PyObject) -> Option<*mut pyffi::PyObject> {
+unsafe fn disable_site(
+    code: *mut pyffi::PyObject,
+    name: *mut pyffi::PyObject,
+    callable: *mut pyffi::PyObject,
+) -> Option<*mut pyffi::PyObject> {
     let reg = REGISTRY.get().as_mut()?;
     let watcher = reg.watcher?;
     let globals = ffi::current_globals();
@@ -364,7 +379,10 @@ unsafe fn disable_site(code: *mut pyffi::PyObject, name: *mut pyffi::PyObject, c
     let found = ffi::dict_get_str(globals, name);
     if found.is_null() {
         let builtins = ffi::current_builtins();
-        if builtins.is_null() || pyffi::PyDict_CheckExact(builtins) == 0 || ffi::dict_get_str(builtins, name) != callable {
+        if builtins.is_null()
+            || pyffi::PyDict_CheckExact(builtins) == 0
+            || ffi::dict_get_str(builtins, name) != callable
+        {
             return None;
         }
         dicts.push(builtins);

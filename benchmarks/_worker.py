@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 
-
 # ----------------------------------------------------------------------- workloads
 
 def fib(n):

@@ -35,6 +35,7 @@ import time
 from typing import Dict, List
 
 from common import ROOT, ours_venv, pinned, upstream_venv
+
 TARGET = 1 / 8
 
 PROGRAMS = {

@@ -117,7 +117,8 @@ def bench_version(version: str, runs: int, reps: int) -> dict:
 
 
 def print_report(r: dict) -> None:
-    src = {"wheel": "from its wheel for this interpreter", "sdist": "built from its sdist"}.get(r.get("upstream_source"))
+    sources = {"wheel": "from its wheel for this interpreter", "sdist": "built from its sdist"}
+    src = sources.get(r.get("upstream_source"))
     print(f"\n### Python {r['python']}\n")
     print(f"Python {r.get('python_full', r['python'])}" + (f"; upstream 1.1.1 {src}" if src else "") + "\n")
     fast = any("fast_ns" in c for c in r["cost"].values())

@@ -176,7 +176,7 @@ def test_a_global_rebound_over_and_over(tmp_path):
     ns = namespace(LOOP + "hook = py\n")
 
     def run():
-        for k in range(20):
+        for _ in range(20):
             ns["hook"] = ns["py"]
             ns["loop"](10)
             ns["hook"] = len

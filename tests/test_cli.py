@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import pytest
+
 from cli_support import VIZTRACER, clean_env, ours, program_output, run_python, run_viztracer, write
 from support import BLOCKED_WAIT_SOURCE, events, load_trace, names, short_names
 
@@ -194,7 +195,8 @@ ENDINGS = {
     "chained": "try:\n    1/0\nexcept Exception as e:\n    raise KeyError('k') from e\n",
     "keyboard_interrupt": "def f():\n    raise KeyboardInterrupt\nf()\n",
     "os_exit": "import os, sys\nprint('before', flush=True)\nos._exit(4)\n",
-    "os_exec": "import os, sys\nprint('before', flush=True)\nos.execv(sys.executable, [sys.executable, '-c', 'print(42)'])\n",
+    "os_exec": "import os, sys\nprint('before', flush=True)\n"
+               "os.execv(sys.executable, [sys.executable, '-c', 'print(42)'])\n",
     "sigterm": "import os, signal\nprint('before', flush=True)\nos.kill(os.getpid(), signal.SIGTERM)\n",
     "sigint": "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(5)\n",
 }

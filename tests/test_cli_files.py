@@ -9,9 +9,9 @@ import math
 import os
 
 import pytest
+
 from cli_support import program_output, run_viztracer, write
 from support import events, load_trace, names, short_names
-
 from viztracer import compressor
 
 FIB = """

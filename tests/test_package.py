@@ -148,7 +148,7 @@ def _gil_slots():
     """The values of the native module's Py_mod_gil slot, read from what the interpreter
     imports it by: the PyModuleDef (3.13, 3.14) or the PyModExport slots (3.15+)."""
     if sys.version_info >= (3, 15):
-        export = getattr(ctypes.PyDLL(_snaptrace.__file__), "PyModExport__snaptrace")
+        export = ctypes.PyDLL(_snaptrace.__file__).PyModExport__snaptrace
         export.restype = ctypes.POINTER(_PySlot)
         slots = export()
         found, name = [], None

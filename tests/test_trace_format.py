@@ -225,7 +225,8 @@ def test_plain_gz_extension(tmp_path):
 
 def test_unicode_and_special_names(tmp_path):
     ns = {}
-    exec(compile('def ünïcode_"quoted"():\n    return 1\n'.replace('_"quoted"', "_q"), "wéird \"file\"\n.py", "exec"), ns)
+    source = 'def ünïcode_"quoted"():\n    return 1\n'.replace('_"quoted"', "_q")
+    exec(compile(source, "wéird \"file\"\n.py", "exec"), ns)
     trace = trace_call(tmp_path, lambda: ns["ünïcode_q"]())
     assert 'ünïcode_q (wéird "file"\n.py:1)' in names(trace)
 

@@ -41,7 +41,8 @@ AWKWARD = {
     "traceEvents": [
         {"ph": "M", "pid": 7, "tid": 7, "name": "process_name", "args": {"name": "P \u00e9\u00e8 \u2603"}},
         {"ph": "M", "pid": 7, "tid": "worker", "name": "thread_name", "args": {"name": "w"}},
-        {"ph": "X", "pid": 7, "tid": 7, "ts": 1.5e3, "dur": 2e-1, "name": "esc \"q\" \\ \u00e9 </script>", "args": {"a": "}]{["}},
+        {"ph": "X", "pid": 7, "tid": 7, "ts": 1.5e3, "dur": 2e-1, "name": "esc \"q\" \\ \u00e9 </script>",
+         "args": {"a": "}]{["}},
         {"ph": "X", "pid": 7, "tid": 7, "ts": 1500.0000000000002, "dur": 1, "name": "\u0066ib (x.py:1)"},
         {"ph": "X", "pid": 7, "tid": 7, "ts": "1501", "dur": "0.5", "name": "fib (x.py:1)"},
         {"ph": "X", "pid": 7, "tid": "worker", "ts": 1499.25, "dur": 10, "name": 12},

@@ -68,7 +68,8 @@ class Viewer:
                 if m:
                     self.url = m.group(1)
                     break
-            assert self.url, f"no URL printed: {self.lines} {self.proc.stderr.read() if self.proc.poll() is not None else ''}"
+            stderr = self.proc.stderr.read() if self.proc.poll() is not None else ""
+            assert self.url, f"no URL printed: {self.lines} {stderr}"
             self.port = int(self.url.rsplit(":", 1)[1].strip("/"))
 
     def get(self, path, headers=None):
@@ -208,8 +209,10 @@ def test_html_is_served_verbatim(viewer, traces):
 
 
 def test_file_info_from_tail():
-    fi = {"files": {"/a.py": ["def f():\n    return '\"file_info\": {}'\n", 2]}, "functions": {"f (/a.py:1)": ["/a.py", 1]}}
-    events = [{"ph": "X", "name": "f (/a.py:1)", "args": {"file_info": {"x": 1}}, "ts": 1, "dur": 1, "pid": 1, "tid": 1}]
+    fi = {"files": {"/a.py": ["def f():\n    return '\"file_info\": {}'\n", 2]},
+          "functions": {"f (/a.py:1)": ["/a.py", 1]}}
+    events = [{"ph": "X", "name": "f (/a.py:1)", "args": {"file_info": {"x": 1}},
+               "ts": 1, "dur": 1, "pid": 1, "tid": 1}]
     last = json.dumps({"traceEvents": events, "file_info": fi}).encode()
     assert _file_info_from_tail(last) == fi
     not_last = json.dumps({"traceEvents": events, "file_info": fi, "displayTimeUnit": "ns"}).encode()

@@ -7,12 +7,11 @@
 Then open the file with ``vizviewer result.json``.
 """
 
-from .version import __version__
-from .viztracer import VizTracer, get_tracer
 from .decorator import ignore_function, log_sparse, trace_and_save
+from .version import __version__
 from .vizcounter import VizCounter
 from .vizobject import VizObject
-
+from .viztracer import VizTracer, get_tracer
 
 
 def load_ipython_extension(ipython):  # type: ignore[no-untyped-def]

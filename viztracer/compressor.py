@@ -187,7 +187,9 @@ def _encode_numbers(ints: List[int], scale: int, end_of: Optional[str] = None) -
     return [NUM, scale, None, end_of], _pack_i64(ints)
 
 
-def _encode_column(values: List[Any], strings: _StringTable) -> Tuple[List[Any], bytes, Optional[Tuple[int, List[int]]]]:
+def _encode_column(
+    values: List[Any], strings: _StringTable,
+) -> Tuple[List[Any], bytes, Optional[Tuple[int, List[int]]]]:
     """(description, blob, numbers) of one column; numbers is (scale, ints) for a
     numeric column."""
     first = values[0]

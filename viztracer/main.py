@@ -229,10 +229,10 @@ def load_rcfile(parser: argparse.ArgumentParser, path: str) -> argparse.Namespac
         with open(path, encoding="utf-8") as f:
             cfg.read_file(f)
     except OSError as e:
-        raise CliError(f"Unable to read rcfile {path}: {e.strerror or e}")
+        raise CliError(f"Unable to read rcfile {path}: {e.strerror or e}") from e
     except (configparser.Error, UnicodeDecodeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CliError(f"Invalid rcfile {path}: {first}")
+        raise CliError(f"Invalid rcfile {path}: {first}") from e
     if "default" not in cfg:
         raise CliError(f"Invalid rcfile {path}: it has no [default] section")
     actions = {a.dest: a for a in parser._actions}  # noqa: SLF001 - argparse has no public accessor
@@ -253,9 +253,9 @@ def load_rcfile(parser: argparse.ArgumentParser, path: str) -> argparse.Namespac
                 value = [convert(v) for v in raw.split()]
             else:
                 value = convert(raw.strip())
-        except (TypeError, ValueError):
+        except (TypeError, ValueError) as e:
             kind = getattr(convert, "__name__", "value")
-            raise CliError(f"Invalid rcfile {path}: {key} = {raw!r} is not a valid {kind}")
+            raise CliError(f"Invalid rcfile {path}: {key} = {raw!r} is not a valid {kind}") from e
         setattr(ns, key, value)
     return ns
 
@@ -410,13 +410,13 @@ def _make_compiler(ns: argparse.Namespace, file_name: str) -> Callable[..., Any]
     except ImportError as e:
         flags = ", ".join("--" + f for f, _ in wanted) or "--magic_comment"
         raise CliError(f"{flags} need source instrumentation (viztracer.code_monkey), "
-                       f"which this installation lacks: {e}")
+                       f"which this installation lacks: {e}") from e
     monkey = CodeMonkey(file_name)
     for flag, (kind, arg_name) in wanted:
         try:
             monkey.add_instrument(kind, {} if arg_name is None else {arg_name: list(getattr(ns, flag))})
         except (TypeError, ValueError) as e:
-            raise CliError(f"--{flag}: {e}")
+            raise CliError(f"--{flag}: {e}") from e
     if ns.magic_comment:
         monkey.add_source_processor()
     return monkey.compile
@@ -427,7 +427,7 @@ def _compile(compiler: Callable[..., Any], source: Any, filename: str) -> Any:
         return compiler(source, filename, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as e:
         # As python does for its main script: no traceback lines, just the error.
-        raise ProgramFailedToStart(e)
+        raise ProgramFailedToStart(e) from e
 
 
 class ProgramFailedToStart(Exception):
@@ -458,7 +458,7 @@ def prepare_script(ns: argparse.Namespace, command: List[str]) -> Program:
         with io.open_code(abs_path) as f:
             source = f.read()
     except OSError as e:
-        raise CliError(f"Unable to read {path}: {e.strerror or e}")
+        raise CliError(f"Unable to read {path}: {e.strerror or e}") from e
     compiler = _make_compiler(ns, abs_path)
     code = _compile(compiler, source, abs_path)
     from importlib.machinery import SourceFileLoader
@@ -489,9 +489,9 @@ def _module_program(ns: argparse.Namespace, get_details: Callable[[Any], Any], a
         mod_name, spec, code = get_details(error_type)
     except error_type as e:
         # python's own message
-        raise CliError(f"{sys.executable}: {e}", stream="stderr")
+        raise CliError(f"{sys.executable}: {e}", stream="stderr") from e
     except SyntaxError as e:
-        raise ProgramFailedToStart(e)
+        raise ProgramFailedToStart(e) from e
     compiler = _make_compiler(ns, spec.origin or mod_name)
     if compiler is not compile and spec.origin and hasattr(spec.loader, "get_source"):
         # Instrument the source itself: a cached .pyc would bypass builtins.compile.
@@ -557,12 +557,12 @@ def output_path(ns: argparse.Namespace, base_name: str) -> str:
         try:
             os.makedirs(ns.output_dir, exist_ok=True)
         except OSError as e:
-            raise CliError(f"Unable to create output directory {ns.output_dir}: {e.strerror or e}")
+            raise CliError(f"Unable to create output directory {ns.output_dir}: {e.strerror or e}") from e
         name = os.path.join(ns.output_dir, name)
     try:
         output_kind(name)
-    except ValueError:
-        raise CliError("Only html, json and gz are supported")
+    except ValueError as e:
+        raise CliError("Only html, json and gz are supported") from e
     return os.path.abspath(name)
 
 
@@ -573,8 +573,8 @@ def min_duration_us(ns: argparse.Namespace) -> float:
         return 0.0
     try:
         return time_str_to_us(ns.min_duration)
-    except ValueError:
-        raise CliError(f"Can't convert {ns.min_duration} to time. Format should be 0.3ms or 13us")
+    except ValueError as e:
+        raise CliError(f"Can't convert {ns.min_duration} to time. Format should be 0.3ms or 13us") from e
 
 
 def tracer_kwargs(ns: argparse.Namespace, output_file: str) -> Dict[str, Any]:
@@ -620,10 +620,10 @@ def build_tracer(kwargs: Dict[str, Any]) -> Any:
         return VizTracer(**kwargs)
     except ImportError as e:
         if kwargs.get("log_torch") and "torch" in str(e):
-            raise CliError("torch is not installed")
-        raise CliError(str(e))
+            raise CliError("torch is not installed") from e
+        raise CliError(str(e)) from e
     except (TypeError, ValueError) as e:
-        raise CliError(str(e))
+        raise CliError(str(e)) from e
 
 
 def leave_outer_trace() -> None:
@@ -986,14 +986,14 @@ def run_combine(ns: argparse.Namespace, files: List[str], align: bool) -> int:
     from .options import output_kind
     try:
         output_kind(out)
-    except ValueError:
-        raise CliError("Only html, json and gz are supported")
+    except ValueError as e:
+        raise CliError("Only html, json and gz are supported") from e
     try:
         builder = ReportBuilder(files, verbose=0 if ns.quiet else 1, align=align,
                                 minimize_memory=ns.minimize_memory)
         builder.save(out)
     except ValueError as e:
-        raise CliError(str(e))
+        raise CliError(str(e)) from e
     return 0
 
 
@@ -1009,7 +1009,7 @@ def run_compress(ns: argparse.Namespace) -> int:
     try:
         stats = compressor.compress_file(src, out)
     except compressor.FormatError as e:
-        raise CliError(f"Unable to compress {src}: {e}")
+        raise CliError(f"Unable to compress {src}: {e}") from e
     if not ns.quiet:
         print(f"Compressed {src} ({stats['input_bytes']} bytes) to {out} ({stats['output_bytes']} bytes)")
     return 0
@@ -1025,8 +1025,8 @@ def run_decompress(ns: argparse.Namespace) -> int:
     out = ns.output_file or DEFAULT_OUTPUT
     try:
         kind = output_kind(out)
-    except ValueError:
-        raise CliError("Only html, json and gz are supported")
+    except ValueError as e:
+        raise CliError("Only html, json and gz are supported") from e
     try:
         if kind == "html":
             from .report_builder import ReportBuilder
@@ -1036,7 +1036,7 @@ def run_decompress(ns: argparse.Namespace) -> int:
         else:
             compressor.decompress_file(src, out)
     except compressor.FormatError as e:
-        raise CliError(f"Unable to decompress {src}: {e}")
+        raise CliError(f"Unable to decompress {src}: {e}") from e
     if not ns.quiet:
         print(f"Decompressed {src} to {out}")
     return 0

@@ -263,14 +263,14 @@ class _ServerBase:
         self.served = threading.Event()
         try:
             self.httpd = _HTTPServer((host, port), self)
-        except OverflowError:
-            raise ViewerError(f"Error! Invalid port {port}: use a number from 0 to 65535")
+        except OverflowError as e:
+            raise ViewerError(f"Error! Invalid port {port}: use a number from 0 to 65535") from e
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                raise ViewerError(f'Error! Port {port} is already in use, try another port with "--port"')
+                raise ViewerError(f'Error! Port {port} is already in use, try another port with "--port"') from e
             if e.errno == errno.EACCES:
-                raise ViewerError(f'Error! No permission to use port {port}, try another port with "--port"')
-            raise ViewerError(f"Error! Can't listen on {host}:{port}: {e.strerror or e}")
+                raise ViewerError(f'Error! No permission to use port {port}, try another port with "--port"') from e
+            raise ViewerError(f"Error! Can't listen on {host}:{port}: {e.strerror or e}") from e
         self.port = self.httpd.server_address[1]
         self._thread: Optional[threading.Thread] = None
 

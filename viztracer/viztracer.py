@@ -17,9 +17,19 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from . import _snaptrace, term_signal
 from .file_info import build_file_info, functions_of_raw_events
 from .options import (
-    NativeOption, Option, check_bool, check_callable, check_int, check_min_duration,
-    check_optional_str, check_output_file, check_stack_depth, check_str_list,
-    check_tracer_entries, expand_paths, output_kind,
+    NativeOption,
+    Option,
+    check_bool,
+    check_callable,
+    check_int,
+    check_min_duration,
+    check_optional_str,
+    check_output_file,
+    check_stack_depth,
+    check_str_list,
+    check_tracer_entries,
+    expand_paths,
+    output_kind,
 )
 from .threads import name_new_thread, thread_names
 from .util import add_pid_suffix, color_print, same_line_print

@@ -1,12 +1,10 @@
 """The viewer page in headless Chromium, on traces made by our own tracer."""
 
 import collections
-import gzip
 import importlib.util
 import json
 import os
 import re
-import shutil
 import sys
 import time
 
@@ -98,7 +96,9 @@ def canvas_pixel(page, x, y):
             const c = document.getElementById("canvas");
             const r = c.getBoundingClientRect();
             const d = window.devicePixelRatio || 1;
-            return Array.from(c.getContext("2d").getImageData(Math.round((x - r.left) * d), Math.round((y - r.top) * d), 1, 1).data).slice(0, 3);
+            const px = Math.round((x - r.left) * d), py = Math.round((y - r.top) * d);
+            const pixel = c.getContext("2d").getImageData(px, py, 1, 1);
+            return Array.from(pixel.data).slice(0, 3);
         }""", [x, y]))
 
 

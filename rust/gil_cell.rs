@@ -15,9 +15,9 @@ use std::cell::UnsafeCell;
 pub struct GilCell<T>(UnsafeCell<T>);
 
 // SAFETY: all access goes through `get`, whose contract requires the GIL, so no two
-// threads ever touch the inner value at the same time.
+// threads ever touch the inner value at the same time. (`Send` needs no impl: the
+// `UnsafeCell<T>` inside is already `Send` when `T` is.)
 unsafe impl<T: Send> Sync for GilCell<T> {}
-unsafe impl<T: Send> Send for GilCell<T> {}
 
 impl<T> GilCell<T> {
     pub const fn new(value: T) -> Self {
@@ -30,6 +30,8 @@ impl<T> GilCell<T> {
     /// The caller holds the GIL, and no other reference obtained from this cell is
     /// alive: in particular the reference is never held across a call into Python,
     /// which could re-enter the tracer (a `__del__`, a `repr`, a thread switch).
+    // Handing out `&mut` from `&self` is what this cell is for: the `# Safety`
+    // contract above stands in for the borrow checker.
     #[allow(clippy::mut_from_ref)]
     #[inline(always)]
     pub unsafe fn get(&self) -> &mut T {

@@ -148,7 +148,8 @@ impl Drop for ExitGuard {
 struct FastSlot {
     core: *const Core,
     state: *mut ThreadState,
-    /// The interpreter's state of this thread (3.12+: see `hot_tstate`).
+    /// The interpreter's state of this thread (see `hot_tstate`; only read on 3.12+).
+    #[cfg(Py_3_12)]
     tstate: *mut pyo3::ffi::PyThreadState,
 }
 
@@ -156,8 +157,12 @@ struct FastSlot {
 unsafe impl Send for FastSlot {}
 
 static FAST_THREAD: AtomicUsize = AtomicUsize::new(0);
-static FAST: GilCell<FastSlot> =
-    GilCell::new(FastSlot { core: std::ptr::null(), state: std::ptr::null_mut(), tstate: std::ptr::null_mut() });
+static FAST: GilCell<FastSlot> = GilCell::new(FastSlot {
+    core: std::ptr::null(),
+    state: std::ptr::null_mut(),
+    #[cfg(Py_3_12)]
+    tstate: std::ptr::null_mut(),
+});
 
 /// An id of the calling thread that is cheap to read: the thread pointer on x86-64
 /// Linux, else the address of a thread-local.
@@ -213,10 +218,15 @@ pub fn set_hot(core: *const Core, state: *mut ThreadState) {
     FAST_THREAD.store(0, Ordering::Relaxed);
     #[cfg(Py_3_12)]
     let tstate = guarded_tstate();
-    #[cfg(not(Py_3_12))]
-    let tstate = std::ptr::null_mut();
     // SAFETY: GIL held by the caller.
-    unsafe { *FAST.get() = FastSlot { core, state, tstate } };
+    unsafe {
+        *FAST.get() = FastSlot {
+            core,
+            state,
+            #[cfg(Py_3_12)]
+            tstate,
+        }
+    };
     FAST_THREAD.store(thread_id_fast(), Ordering::Release);
 }
 

@@ -29,6 +29,8 @@ pub struct Tracer {
 impl Tracer {
     /// The tracer's state. GIL held by every pymethod; the reference is dropped before
     /// any call into Python.
+    // `&mut` from `&self` is deliberate: the GIL, not the borrow checker, serialises
+    // access to the state (see gil_cell.rs). To become a GIL token later (issue 16).
     #[allow(clippy::mut_from_ref)]
     fn state(&self) -> &mut core::State {
         // SAFETY: called from pymethods (GIL held); callers do not keep the reference
@@ -705,6 +707,7 @@ impl Snapshot {
     /// Writes the trace file (`.json`, or gzip with `gzip=True`) and returns the number
     /// of events written. The GIL is released while writing.
     #[pyo3(signature = (path, *, gzip, pid, process_name, thread_names, metadata_json, file_info_json = None, progress = None))]
+    // The parameters are the Python method's keyword arguments, one each.
     #[allow(clippy::too_many_arguments)]
     fn write(
         &self,

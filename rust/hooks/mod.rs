@@ -17,6 +17,7 @@ pub use setprofile::{enable_current_thread, install, uninstall, Installed};
 /// What the hooks need to know when they are installed (the C profile hook of
 /// 3.9-3.11 uses only `noop`: there, C calls are filtered in `core`).
 #[derive(Clone, Copy, Debug, Default)]
+// Before 3.12 only `noop` is read (see above).
 #[cfg_attr(not(Py_3_12), allow(dead_code))]
 pub struct HookOptions {
     /// Do not ask for C call events at all (3.12+: CALL/C_RETURN/C_RAISE stay off).

@@ -47,11 +47,9 @@ unsafe extern "C" fn profile<const TSC: bool>(
                 }
             }
         }
-        pyffi::PyTrace_C_RETURN | pyffi::PyTrace_C_EXCEPTION => {
-            if !core::c_exit_fast::<TSC>(arg) {
-                if let Some(cf) = ffi::classify_c_callable(arg, std::ptr::null_mut()) {
-                    super::c_exit_slow(&cf);
-                }
+        pyffi::PyTrace_C_RETURN | pyffi::PyTrace_C_EXCEPTION if !core::c_exit_fast::<TSC>(arg) => {
+            if let Some(cf) = ffi::classify_c_callable(arg, std::ptr::null_mut()) {
+                super::c_exit_slow(&cf);
             }
         }
         _ => {}

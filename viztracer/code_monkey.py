@@ -24,7 +24,7 @@ import os
 import re
 import sys
 import tokenize
-from typing import Any, Dict, List, Optional, Pattern, Sequence, Union
+from typing import Any, Dict, List, Optional, Pattern, Sequence, Tuple, Union, cast
 
 _TRACER = "__viz_tracer__"
 
@@ -109,14 +109,16 @@ def _load(node: ast.expr) -> ast.expr:
     """A copy of a target expression that reads it."""
     copied = copy.deepcopy(node)
     for n in ast.walk(copied):
-        if isinstance(getattr(n, "ctx", None), (ast.Store, ast.Del)):
+        # (the nodes that have a ctx)
+        if isinstance(n, (ast.Name, ast.Attribute, ast.Subscript, ast.Starred, ast.List, ast.Tuple)) \
+                and isinstance(n.ctx, (ast.Store, ast.Del)):
             n.ctx = ast.Load()
     return copied
 
 
 def _parse(text: str) -> ast.Module:
     """``ast.parse`` without going through ``builtins.compile``, which may be ours."""
-    return _real_compile(text, "<viztracer>", "exec", ast.PyCF_ONLY_AST, True)
+    return cast(ast.Module, _real_compile(text, "<viztracer>", "exec", ast.PyCF_ONLY_AST, True))
 
 
 def _tracer_call(method: str, *args: ast.expr) -> ast.Expr:
@@ -269,15 +271,16 @@ class AstTransformer(ast.NodeTransformer):
         # that is actually raised (an instance even for "raise ValueError").
         label = f"Exception - {get_string_of_expr(node.exc)}" if node.exc is not None else "Exception"
         var = "__viz_exception"
+        exc_type = ast.Name(id="BaseException", ctx=ast.Load())
         handler = ast.ExceptHandler(
-            type=ast.Name(id="BaseException", ctx=ast.Load()), name=var,
+            type=exc_type, name=var,
             body=[_tracer_call("add_variable", _const(label), ast.Name(id=var, ctx=ast.Load()),
                                _const("instant")),
                   ast.Raise(exc=None, cause=None)])
         _located(handler.body, node)
         wrapped = ast.Try(body=[node], handlers=[handler], orelse=[], finalbody=[])
         ast.copy_location(handler, node)
-        ast.copy_location(handler.type, node)
+        ast.copy_location(exc_type, node)
         return ast.copy_location(wrapped, node)
 
 
@@ -388,7 +391,7 @@ def _magic_comments(source: str) -> List[Any]:
     """``(row, col, statement text or None, comment)`` for each ``!viztracer`` comment
     that stands on its own line between statements (statement None) or ends a
     statement (its text, from the start of the logical line)."""
-    found = []
+    found: List[Tuple[int, int, Optional[str], str]] = []
     stmt_start: Optional[tuple] = None
     depth = 0
     src_lines = io.StringIO(source).readlines()

@@ -205,7 +205,7 @@ def merge_traces(paths: Iterable[str], output_file: str, metadata: Optional[Dict
     overflow = False
     target = output_file if kind != "html" else output_file + ".tmp.json"
     opener = gzip.open if kind == "gz" else open
-    with opener(target, "wb") as out:  # type: ignore[operator]
+    with opener(target, "wb") as out:
         out.write(_HEAD)
         first = True
         for path in paths:

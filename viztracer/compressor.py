@@ -216,6 +216,7 @@ def _encode_column(
 def _group_by_shape(events: List[Any]) -> Tuple[List[Optional[List[str]]], List[int], List[List[Any]]]:
     """(shapes, shape id of each event, events of each shape). A shape is the tuple
     of an event's keys (None for an event that is not an object)."""
+    keys: List[Optional[Tuple[Any, ...]]]
     if set(map(type, events)) <= {dict}:
         keys = list(map(tuple, events))
     else:
@@ -437,7 +438,7 @@ def _decompress_columns(data: bytes) -> Dict[str, Any]:
 def load_json_trace(path: str) -> Dict[str, Any]:
     opener = gzip.open if path.endswith(".gz") else open
     try:
-        with opener(path, "rb") as f:  # type: ignore[operator]
+        with opener(path, "rb") as f:
             return json.loads(f.read())
     except (OSError, EOFError, ValueError) as e:
         raise FormatError(f"not a JSON trace ({e})") from None

@@ -242,12 +242,14 @@ def load_rcfile(parser: argparse.ArgumentParser, path: str) -> argparse.Namespac
         if action is None or key in ("help", "version", "rcfile"):
             raise CliError(f"Invalid rcfile {path}: unknown option '{key}'")
         if action.nargs == 0:  # a flag
-            value = _bool_value(raw)
-            if value is None:
+            flag = _bool_value(raw)
+            if flag is None:
                 raise CliError(f"Invalid rcfile {path}: {key} = {raw!r} is not a boolean (True or False)")
-            setattr(ns, key, value)
+            setattr(ns, key, flag)
             continue
-        convert = action.type or str
+        # (the parser's types are all callables: no names registered with parser.register)
+        convert = action.type if callable(action.type) else str
+        value: Any
         try:
             if action.nargs == "*":
                 value = [convert(v) for v in raw.split()]
@@ -841,7 +843,7 @@ class TracedRun:
         taken = list(reversed(callbacks))
         callbacks.clear()
         if hasattr(threading, "_SHUTTING_DOWN"):
-            threading._SHUTTING_DOWN = True  # type: ignore[attr-defined]
+            threading._SHUTTING_DOWN = True
         return taken
 
     @staticmethod

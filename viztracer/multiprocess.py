@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, NoReturn, Optional
 
 from .collector import Collector, member_paths, merge_traces
 
@@ -129,7 +129,7 @@ def _write_own_trace(tracer: "VizTracer", membership: Membership, file_info: boo
 _original_exit = os._exit
 
 
-def _exit_with_trace(code: int) -> None:
+def _exit_with_trace(status: int) -> NoReturn:
     """``os._exit`` skips atexit: save the trace of a collection member first."""
     from .viztracer import get_tracer
     tracer = get_tracer()
@@ -141,7 +141,7 @@ def _exit_with_trace(code: int) -> None:
                 print(f"VizTracer: could not save the trace before os._exit: {e!r}", file=sys.stderr)
             except BaseException:
                 pass
-    _original_exit(code)
+    _original_exit(status)
 
 
 def install_exit_wrapper() -> None:

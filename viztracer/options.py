@@ -137,7 +137,7 @@ class NativeOption(Option):
                  to_native: Callable[[Any], Any] = lambda v: v,
                  from_native: Callable[[Any], Any] = lambda v: v) -> None:
         super().__init__(check)
-        self.native = native
+        self.native = native or ""  # the attribute's own name when not given (__set_name__)
         self.to_native = to_native
         self.from_native = from_native
 

@@ -23,7 +23,7 @@ ReportInput = Union[Dict[str, Any], str]
 
 def _load_json_file(path: str) -> Dict[str, Any]:
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8") as f:
         return json.load(f)
 
 

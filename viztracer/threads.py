@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from types import FrameType
 from typing import Dict, List, Optional, Sequence, Tuple
 
 _THREADING_FILE = getattr(threading, "__file__", None)
@@ -18,9 +19,9 @@ def name_new_thread(ident: int) -> Optional[str]:
     the thread's own stack, which avoids upstream's ``Dummy-N`` names.
     """
     t = threading._active.get(ident)  # type: ignore[attr-defined]
-    if t is not None and not isinstance(t, threading._DummyThread):  # type: ignore[attr-defined]
+    if t is not None and not isinstance(t, threading._DummyThread):
         return t.name
-    frame = sys._getframe(1)
+    frame: Optional[FrameType] = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
         if code.co_name in ("_bootstrap", "_bootstrap_inner") and code.co_filename == _THREADING_FILE:

@@ -6,7 +6,8 @@ import os
 import re
 import sys
 import time
-from typing import Iterable, Tuple
+from types import FrameType
+from typing import Any, Iterable, Optional, Tuple
 
 
 class Colors:
@@ -17,7 +18,7 @@ class Colors:
     ENDC = "\033[0m"
 
 
-def color_print(color: str, s: str, **kwargs) -> None:
+def color_print(color: str, s: str, **kwargs: Any) -> None:
     """Print ``s`` in ``color`` (a name of :class:`Colors`) when stdout is a terminal."""
     code = getattr(Colors, color, "")
     if code and sys.stdout.isatty():
@@ -26,7 +27,7 @@ def color_print(color: str, s: str, **kwargs) -> None:
         print(s, **kwargs)
 
 
-def same_line_print(s: str, width: int = 80, **kwargs) -> None:
+def same_line_print(s: str, width: int = 80, **kwargs: Any) -> None:
     """Overwrite the current terminal line with ``s`` (progress messages)."""
     print("\r" + " " * width + "\r" + s, end="", flush=True, **kwargs)
 
@@ -91,7 +92,7 @@ def add_pid_suffix(path: str, pid: int) -> str:
     return os.path.join(head, f"{stem}_{pid}{ext}")
 
 
-def frame_stack_has_func(frame, funcs: Iterable) -> bool:
+def frame_stack_has_func(frame: Optional[FrameType], funcs: Iterable[Any]) -> bool:
     """Whether any frame from ``frame`` outwards runs one of ``funcs``."""
     codes = {getattr(f, "__code__", None) for f in funcs}
     while frame is not None:

@@ -98,6 +98,9 @@ class VizTracer:
     plugins = Option(_check_plugins)
     ignore_multiprocess = Option(check_bool)
 
+    # Set by _extras_init (declared here for the type checker: log_gc comes first).
+    _gc_logger: Optional[Any]
+
     def __init__(self,
                  tracer_entries: int = 1000000,
                  verbose: int = 1,
@@ -686,6 +689,7 @@ class VizTracer:
                 snap = self._tracer.snapshot()
             else:
                 self.parse()
+                assert self._snapshot is not None  # parse() took one
                 snap = self._snapshot
             count = self._write_snapshot(snap, path, file_info, verbose)
             overflow = snap.overflow
@@ -725,7 +729,7 @@ class VizTracer:
     # (the objects doing the work live in vizplugin.py and extra_log.py)
 
     def _extras_init(self) -> None:
-        self._gc_logger: Optional[Any] = None
+        self._gc_logger = None
         self._print_logger: Optional[Any] = None
         self._torch_profiler: Optional[Any] = None
         self._torch_merged_into: Optional[Dict[str, Any]] = None

@@ -6,7 +6,7 @@ import os
 import sys
 
 
-def _without_us():
+def _without_us() -> str:
     """Take this directory out of sys.path: the program sees the path it would see
     untraced. Returns the directory."""
     here = os.path.dirname(os.path.abspath(__file__))
@@ -14,7 +14,7 @@ def _without_us():
     return here
 
 
-def _join_collection():
+def _join_collection() -> None:
     try:
         from viztracer.child import join_collection
     except Exception:
@@ -25,7 +25,7 @@ def _join_collection():
         print(f"VizTracer: could not trace process {os.getpid()}: {e!r}", file=sys.stderr)
 
 
-def _chain_original(here):
+def _chain_original(here: str) -> None:
     """Run the sitecustomize that would have run without us."""
     import importlib.machinery
     import importlib.util

@@ -34,7 +34,8 @@ def _stub_names():
         if isinstance(node, ast.ClassDef):
             members = set()
             for item in node.body:
-                if isinstance(item, ast.FunctionDef) and item.name != "__init__":
+                # (dunders such as __new__ are left out, as _public leaves them out)
+                if isinstance(item, ast.FunctionDef) and not item.name.startswith("__"):
                     members.add(item.name)
                 elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
                     members.add(item.target.id)

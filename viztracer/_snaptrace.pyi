@@ -2,7 +2,11 @@
 # viztracer.VizTracer, not these classes.
 
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, final
+
+__all__ = ["Tracer", "Snapshot", "guard_sigterm", "sigterm_received", "FAST_FRAME_ACCESS", "BACKEND"]
+if sys.version_info >= (3, 12):
+    __all__ += ["_global_call_sites", "_call_site_stats", "_call_site_opcodes"]
 
 FAST_FRAME_ACCESS: bool
 """Whether frames are read directly (code objects before 3.12, globals on 3.12+;
@@ -29,10 +33,11 @@ if sys.version_info >= (3, 12):
         """For tests: ``(call sites disabled, events restarted)`` in the current or
         last tracing session."""
 
+@final
 class Tracer:
     """The native recorder: hooks, per-thread buffers and options."""
 
-    def __init__(self, tracer_entries: int = 1_000_000) -> None: ...
+    def __new__(cls, tracer_entries: int = 1_000_000) -> Tracer: ...
     @property
     def tracer_entries(self) -> int: ...
     max_stack_depth: int
@@ -89,6 +94,7 @@ class Tracer:
     def snapshot(self) -> Snapshot: ...
     def stats(self) -> Dict[str, Any]: ...
 
+@final
 class Snapshot:
     """Events taken out of a tracer, ready to be written."""
 

@@ -9,6 +9,13 @@
 //! call Python (a `repr`, the thread namer) first lets go of every reference, holds a
 //! strong count on the core, and checks afterwards that the tracer is still the one
 //! that was running.
+//!
+//! Most `unsafe fn`s here take raw `core` and `th` pointers under one contract, which
+//! their `# Safety` sections call *the core contract*: the GIL is held; `core` points to
+//! a live `Core` (kept alive by `ACTIVE` or by a strong count the caller holds); `th` is
+//! one of its thread states (in `State::threads`) and belongs to the calling thread; and
+//! the caller holds no reference obtained from `core.state` or into `*th` (the rule of
+//! `GilCell::get`).
 
 use crate::clock;
 use crate::ffi::{self, CFunc};
@@ -134,6 +141,8 @@ impl Drop for Core {
         // thread states were created with Box::into_raw by `register_thread`.
         let st = unsafe { self.state.get() };
         for p in st.threads.drain(..) {
+            // SAFETY: `p` came from Box::into_raw in `register_thread`, and draining the
+            // list means it is freed exactly once.
             drop(unsafe { Box::from_raw(p) });
         }
     }
@@ -156,6 +165,8 @@ pub fn activate(core: &Arc<Core>) {
     if !old.is_null() {
         // SAFETY: `old` came from Arc::into_raw in an earlier activate.
         let old = unsafe { Arc::from_raw(old) };
+        // SAFETY: GIL held by the caller; `st` is not used past this point, so this is
+        // the only live reference to a core's state (even were `old` the same core).
         unsafe { old.state.get() }.collecting = false;
     }
 }
@@ -176,11 +187,20 @@ pub fn deactivate(core: &Arc<Core>) {
 struct Hold(*const Core);
 
 impl Hold {
+    /// Takes a strong count on `core`, given back on drop.
+    ///
+    /// # Safety
+    /// `core` is the data pointer of a live `Arc<Core>` (`Arc::into_raw` or
+    /// `Arc::as_ptr`), and the GIL is held.
     unsafe fn new(core: *const Core) -> Hold {
         Arc::increment_strong_count(core);
         Hold(core)
     }
     /// True if `core` is still collecting the same session.
+    ///
+    /// # Safety
+    /// GIL held, and no reference into the core's state is alive in the caller (this
+    /// takes one for a moment).
     unsafe fn still_running(&self, gen: u64) -> bool {
         std::ptr::eq(ACTIVE.load(Ordering::Acquire), self.0) && {
             let st = (*self.0).state.get();
@@ -198,6 +218,11 @@ impl Drop for Hold {
 
 /// The active core and the calling thread's state, registering the thread on its
 /// first event.
+///
+/// # Safety
+/// GIL held, and no reference into a core's state or thread state is alive in the
+/// caller: registering a thread calls Python. The pointers returned are valid until
+/// the caller next calls into Python or releases the GIL.
 #[inline(always)]
 unsafe fn current() -> Option<(*const Core, *mut ThreadState)> {
     match thread::hot() {
@@ -206,6 +231,10 @@ unsafe fn current() -> Option<(*const Core, *mut ThreadState)> {
     }
 }
 
+/// The out-of-line part of `current`: the fast slot is not this thread's.
+///
+/// # Safety
+/// As `current`.
 #[cold]
 #[inline(never)]
 unsafe fn current_slow() -> Option<(*const Core, *mut ThreadState)> {
@@ -226,6 +255,13 @@ unsafe fn current_slow() -> Option<(*const Core, *mut ThreadState)> {
     Some((core, th))
 }
 
+/// The calling thread's state in `core`, created (its name asked from Python) on
+/// first sight.
+///
+/// # Safety
+/// The core contract for `core` (there is no `th` yet); `gen` is its current
+/// generation. The thread namer can run any Python code: only `core` itself is known
+/// to be alive afterwards, and None is returned if it stopped collecting meanwhile.
 #[cold]
 unsafe fn register_thread(core: *const Core, gen: u64) -> Option<*mut ThreadState> {
     let tid = ffi::native_thread_id();
@@ -295,6 +331,9 @@ fn pop_ignored(th: &mut ThreadState, f: &Frame) {
 /// Appends a record to the thread's ring (the common case is one store). Evicted
 /// payloads are returned so the caller drops them once it holds no references:
 /// dropping a Python object can run a `__del__` that calls back into the tracer.
+///
+/// # Safety
+/// The core contract (module docs).
 #[inline(always)]
 unsafe fn push_record(core: *const Core, th: *mut ThreadState, rec: Record) -> Vec<Payload> {
     match (*th).ring.try_push(rec) {
@@ -303,6 +342,12 @@ unsafe fn push_record(core: *const Core, th: *mut ThreadState, rec: Record) -> V
     }
 }
 
+/// The out-of-line part of `push_record`: the ring is full, and the budget shared by
+/// every thread of the core decides which records go.
+///
+/// # Safety
+/// As `push_record`; this borrows the ring of every thread state of `core`, so no
+/// reference into any of them may be alive in the caller.
 #[cold]
 unsafe fn push_record_slow(core: *const Core, th: *mut ThreadState, rec: Record) -> Vec<Payload> {
     let st = (*core).state.get();
@@ -328,6 +373,10 @@ unsafe fn push_record_slow(core: *const Core, th: *mut ThreadState, rec: Record)
 }
 
 /// Stores the `args` payload of a finished frame and returns its slot.
+///
+/// # Safety
+/// GIL held; `th` is a live thread state, belonging to the calling thread, with no
+/// reference into it alive in the caller.
 unsafe fn store_args(th: *mut ThreadState, args: Option<Py<PyDict>>, task: u32) -> Option<u32> {
     if args.is_none() && task == 0 {
         return None;
@@ -336,6 +385,9 @@ unsafe fn store_args(th: *mut ThreadState, args: Option<Py<PyDict>>, task: u32) 
 }
 
 /// Writes the record of a finished frame.
+///
+/// # Safety
+/// The core contract (module docs); `f` was popped from `th`'s stack.
 #[inline(always)]
 unsafe fn finish_frame(core: *const Core, th: *mut ThreadState, f: Frame, end: u64) -> Vec<Payload> {
     let min_dur = (*core).state.get().min_dur_ticks;
@@ -356,6 +408,10 @@ unsafe fn finish_frame(core: *const Core, th: *mut ThreadState, f: Frame, end: u
 /// call at all (so the callbacks need no stack frame). Returns false when the event
 /// needs `py_enter_slow`: a new thread or function, a filter, a pause, an option
 /// that logs more, a full stack buffer.
+///
+/// # Safety
+/// Called from an event hook: GIL held, no reference into the tracer's state alive;
+/// `code` is the live code object of the starting frame.
 #[inline(always)]
 pub unsafe fn py_enter_fast<const TSC: bool>(code: *mut pyffi::PyObject) -> bool {
     let Some((core, th)) = thread::hot() else { return false };
@@ -378,6 +434,9 @@ pub unsafe fn py_enter_fast<const TSC: bool>(code: *mut pyffi::PyObject) -> bool
 
 /// A Python frame starts, in general. `frame` may be null (sys.monitoring does not
 /// pass it); it is only needed for `log_func_args`.
+///
+/// # Safety
+/// As `py_enter_fast`; `frame` is null or the live frame that starts.
 #[inline(always)]
 pub unsafe fn py_enter_slow(code: *mut pyffi::PyObject, frame: *mut pyffi::PyFrameObject) {
     let Some((core, th)) = current() else { return };
@@ -386,6 +445,9 @@ pub unsafe fn py_enter_slow(code: *mut pyffi::PyObject, frame: *mut pyffi::PyFra
 
 /// `py_enter` beyond the common case: filters, depth limit, pause, first calls,
 /// argument and async task logging.
+///
+/// # Safety
+/// The core contract (module docs); `code` and `frame` as in `py_enter_slow`.
 #[inline(always)]
 unsafe fn py_enter_general(
     core: *const Core,
@@ -423,6 +485,11 @@ unsafe fn py_enter_general(
 }
 
 /// First call of a code object: read its attributes and decide its filters.
+///
+/// # Safety
+/// The core contract for `core` (module docs); `code` is a live code object. Reading
+/// its attributes can call Python: the caller holds no reference into the core's
+/// state.
 #[cold]
 #[inline(never)]
 unsafe fn add_code(core: *const Core, code: *mut pyffi::PyObject) -> Option<u32> {
@@ -434,6 +501,12 @@ unsafe fn add_code(core: *const Core, code: *mut pyffi::PyObject) -> Option<u32>
 }
 
 /// `py_enter` for the options that call Python: argument reprs and async tasks.
+///
+/// # Safety
+/// The core contract (module docs); `code` and `frame` as in `py_enter_slow`, `func`
+/// the id of `code` in the core's function table. Calls Python (reprs, the task
+/// getter): `th` is used again only once `still_running` says the core kept
+/// collecting, so it is still owned by it.
 #[cold]
 unsafe fn py_enter_with_extras(
     core: *const Core,
@@ -471,6 +544,9 @@ unsafe fn py_enter_with_extras(
 /// The frame on top of the stack ends and is recorded, if it is a plain frame of
 /// `kind` (0: Python, `F_C`) with key `key`, with nothing more to log, and the ring has
 /// room: the common case of a return, with no call. False: the caller's slow path.
+///
+/// # Safety
+/// Called from an event hook: GIL held, no reference into the tracer's state alive.
 #[inline(always)]
 unsafe fn exit_fast<const TSC: bool>(key: usize, kind: u32, hot_mask: u8) -> bool {
     let Some((core, th)) = thread::hot() else { return false };
@@ -494,6 +570,9 @@ unsafe fn exit_fast<const TSC: bool>(key: usize, kind: u32, hot_mask: u8) -> boo
 
 /// A Python frame ends (return, yield, exception unwinding): the common case (see
 /// `exit_fast`). False: `py_exit_slow` takes over.
+///
+/// # Safety
+/// As `exit_fast`; `code` is only compared by address.
 #[inline(always)]
 pub unsafe fn py_exit_fast<const TSC: bool>(code: *mut pyffi::PyObject) -> bool {
     exit_fast::<TSC>(code as usize, 0, HOT_EXIT)
@@ -501,6 +580,10 @@ pub unsafe fn py_exit_fast<const TSC: bool>(code: *mut pyffi::PyObject) -> bool 
 
 /// A Python frame ends, in general. `retval` is the value returned or yielded, the
 /// exception when unwinding, or null.
+///
+/// # Safety
+/// As `exit_fast`; `code` is the code object of the frame that ends, `retval` null or
+/// a live object borrowed for the call.
 #[inline(always)]
 pub unsafe fn py_exit_slow(code: *mut pyffi::PyObject, retval: *mut pyffi::PyObject) {
     let Some((core, th)) = current() else { return };
@@ -509,6 +592,9 @@ pub unsafe fn py_exit_slow(code: *mut pyffi::PyObject, retval: *mut pyffi::PyObj
 
 /// `py_exit` beyond the common case: mismatched returns, ignored frames, return
 /// values, async tasks, minimum duration, a full ring.
+///
+/// # Safety
+/// The core contract (module docs); `code` and `retval` as in `py_exit_slow`.
 #[inline(always)]
 unsafe fn py_exit_general(
     core: *const Core,
@@ -525,6 +611,13 @@ unsafe fn py_exit_general(
     drop(garbage);
 }
 
+/// `py_exit` for the options that call Python (the return value's repr) or track
+/// async tasks. Returns the payloads to drop once no reference is held.
+///
+/// # Safety
+/// The core contract (module docs); `f` was popped from `th`'s stack, `retval` is
+/// null or a live object. `th` is used again only once `still_running` says the core
+/// kept collecting.
 #[cold]
 unsafe fn py_exit_with_extras(
     core: *const Core,
@@ -562,6 +655,9 @@ unsafe fn py_exit_with_extras(
 /// one to record. `None` when there is nothing to record: an empty stack, an ignored
 /// frame, or a return that does not match the top (handled by `unwind_to`, which
 /// searches only C frames with `c_only`).
+///
+/// # Safety
+/// The core contract (module docs).
 #[inline(always)]
 unsafe fn pop_returning(core: *const Core, th: *mut ThreadState, key: usize, c_only: bool) -> Option<(Frame, u64)> {
     let t = &mut *th;
@@ -582,6 +678,9 @@ unsafe fn pop_returning(core: *const Core, th: *mut ThreadState, key: usize, c_o
 /// is further down (frames above it were left without a return event, e.g. by a
 /// lost C return), those frames end now; otherwise the return belongs to a frame we
 /// never saw start and is ignored. `c_only` limits the search to the C frames on top.
+///
+/// # Safety
+/// The core contract (module docs).
 #[cold]
 unsafe fn unwind_to(core: *const Core, th: *mut ThreadState, key: usize, c_only: bool) -> Vec<Payload> {
     let st = (*core).state.get();
@@ -617,6 +716,10 @@ unsafe fn unwind_to(core: *const Core, th: *mut ThreadState, key: usize, c_only:
 
 /// A builtin is called: the common case (see `py_enter_fast`). `cf` is the callable,
 /// classified. False: `c_enter_slow` takes over.
+///
+/// # Safety
+/// Called from an event hook: GIL held, no reference into the tracer's state alive;
+/// `cf` was classified from the live callable of this call event.
 #[inline(always)]
 pub unsafe fn c_enter_fast<const TSC: bool>(cf: &CFunc) -> bool {
     let Some((core, th)) = thread::hot() else { return false };
@@ -632,6 +735,9 @@ pub unsafe fn c_enter_fast<const TSC: bool>(cf: &CFunc) -> bool {
 }
 
 /// A builtin is called, in general.
+///
+/// # Safety
+/// As `c_enter_fast`.
 #[inline(always)]
 pub unsafe fn c_enter_slow(cf: &CFunc) {
     let Some((core, th)) = current() else { return };
@@ -639,6 +745,9 @@ pub unsafe fn c_enter_slow(cf: &CFunc) {
 }
 
 /// `c_enter` beyond the common case (see `py_enter_general`).
+///
+/// # Safety
+/// The core contract (module docs); `cf` as in `c_enter_fast`.
 #[inline(always)]
 unsafe fn c_enter_general(core: *const Core, th: *mut ThreadState, cf: &CFunc) {
     let st = (*core).state.get();
@@ -670,6 +779,10 @@ unsafe fn c_enter_general(core: *const Core, th: *mut ThreadState, cf: &CFunc) {
     t.stack.push(Frame { start, key: cf.frame_key(), func: id, flags: F_C, args: None });
 }
 
+/// First call of a builtin: read its names and give it an id.
+///
+/// # Safety
+/// The core contract for `core` (module docs); `cf` as in `c_enter_fast`.
 #[cold]
 #[inline(never)]
 unsafe fn add_c(core: *const Core, cf: &CFunc) -> Option<u32> {
@@ -682,12 +795,18 @@ unsafe fn add_c(core: *const Core, cf: &CFunc) -> Option<u32> {
 /// A builtin returns or raises: the common case (see `exit_fast`), matched on the
 /// callable object alone, so it needs no classification. False: the caller
 /// classifies the callable and, for a builtin, calls `c_exit_slow`.
+///
+/// # Safety
+/// As `exit_fast`; `callable` is only compared by address.
 #[inline(always)]
 pub unsafe fn c_exit_fast<const TSC: bool>(callable: *mut pyffi::PyObject) -> bool {
     exit_fast::<TSC>(ffi::c_frame_key(callable), F_C, HOT_EXIT | HOT_NO_C)
 }
 
 /// A builtin returns or raises, in general.
+///
+/// # Safety
+/// As `c_enter_fast` (for the return event).
 #[inline(always)]
 pub unsafe fn c_exit_slow(cf: &CFunc) {
     let Some((core, th)) = current() else { return };
@@ -695,6 +814,9 @@ pub unsafe fn c_exit_slow(cf: &CFunc) {
 }
 
 /// `c_exit` beyond the common case (see `py_exit_general`).
+///
+/// # Safety
+/// The core contract (module docs).
 #[inline(always)]
 unsafe fn c_exit_general(core: *const Core, th: *mut ThreadState, key: usize) {
     if (*core).state.get().opts.ignore_c_function {
@@ -711,6 +833,10 @@ unsafe fn c_exit_general(core: *const Core, th: *mut ThreadState, key: usize) {
 
 /// The calling thread's state in `core`, registering it if needed (for API calls
 /// such as `add_instant`, which may come from a thread that never traced a call).
+///
+/// # Safety
+/// The core contract for `core` (module docs). Registering a thread may call Python
+/// (the thread namer).
 pub unsafe fn thread_of(core: *const Core) -> Option<*mut ThreadState> {
     let gen = (*core).state.get().gen;
     if let Some(th) = thread::cached(gen) {
@@ -733,6 +859,10 @@ pub unsafe fn thread_of(core: *const Core) -> Option<*mut ThreadState> {
 }
 
 /// Records a payload-only event (instant, counter, object, raw) on the calling thread.
+///
+/// # Safety
+/// The core contract for `core` (module docs), with no reference into any of its
+/// thread states alive.
 pub unsafe fn record_payload(core: *const Core, payload: Payload) -> Vec<Payload> {
     let Some(th) = thread_of(core) else { return vec![payload] };
     let ts = (*th).tick();
@@ -744,6 +874,10 @@ pub unsafe fn record_payload(core: *const Core, payload: Payload) -> Vec<Payload
 
 /// Ends every thread's unfinished frames: as complete slices ending now
 /// (`flush_as_finish`), or as `B` events. Stacks are emptied either way.
+///
+/// # Safety
+/// The core contract for `core` (module docs), with no reference into any of its
+/// thread states alive.
 pub unsafe fn flush_stacks(core: *const Core, as_finished: bool) -> Vec<Payload> {
     let st = (*core).state.get();
     let threads = st.threads.clone();
@@ -770,6 +904,12 @@ pub unsafe fn flush_stacks(core: *const Core, as_finished: bool) -> Vec<Payload>
 /// after the events were taken out), so a program that starts many short threads
 /// does not grow the registry. A live thread simply registers again on its next
 /// event; the new generation makes every cached pointer miss.
+///
+/// # Safety
+/// The core contract for `core` (module docs), with no reference into any of its
+/// thread states alive; the core is not collecting. The thread states freed here must
+/// not be used again: the fast slot is cleared and the new generation makes every
+/// other cached pointer miss.
 pub unsafe fn prune_threads(core: *const Core) {
     let st = (*core).state.get();
     st.threads.retain(|&p| {
@@ -798,6 +938,11 @@ pub type ForkGarbage = (Vec<crate::payload::Slab>, Vec<Frame>, Vec<Box<ThreadSta
 
 /// In a forked child: forget the parent's events, its other threads and the calling
 /// thread's stack, and re-identify the calling thread (fork gives it a new OS tid).
+///
+/// # Safety
+/// The core contract for `core` (module docs), with no reference into any of its
+/// thread states alive; called in the child right after `fork`, where only the
+/// calling thread exists.
 pub unsafe fn reset_after_fork(core: *const Core) -> ForkGarbage {
     let st = (*core).state.get();
     let mine = thread::cached(st.gen);

@@ -165,6 +165,12 @@ fn is_object_arg(arg0: *mut ffi::PyObject) -> bool {
     arg0 != MISSING.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// The callable, method definition and owner (module name or type) of a builtin
+/// function object.
+///
+/// # Safety
+/// GIL held; `f` is a live builtin function object (`PyCFunction_Check` passed) and
+/// `callable` the live callable it was found through.
 #[inline(always)]
 unsafe fn cfunction_info(f: *mut ffi::PyObject, callable: *mut ffi::PyObject) -> CFunc {
     let cf = f.cast::<ffi::PyCFunctionObject>();
@@ -267,6 +273,12 @@ pub unsafe fn frame_code(frame: *mut ffi::PyFrameObject) -> *mut ffi::PyObject {
     }
 }
 
+/// The code object of `frame` (borrowed), read from the frame's memory.
+///
+/// # Safety
+/// GIL held; `frame` is a live frame object. The read assumes this version's layout
+/// (`FrameHead`): `check_frame_layout` compares it with the API on a real frame
+/// before `frame_code` relies on it.
 #[cfg(not(Py_3_12))]
 #[inline(always)]
 unsafe fn frame_code_direct(frame: *mut ffi::PyFrameObject) -> *mut ffi::PyObject {
@@ -301,6 +313,9 @@ pub unsafe fn check_frame_layout() {
 }
 
 /// 3.12+: checks the layout `frame_globals` reads (a frame runs: the import).
+///
+/// # Safety
+/// GIL held.
 #[cfg(Py_3_12)]
 pub unsafe fn check_frame_layout() {
     let api = ffi::PyEval_GetGlobals();
@@ -540,6 +555,13 @@ pub unsafe fn current_tstate() -> *mut ffi::PyThreadState {
     ffi::PyThreadState_Get()
 }
 
+/// The globals of the frame `tstate` runs now (borrowed; null if none), read from the
+/// thread state's and the frame's memory.
+///
+/// # Safety
+/// GIL held; `tstate` is the calling thread's live thread state. The read assumes the
+/// offsets above: `check_frame_layout` compares them with the API before
+/// `frame_globals` relies on them.
 #[cfg(Py_3_12)]
 #[inline(always)]
 unsafe fn frame_globals_direct(tstate: *mut ffi::PyThreadState) -> *mut ffi::PyObject {
@@ -603,6 +625,12 @@ pub unsafe fn check_int_layout() {
     DIRECT_INTS.store(ok, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// The value of a compact non-negative int, read from its memory (None: negative or
+/// more than one digit).
+///
+/// # Safety
+/// GIL held; `obj` is a live exact int. The read assumes the `PyLongHead` layout:
+/// `check_int_layout` compares it with the API before `small_offset` relies on it.
 #[cfg(Py_3_12)]
 #[inline(always)]
 unsafe fn read_compact(obj: *mut ffi::PyObject) -> Option<u32> {

@@ -245,6 +245,10 @@ fn restart(reg: &mut Registry) {
 }
 
 /// Analyses `code` (no registry borrow is held: this calls into the interpreter).
+///
+/// # Safety
+/// GIL held; `code` is a live code object; no reference into the registry is alive
+/// (reading the code's attributes calls the interpreter).
 unsafe fn analyse(py: Python<'_>, table: &OpTable, code: *mut pyffi::PyObject) -> CodeSites {
     let code_obj = Bound::from_borrowed_ptr(py, code);
     let bytes = code_obj.getattr("co_code").ok().and_then(|b| b.cast_into::<PyBytes>().ok());
@@ -303,6 +307,12 @@ pub unsafe fn decide(
     decide_site(code, i, name, callable)
 }
 
+/// The out-of-line part of `decide`: the call comes from a site whose callee is a
+/// global name, not refused yet.
+///
+/// # Safety
+/// As `decide`; `i` is the index of the site in `code`'s sites, and `name` is that
+/// site's name.
 #[cold]
 #[inline(never)]
 unsafe fn decide_site(
@@ -331,6 +341,11 @@ fn site_cache_slot(code: *mut pyffi::PyObject) -> usize {
 
 /// The analysed sites of `code` (analysing it on first sight) if deciding is on,
 /// entered in the cache. The cache holds entries only while deciding is on.
+///
+/// # Safety
+/// GIL held; `code` is a live code object; no reference into the registry is alive.
+/// The reference returned points into the registry: it is used only for the current
+/// event, before anything can end the session.
 #[cold]
 #[inline(never)]
 unsafe fn code_sites_slow<'a>(code: *mut pyffi::PyObject) -> Option<&'a CodeSites> {
@@ -339,6 +354,10 @@ unsafe fn code_sites_slow<'a>(code: *mut pyffi::PyObject) -> Option<&'a CodeSite
     out
 }
 
+/// `code_sites_slow`, unguarded.
+///
+/// # Safety
+/// As `code_sites_slow`.
 unsafe fn code_sites<'a>(code: *mut pyffi::PyObject) -> Option<&'a CodeSites> {
     let reg = REGISTRY.get().as_mut()?;
     if !reg.active {
@@ -361,6 +380,11 @@ unsafe fn code_sites<'a>(code: *mut pyffi::PyObject) -> Option<&'a CodeSites> {
 /// Proves that the global `name`, called from `code` now as `callable`, will keep
 /// calling it until a watched dict changes, and takes the guard: DISABLE (a new
 /// reference), or None if the site must keep reporting.
+///
+/// # Safety
+/// GIL held, inside a CALL event from `code` (its frame is the current one); `name`
+/// is a str of `code`'s `co_names`, `callable` the event's live callable; no
+/// reference into the registry or the guards is alive.
 unsafe fn disable_site(
     code: *mut pyffi::PyObject,
     name: *mut pyffi::PyObject,
@@ -439,6 +463,9 @@ pub unsafe fn check_globals(code: *mut pyffi::PyObject) {
 }
 
 /// The running frame's globals, read through the thread state the fast slot holds.
+///
+/// # Safety
+/// GIL held, from a PY_START event (so a frame runs).
 #[inline(always)]
 unsafe fn globals_now() -> *mut pyffi::PyObject {
     match crate::thread::hot_tstate() {
@@ -447,6 +474,11 @@ unsafe fn globals_now() -> *mut pyffi::PyObject {
     }
 }
 
+/// `check_globals` found a code object running under other globals: every site
+/// reports again.
+///
+/// # Safety
+/// GIL held; no reference into the registry or the guards is alive.
 #[cold]
 #[inline(never)]
 unsafe fn other_globals() {
@@ -457,6 +489,10 @@ unsafe fn other_globals() {
 
 /// Stops watching a dict that changes too often: its sites report again, and none is
 /// decided under it for the rest of the session.
+///
+/// # Safety
+/// GIL held; `reg` is the registry (the only reference into it) and `dict` a live
+/// dict it watches.
 #[cold]
 unsafe fn give_up_dict(reg: &mut Registry, dict: *mut pyffi::PyObject) {
     let had_names = reg.watched.remove(&(dict as usize)).is_some_and(|w| !w.names.is_empty());
@@ -494,6 +530,12 @@ fn name_bit(hash: pyffi::Py_hash_t) -> u64 {
 }
 
 /// The dict watcher: a watched globals dict is about to change.
+///
+/// # Safety
+/// Called by the interpreter as a dict watcher, with the GIL held: `dict` is the live
+/// watched dict, `key` and `new_value` are null or live, as the event says. No
+/// reference into the registry may be alive when a watched dict can change: our own
+/// code lets go of it before anything that could run Python (see `deactivate`).
 unsafe extern "C" fn on_dict_event(
     event: std::ffi::c_int,
     dict: *mut pyffi::PyObject,

@@ -44,24 +44,40 @@ pub(crate) fn guard(f: impl FnOnce()) {
 // The slow paths of every event, out of line and guarded: the callbacks themselves
 // then have no unwinding landing pad and need no stack frame for their common case.
 
+/// `core::py_enter_slow`, out of line and guarded.
+///
+/// # Safety
+/// As `core::py_enter_slow`.
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn py_enter_slow(code: *mut pyo3::ffi::PyObject, frame: *mut pyo3::ffi::PyFrameObject) {
     guard(|| crate::core::py_enter_slow(code, frame));
 }
 
+/// `core::py_exit_slow`, out of line and guarded.
+///
+/// # Safety
+/// As `core::py_exit_slow`.
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn py_exit_slow(code: *mut pyo3::ffi::PyObject, retval: *mut pyo3::ffi::PyObject) {
     guard(|| crate::core::py_exit_slow(code, retval));
 }
 
+/// `core::c_enter_slow`, out of line and guarded.
+///
+/// # Safety
+/// As `core::c_enter_slow`.
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn c_enter_slow(cf: &crate::ffi::CFunc) {
     guard(|| crate::core::c_enter_slow(cf));
 }
 
+/// `core::c_exit_slow`, out of line and guarded.
+///
+/// # Safety
+/// As `core::c_exit_slow`.
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn c_exit_slow(cf: &crate::ffi::CFunc) {

@@ -43,6 +43,10 @@ const TOOL_NAME: &str = "viztracer";
 macro_rules! callback {
     ($(#[$doc:meta])* $name:ident, $min:expr, |$args:ident| $body:block) => {
         $(#[$doc])*
+        ///
+        /// # Safety
+        /// Called by the interpreter through vectorcall, with the GIL held: `args`
+        /// points to `nargs` live arguments, borrowed for the call.
         unsafe extern "C" fn $name<const TSC: bool>(
             _callable: *mut pyffi::PyObject,
             $args: *const *mut pyffi::PyObject,
@@ -87,6 +91,9 @@ callback!(on_call, 4, |args| {
 
 /// A call of a Python function or a class: DISABLE if `callsites` proves the site
 /// will keep calling one (null otherwise). Its slow paths are guarded.
+///
+/// # Safety
+/// As `callsites::decide`: GIL held, the arguments are those of a live CALL event.
 #[inline(never)]
 unsafe fn on_call_python(
     code: *mut pyffi::PyObject,
@@ -96,6 +103,11 @@ unsafe fn on_call_python(
     callsites::decide(code, offset, callable)
 }
 
+/// A call of anything but a Python function or a class: recorded if it is a builtin.
+///
+/// # Safety
+/// GIL held, from a CALL event: `callable` and `arg0` are its live arguments (`arg0`
+/// may be `sys.monitoring.MISSING`).
 #[inline(never)]
 unsafe fn on_call_other<const TSC: bool>(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
     // Anything but a builtin (a callable object, say) is never recorded.
@@ -135,6 +147,11 @@ callback!(on_c_return, 4, |args| {
     }
 });
 
+/// The callback of every event in `noop` sessions (benchmarks): does nothing.
+///
+/// # Safety
+/// Called by the interpreter through vectorcall, with the GIL held (no argument is
+/// read).
 unsafe extern "C" fn on_noop(
     _callable: *mut pyffi::PyObject,
     _args: *const *mut pyffi::PyObject,

@@ -21,6 +21,12 @@ impl Installed {
     }
 }
 
+/// The C profile hook (`Py_tracefunc`) of every traced thread.
+///
+/// # Safety
+/// Called by the interpreter (or `bootstrap`) with the GIL held: `frame` is the live
+/// frame the event is about, `arg` null or a live object (the callable of a C event,
+/// the value a frame returns).
 unsafe extern "C" fn profile<const TSC: bool>(
     _obj: *mut pyffi::PyObject,
     frame: *mut pyffi::PyFrameObject,
@@ -57,6 +63,10 @@ unsafe extern "C" fn profile<const TSC: bool>(
     0
 }
 
+/// The profile hook of `noop` sessions (benchmarks): does nothing.
+///
+/// # Safety
+/// Called by the interpreter with the GIL held (no argument is read).
 unsafe extern "C" fn noop(
     _obj: *mut pyffi::PyObject,
     _frame: *mut pyffi::PyFrameObject,
@@ -88,6 +98,10 @@ fn event_code(name: &str) -> Option<c_int> {
 
 /// `threading.setprofile` target: called as `f(frame, event, arg)` for the first
 /// event of a new thread.
+///
+/// # Safety
+/// Called by the interpreter as a `METH_FASTCALL` function, with the GIL held: `args`
+/// points to `nargs` live arguments.
 unsafe extern "C" fn bootstrap(
     _slf: *mut pyffi::PyObject,
     args: *mut *mut pyffi::PyObject,

@@ -28,7 +28,7 @@ browser-deps:
 
 python_bin = $(shell (pyenv prefix $(1) 2>/dev/null | head -n1 | sed 's|$$|/bin/python|') || command -v python$(1))
 
-.PHONY: demo test build-% pytest-% cargo-test docs clean bench browser-deps
+.PHONY: demo test build-% pytest-% cargo-test docs clean bench browser-deps lint lint-rust lint-python
 # The virtualenvs are made once: without this, make deletes the pattern rule's
 # `.ready` marker after every run and the next run installs everything again.
 .PRECIOUS: $(VENV)/%/.ready
@@ -68,6 +68,38 @@ $(foreach v,$(SID_PYTHONS),$(eval pytest-$(v): ; @PYTEST_ARGS='$(PYTEST_ARGS)' t
 endif
 # --- end of 3.14/3.15 block ---------------------------------------------------------
 
+# --- lint -----------------------------------------------------------------------------
+# `make lint` runs the gates alone; `make test` runs them first. Configuration lives in
+# rustfmt.toml, clippy.toml and Cargo.toml's [lints] (Rust), pyproject.toml's
+# [tool.ruff] and [tool.mypy] (Python). Clippy and stubtest run once per hook path:
+# LINT_PYTHONS holds a profile-hook version (<= 3.11) and a sys.monitoring one.
+LINT_PIP_PACKAGES := ruff==0.17.5 mypy==2.4.1
+LINT_PYTHONS := $(DEMO_PYTHON) 3.13
+
+lint: lint-rust lint-python
+
+lint-rust: $(foreach v,$(LINT_PYTHONS),$(VENV)/$(v)/.ready)
+	@echo "== cargo fmt --check"
+	@cargo fmt --all -- --check
+	@set -e; for v in $(LINT_PYTHONS); do \
+		echo "== cargo clippy -D warnings (Python $$v)"; \
+		PYO3_PYTHON=$(abspath $(VENV))/$$v/bin/python CARGO_TARGET_DIR=target/clippy$$v \
+			cargo clippy -q --all-targets -- -D warnings; \
+	done
+
+lint-python: $(foreach v,$(LINT_PYTHONS),build-$(v))
+	@set -e; for v in $(LINT_PYTHONS); do \
+		$(VENV)/$$v/bin/python -m pip install -q $(LINT_PIP_PACKAGES); done
+	@echo "== ruff"
+	@$(VENV)/$(DEMO_PYTHON)/bin/ruff check -q viztracer tests benchmarks
+	@echo "== mypy"
+	@$(VENV)/$(DEMO_PYTHON)/bin/mypy
+	@set -e; for v in $(LINT_PYTHONS); do \
+		echo "== stubtest viztracer._snaptrace (Python $$v)"; \
+		(cd tests && $(abspath $(VENV))/$$v/bin/python -m mypy.stubtest viztracer._snaptrace); \
+	done
+# --- end of lint block ---------------------------------------------------------------
+
 cargo-test: $(VENV)/$(DEMO_PYTHON)/.ready
 	@echo "== cargo test"
 	@py=$(abspath $(VENV)/$(DEMO_PYTHON)/bin/python); \
@@ -83,7 +115,7 @@ $(VENV)/docs/.ready:
 	@py="$(call python_bin,$(DEMO_PYTHON))"; "$$py" -m venv $(VENV)/docs && \
 	$(VENV)/docs/bin/python -m pip install -q "mkdocs>=1.6,<2" && touch $@
 
-test: cargo-test browser-deps $(foreach v,$(TEST_PYTHONS),pytest-$(v)) docs
+test: lint cargo-test browser-deps $(foreach v,$(TEST_PYTHONS),pytest-$(v)) docs
 	@echo "== all tests passed on Python $(TEST_PYTHONS)"
 
 demo: build-$(DEMO_PYTHON)

@@ -150,9 +150,10 @@ def test_children_that_raise_are_terminated_or_use_os_exit(tmp_path):
         fib(3)
         raise ValueError("child failed")
 
-    def sleeper():
+    def sleeper(done_with_fib):
         fib(4)
-        time.sleep(30)
+        done_with_fib.set()
+        time.sleep(60)  # until terminated
 
     def quitter():
         fib(5)
@@ -160,14 +161,15 @@ def test_children_that_raise_are_terminated_or_use_os_exit(tmp_path):
 
     def run():
         ctx = mp.get_context("spawn")
+        done_with_fib = ctx.Event()
         a = ctx.Process(target=raiser)
-        b = ctx.Process(target=sleeper)
+        b = ctx.Process(target=sleeper, args=(done_with_fib,))
         c = ctx.Process(target=quitter)
         for p in (a, b, c):
             p.start()
         a.join()
         c.join()
-        time.sleep(1)
+        assert done_with_fib.wait(60), "the sleeper never got past fib(4)"
         b.terminate()
         b.join()
         print("exit codes", a.exitcode, b.exitcode, c.exitcode)
@@ -181,8 +183,10 @@ def test_children_that_raise_are_terminated_or_use_os_exit(tmp_path):
 def test_a_child_killed_without_saving_does_not_hang_the_parent(tmp_path):
     body = """
     def run():
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-        time.sleep(1)
+        # The child's own code runs once it has joined the collection (at start-up).
+        code = "import time; print('joined', flush=True); time.sleep(60)"
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "joined"
         child.kill()
         child.wait()
         fib(3)
@@ -321,21 +325,23 @@ def result_pid(trace):
 
 def test_children_of_a_single_process_trace_leave_its_file_alone(tmp_path):
     source = HEADER + """
-    def slow():
+    def slow(done_with_fib):
         fib(3)
-        time.sleep(30)
+        done_with_fib.set()
+        time.sleep(60)  # until terminated
 
     if __name__ == "__main__":
         tracer = VizTracer(output_file="out.json", verbose=0)
         tracer.register_exit()
         tracer.start()
         fib(5)
-        p = mp.get_context("fork").Process(target=slow)
+        done_with_fib = mp.get_context("fork").Event()
+        p = mp.get_context("fork").Process(target=slow, args=(done_with_fib,))
         p.start()
         q = mp.get_context("fork").Process(target=fib, args=(2,))
         q.start()
         q.join()
-        time.sleep(0.5)
+        assert done_with_fib.wait(60), "the slow child never got past fib(3)"
         p.terminate()
         p.join()
         print("child exit", p.exitcode, q.exitcode)

@@ -48,17 +48,19 @@ def test_threads_started_after_start(tmp_path):
 def test_threads_running_before_start_are_traced(tmp_path):
     """Upstream VizTracer cannot do this before 3.12; we install the hook on every thread."""
     path = str(tmp_path / "pre.json")
+    running = threading.Event()
     go = threading.Event()
     done = threading.Event()
 
     def waiter():
+        running.set()
         go.wait(10)
         fib(6)
         done.set()
 
     t = threading.Thread(target=waiter, name="early-bird")
     t.start()
-    time.sleep(0.01)
+    assert running.wait(10)  # the thread runs Python code before tracing starts
     tracer = VizTracer(output_file=path, verbose=0)
     tracer.start()
     go.set()
@@ -167,17 +169,19 @@ def test_thread_pool(tmp_path):
 def test_daemon_thread_still_running_at_stop(tmp_path):
     path = str(tmp_path / "daemon.json")
     stop = threading.Event()
+    spun = threading.Event()
 
     def spin():
         while not stop.is_set():
             fib(3)
+            spun.set()
             time.sleep(0.001)
 
     tracer = VizTracer(output_file=path, verbose=0)
     tracer.start()
     t = threading.Thread(target=spin, daemon=True, name="spinner")
     t.start()
-    time.sleep(0.05)
+    assert spun.wait(30)  # fib(3) ran in the thread while tracing
     tracer.stop()
     tracer.save()
     stop.set()

@@ -82,7 +82,7 @@ run()
 PHASES = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from viztracer.main import tracer_kwargs, build_parser
+from viztracer.cli.arguments import build_parser, tracer_kwargs
 from viztracer import VizTracer
 t1 = time.perf_counter()
 ns = build_parser().parse_args(["--quiet"])

@@ -745,7 +745,7 @@ def test_instrumentation_flags(tmp_path, flags, check):
 # which compile() that process is left with.
 IN_PROCESS_DRIVER = """
 import builtins, sys
-from viztracer.main import main
+from viztracer.main import main  # the name older code imports (viztracer.cli is the package)
 real = builtins.compile
 status = main(sys.argv[1:])
 sys.__stderr__.write(f"status {status}, compile after: {builtins.compile.__qualname__}, "

@@ -2,6 +2,6 @@
 
 import sys
 
-from viztracer.main import main
+from viztracer.cli import main
 
 sys.exit(main())

@@ -1,0 +1,339 @@
+"""Running a :class:`~viztracer.cli.program.Program` under a tracer the way Python
+runs it untraced, and saving the trace exactly once however it ends."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Any, Callable, Iterator, List, Optional
+
+from .program import Program, install_path0
+
+
+class TracedRun:
+    """Runs a :class:`Program` under ``tracer`` as Python would run it, and saves the
+    trace once.
+
+    Python's own order at the end of a program is kept: the traceback or the
+    ``sys.exit`` message, then ``threading`` exit callbacks (newest first) and the
+    join of non-daemon threads, then ``atexit`` callbacks; the trace is saved after
+    all of them, and the exit status is the program's. Unless ``log_exit``, recording
+    stops as soon as the top-level code is done."""
+
+    def __init__(self, tracer: Any, program: Program, log_exit: bool = False,
+                 open_viewer: bool = False) -> None:
+        self.tracer = tracer
+        self.program = program
+        self.log_exit = log_exit
+        self.open_viewer = open_viewer
+        self.pid = os.getpid()
+        self.state = "ready"  # -> "running" -> "saving" -> "saved"
+        self.pending_signal: Optional[int] = None
+        self.save_failed = False
+        self._real_os_exit = os._exit
+
+    # ---------------------------------------------------------------- setting up
+
+    def install_program(self) -> None:
+        """``sys.argv``, ``sys.path[0]`` and ``sys.modules['__main__']`` as python sets
+        them; the instrumenting compiler as ``builtins.compile`` (for what the
+        program compiles or imports of its own file), until :meth:`run` ends."""
+        import builtins
+
+        program = self.program
+        install_path0(program.path0)
+        sys.argv[:] = program.argv
+        sys.modules["__main__"] = program.module
+        if program.compiler is not None:
+            self._real_compile = builtins.compile
+            builtins.compile = program.compiler
+
+    def uninstall_compiler(self) -> None:
+        import builtins
+
+        # (A compile the program put in place itself is the program's to keep.)
+        if self.program.compiler is not None and builtins.compile is self.program.compiler:
+            builtins.compile = self._real_compile
+
+    def install_exit_hooks(self) -> None:
+        """Save before ``os._exit`` and ``os.exec*``, and on SIGTERM (then die from it,
+        as untraced)."""
+        import signal
+        import threading
+
+        def exit_now(status: int) -> None:
+            if os.getpid() == self.pid and self.state in ("ready", "running"):
+                self.save()
+            self._real_os_exit(status)
+
+        exit_now.__doc__ = self._real_os_exit.__doc__
+        os._exit = exit_now  # type: ignore[assignment]
+
+        def before_exec(event: str, args: Any) -> None:
+            # os.exec* replaces the process: nothing of ours would run after it.
+            if event == "os.exec" and os.getpid() == self.pid and self.state in ("ready", "running"):
+                self.save()
+
+        sys.addaudithook(before_exec)
+
+        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
+            # (Not if SIGTERM is ignored: the program inherits that, as untraced.)
+            if signal.getsignal(signal.SIGTERM) != signal.SIG_IGN:
+                from ..term_signal import catch_sigterm
+                catch_sigterm(self._on_fatal_signal)
+
+    def _on_fatal_signal(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self.pid:  # a forked child: behave as if we were not here
+            self._die(signum, flush=False)
+        if self.state == "saving":
+            self.pending_signal = signum
+            return
+        if self.state in ("ready", "running"):
+            # A signal handler can run in the middle of a write to stdout, whose
+            # buffer is then locked: print through streams of our own meanwhile.
+            with _own_std_streams():
+                self.save()
+        self._die(signum)
+
+    def _die(self, signum: int, flush: bool = True) -> None:
+        import signal
+
+        if flush:
+            _flush_std()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        self._real_os_exit(128 + signum)  # only if the signal is blocked
+
+    # ---------------------------------------------------------------- running
+
+    def run(self) -> int:
+        """Runs the program to its end; returns its exit status (or re-raises a
+        KeyboardInterrupt that ended it, after saving)."""
+        try:
+            return self._run()
+        finally:
+            # The program is over: whoever calls the CLI in-process (a test) goes on
+            # with the real compile.
+            self.uninstall_compiler()
+
+    def _run(self) -> int:
+        self.install_program()
+        self.install_exit_hooks()
+        tracer = self.tracer
+        code, main_globals = self.program.code, self.program.globals
+        error: Optional[BaseException] = None
+        self.state = "running"
+        # The exec call and the program below it are recorded; this frame is not.
+        tracer.start()
+        try:
+            exec(code, main_globals)
+        except BaseException as e:  # noqa: B036 - everything the program raises is reported like python does
+            error = e
+        if not self.log_exit:
+            tracer.stop(stop_option="flush_as_finish")
+        status = self.report_end(error)
+        interrupted = isinstance(error, KeyboardInterrupt)
+        error = None
+
+        # Interpreter shutdown, in Python's order; called from this frame so that it is
+        # recorded with --log_exit.
+        for callback in self.take_threading_atexits():
+            try:
+                callback()
+            except Exception:
+                self.print_exception()
+        try:
+            for thread in self.threads_to_join():
+                thread.join()
+        except KeyboardInterrupt:
+            pass
+        import atexit
+        atexit._run_exitfuncs()
+
+        self.save()
+        if self.save_failed and status == 0:
+            status = 1
+        if self.pending_signal is not None:
+            self._die(self.pending_signal)
+        if self.open_viewer and not self.save_failed:
+            open_in_viewer(self.saved_path())
+        if interrupted:
+            raise_keyboard_interrupt_quietly()
+        return status
+
+    def report_end(self, error: Optional[BaseException]) -> int:
+        """Print what python prints when a program ends with ``error``; returns the status."""
+        if error is None:
+            return 0
+        if isinstance(error, SystemExit):
+            code = error.code
+            if code is None:
+                return 0
+            if isinstance(code, int):
+                return code
+            _flush_std()
+            try:
+                sys.stderr.write(f"{code}\n")
+            except Exception:
+                pass
+            return 1
+        tb = error.__traceback__
+        if tb is not None:
+            tb = tb.tb_next  # this module's frame (the exec call)
+        error.__traceback__ = tb
+        try:
+            sys.last_type, sys.last_value, sys.last_traceback = type(error), error, tb
+            if sys.version_info >= (3, 12):
+                sys.last_exc = error
+        except Exception:
+            pass
+        _flush_std()
+        try:
+            sys.excepthook(type(error), error, tb)
+        except BaseException:
+            import traceback
+            traceback.print_exception(type(error), error, tb)
+        return 1
+
+    @staticmethod
+    def print_exception() -> None:
+        import traceback
+        traceback.print_exc()
+
+    @staticmethod
+    def take_threading_atexits() -> List[Callable[[], Any]]:
+        """The ``threading`` exit callbacks, newest first (as threading runs them), removed."""
+        import threading
+
+        callbacks = getattr(threading, "_threading_atexits", None)
+        if not callbacks:
+            return []
+        taken = list(reversed(callbacks))
+        callbacks.clear()
+        if hasattr(threading, "_SHUTTING_DOWN"):
+            threading._SHUTTING_DOWN = True
+        return taken
+
+    @staticmethod
+    def threads_to_join() -> Any:
+        """Non-daemon threads still running, as python waits for them before atexit."""
+        import threading
+
+        main = threading.main_thread()
+        seen = set()
+        while True:
+            left = [t for t in threading.enumerate()
+                    if t is not main and not t.daemon and t.is_alive() and t not in seen
+                    and t is not threading.current_thread()]
+            if not left:
+                return
+            for t in left:
+                seen.add(t)
+                yield t
+
+    # ---------------------------------------------------------------- saving
+
+    def saved_path(self) -> str:
+        from ..util import add_pid_suffix
+
+        path = self.tracer.output_file
+        if self.tracer.pid_suffix:
+            path = add_pid_suffix(path, os.getpid())
+        return os.path.abspath(path)
+
+    def save(self) -> None:
+        """Stop recording and write the trace; once, whatever calls it first.
+
+        Ctrl+C while saving cuts short what can be cut short (the wait for child
+        processes saves without them); the process then ends as interrupted."""
+        import signal
+
+        if self.state in ("saving", "saved"):
+            return
+        self.state = "saving"
+        stdout = sys.stdout
+        try:
+            if stdout is None or getattr(stdout, "closed", False):
+                sys.stdout = sys.__stdout__ if sys.__stdout__ is not None and not sys.__stdout__.closed \
+                    else open(os.devnull, "w")
+            try:
+                self.tracer.exit_routine()
+            except KeyboardInterrupt:
+                self.pending_signal = signal.SIGINT
+                self.save_failed = not os.path.exists(self.saved_path())
+                _print_quietly("viztracer: interrupted while saving the trace", file=sys.stderr)
+            except BrokenPipeError:
+                # Nobody reads our summary any more (``viztracer prog.py | head``); the
+                # trace itself is written before it is printed.
+                self.save_failed = not os.path.exists(self.saved_path())
+            except Exception as e:
+                self.save_failed = True
+                _print_quietly(f"viztracer: failed to save the trace to {self.tracer.output_file}: {e}",
+                               file=sys.stderr)
+            _flush_std()
+        finally:
+            sys.stdout = stdout
+            self.state = "saved"
+
+
+def _print_quietly(*args: Any, **kwargs: Any) -> None:
+    try:
+        print(*args, **kwargs)
+    except Exception:
+        pass
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass
+
+
+@contextlib.contextmanager
+def _own_std_streams() -> Iterator[None]:
+    """``sys.stdout``/``sys.stderr`` replaced by line-buffered streams on duplicates of
+    file descriptors 1 and 2 (what the program had buffered is flushed first, when
+    that is possible)."""
+    saved = sys.stdout, sys.stderr
+    opened = []
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
+        try:
+            stream.flush()
+        except Exception:
+            pass
+        try:
+            new = open(os.dup(fd), "w", buffering=1, encoding=getattr(stream, "encoding", None) or "utf-8",
+                       errors="backslashreplace")
+        except (OSError, ValueError):
+            continue
+        setattr(sys, name, new)
+        opened.append(new)
+    try:
+        yield
+    finally:
+        for new in opened:
+            try:
+                new.close()
+            except Exception:
+                pass
+        sys.stdout, sys.stderr = saved
+
+
+def raise_keyboard_interrupt_quietly() -> None:
+    """End the process as an uncaught KeyboardInterrupt does (killed by SIGINT after
+    finalization), without printing the traceback a second time."""
+    sys.excepthook = lambda *args: None
+    raise KeyboardInterrupt
+
+
+def open_in_viewer(path: str) -> None:
+    import subprocess
+
+    # Port 0: any free port (the browser is sent to it), so a vizviewer already
+    # running on the default port is no obstacle.
+    subprocess.run([sys.executable, "-m", "viztracer.viewer", "--once", "--port", "0", path])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 import weakref
-from typing import TYPE_CHECKING, List, Optional, Pattern
+from typing import TYPE_CHECKING, Callable, List, Optional, Pattern
 
 if TYPE_CHECKING:  # pragma: no cover
     from .viztracer import VizTracer
@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _installed = False
 _logging: Optional["weakref.ref[VizTracer]"] = None
 _patterns: List[Pattern[str]] = []
-_saving: Optional["weakref.ref[VizTracer]"] = None
+_on_exec: Optional[Callable[[], None]] = None
 _in_hook = False
 
 
@@ -31,10 +31,8 @@ def _hook(event: str, args: tuple) -> None:
         tracer = _logging() if _logging is not None else None
         if tracer is not None and tracer.enable and (not _patterns or any(p.fullmatch(event) for p in _patterns)):
             tracer._tracer.add_instant(event, {"args": [_text(a) for a in args]}, "t")
-        if event == "os.exec":
-            saver = _saving() if _saving is not None else None
-            if saver is not None:
-                saver.exit_routine()
+        if event == "os.exec" and _on_exec is not None:
+            _on_exec()
     except Exception:
         pass  # an audit hook must never break the program
     finally:
@@ -67,8 +65,9 @@ def log_events(tracer: Optional["VizTracer"], patterns: Optional[List[str]] = No
     _install()
 
 
-def save_before_exec(tracer: "VizTracer") -> None:
-    """Make ``tracer`` save its trace when the process is about to ``exec``."""
-    global _saving
-    _saving = weakref.ref(tracer)
+def on_exec(callback: Callable[[], None]) -> None:
+    """Call ``callback`` when the process is about to ``exec`` (lifecycle.py saves
+    the trace then)."""
+    global _on_exec
+    _on_exec = callback
     _install()

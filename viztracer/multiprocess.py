@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Dict, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from .collector import Collector, member_paths, merge_traces
 
@@ -49,7 +49,8 @@ def _become_member(tracer: "VizTracer", directory: str, collector: Optional[Coll
     with open(marker_path, "w"):
         pass
     tracer._membership = Membership(directory, trace_path, marker_path, collector, forked)
-    install_exit_wrapper()
+    # os._exit skips atexit: the trace is saved there too (and before os.exec*).
+    tracer._exit_save().arm(sigterm=False)
 
 
 def start_collection(tracer: "VizTracer") -> None:
@@ -89,6 +90,9 @@ def save(tracer: "VizTracer", path: str, file_info: bool, verbose: int) -> None:
         _write_own_trace(tracer, membership, file_info)
         return
     tracer._membership = None
+    saver = tracer._exit_saver
+    if saver is not None and not saver.at_exit:
+        saver.disarm()  # it watched os._exit for this collection only
     try:
         collector.deactivate()  # children started from now on are not waited for
         tracer.stop(stop_option="flush_as_finish")
@@ -124,26 +128,3 @@ def _write_own_trace(tracer: "VizTracer", membership: Membership, file_info: boo
         # else the root gave up waiting and removed the directory
     finally:
         _remove(membership.marker_path)
-
-
-_original_exit = os._exit
-
-
-def _exit_with_trace(status: int) -> NoReturn:
-    """``os._exit`` skips atexit: save the trace of a collection member first."""
-    from .viztracer import get_tracer
-    tracer = get_tracer()
-    if tracer is not None and tracer._membership is not None:
-        try:
-            tracer.exit_routine()
-        except BaseException as e:  # never keep the process from exiting
-            try:
-                print(f"VizTracer: could not save the trace before os._exit: {e!r}", file=sys.stderr)
-            except BaseException:
-                pass
-    _original_exit(status)
-
-
-def install_exit_wrapper() -> None:
-    if os._exit is not _exit_with_trace:
-        os._exit = _exit_with_trace

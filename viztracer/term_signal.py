@@ -1,4 +1,4 @@
-"""Our SIGTERM handlers (the CLI's and ``VizTracer.register_exit``'s), made reliable.
+"""Our SIGTERM handler (lifecycle.py's, which saves the trace), made reliable.
 
 CPython runs a Python signal handler only when the main thread next checks for
 signals. A SIGTERM that lands just before the main thread enters a blocking wait

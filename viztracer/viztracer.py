@@ -14,8 +14,9 @@ import sys
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import _snaptrace, term_signal
+from . import _snaptrace
 from .file_info import build_file_info, functions_of_raw_events
+from .lifecycle import ExitSave
 from .options import (
     NativeOption,
     Option,
@@ -148,8 +149,7 @@ class VizTracer:
         self._extras_init()
         self.cwd = os.getcwd()
         self._exiting = False
-        # The program's own SIGTERM handler, replaced by register_exit (None: not replaced).
-        self._program_sigterm: Any = None
+        self._exit_saver: Optional[ExitSave] = None  # see _exit_save
         self.system_print = builtins.print
 
         self.verbose = verbose
@@ -396,43 +396,17 @@ class VizTracer:
 
     def register_exit(self) -> None:
         """Save the trace when the process ends: at interpreter exit (also after
-        ``sys.exit`` or an uncaught exception) and on SIGTERM. After saving on SIGTERM
-        the process still dies from that signal, so its exit status is unchanged."""
-        import multiprocessing.util
-        import signal
-        import threading
-
+        ``sys.exit`` or an uncaught exception), at ``os._exit``, before ``os.exec*`` and
+        on SIGTERM (see lifecycle.py). After saving on SIGTERM the process still dies
+        from that signal, so its exit status is unchanged."""
         self.cwd = os.getcwd()
+        self._exit_save().arm(at_exit=True, owner=self)
 
-        pid = os.getpid()
-
-        def on_sigterm(signum: int, frame: Any) -> None:
-            if os.getpid() != pid:
-                # A forked child that did not register its own exit (it is not part
-                # of a multi-process trace): die as it would untraced.
-                signal.signal(signum, signal.SIG_DFL)
-                os.kill(os.getpid(), signum)
-                return
-            if self._exiting:
-                return  # already saving: the process ends when that is done
-            self.exit_routine()
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-
-        if threading.current_thread() is threading.main_thread():
-            previous = term_signal.catch_sigterm(on_sigterm)
-            if not term_signal.is_ours(previous):
-                # None: a handler set outside Python, which can't be put back.
-                self._program_sigterm = signal.SIG_DFL if previous is None else previous
-        # Priority -1: after multiprocessing has terminated and joined daemonic children
-        # at exit. A multiprocessing child clears the finalizers it inherited when it
-        # starts (spawn does too, on some versions), then runs the after-fork hooks:
-        # register again there.
-        multiprocessing.util.Finalize(self, self.exit_routine, exitpriority=-1)
-        multiprocessing.util.register_after_fork(self, _finalize_again)
-        # os.exec* replaces the process without running any of the above.
-        from . import audit
-        audit.save_before_exec(self)
+    def _exit_save(self) -> ExitSave:
+        """This tracer's ExitSave in this process (a forked child gets a new one)."""
+        if self._exit_saver is None or self._exit_saver.pid != os.getpid():
+            self._exit_saver = ExitSave(self.exit_routine)
+        return self._exit_saver
 
     def exit_routine(self) -> None:
         """Stop (functions still running end now) and save, once."""
@@ -465,14 +439,10 @@ class VizTracer:
         self._snapshot = None
         self._data = None
         self.parsed = False
+        # (lifecycle.py gave the child the program's own SIGTERM handling back.)
         if self._membership is not None:
             from . import multiprocess
             multiprocess.after_fork(self)
-        elif self._program_sigterm is not None:
-            # This child saves nothing: give it the program's own SIGTERM handling back.
-            import signal
-            signal.signal(signal.SIGTERM, self._program_sigterm)
-            self._program_sigterm = None
         if self._afterfork is not None:
             callback, args, kwargs = self._afterfork
             callback(self, *args, **kwargs)
@@ -793,14 +763,6 @@ class VizTracer:
 
 def _print_progress(done: int, total: int) -> None:
     same_line_print(f"Saving trace data: {done}/{total} events")
-
-
-def _finalize_again(tracer: VizTracer) -> None:
-    # Only a process that is part of a multi-process trace saves on its own; any other
-    # child would overwrite its parent's output file.
-    if tracer._membership is not None:
-        import multiprocessing.util
-        multiprocessing.util.Finalize(tracer, tracer.exit_routine, exitpriority=-1)
 
 
 def _after_fork_in_child() -> None:

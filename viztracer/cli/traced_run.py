@@ -3,11 +3,11 @@ runs it untraced, and saving the trace exactly once however it ends."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, List, Optional
 
+from ..lifecycle import ExitSave, flush_std, print_quietly
 from .program import Program, install_path0
 
 
@@ -27,11 +27,9 @@ class TracedRun:
         self.program = program
         self.log_exit = log_exit
         self.open_viewer = open_viewer
-        self.pid = os.getpid()
-        self.state = "ready"  # -> "running" -> "saving" -> "saved"
-        self.pending_signal: Optional[int] = None
         self.save_failed = False
-        self._real_os_exit = os._exit
+        # Saves once, on os._exit, os.exec*, SIGTERM or at the end of run().
+        self.exit_save = ExitSave(self._save)
 
     # ---------------------------------------------------------------- setting up
 
@@ -56,55 +54,6 @@ class TracedRun:
         if self.program.compiler is not None and builtins.compile is self.program.compiler:
             builtins.compile = self._real_compile
 
-    def install_exit_hooks(self) -> None:
-        """Save before ``os._exit`` and ``os.exec*``, and on SIGTERM (then die from it,
-        as untraced)."""
-        import signal
-        import threading
-
-        def exit_now(status: int) -> None:
-            if os.getpid() == self.pid and self.state in ("ready", "running"):
-                self.save()
-            self._real_os_exit(status)
-
-        exit_now.__doc__ = self._real_os_exit.__doc__
-        os._exit = exit_now  # type: ignore[assignment]
-
-        def before_exec(event: str, args: Any) -> None:
-            # os.exec* replaces the process: nothing of ours would run after it.
-            if event == "os.exec" and os.getpid() == self.pid and self.state in ("ready", "running"):
-                self.save()
-
-        sys.addaudithook(before_exec)
-
-        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
-            # (Not if SIGTERM is ignored: the program inherits that, as untraced.)
-            if signal.getsignal(signal.SIGTERM) != signal.SIG_IGN:
-                from ..term_signal import catch_sigterm
-                catch_sigterm(self._on_fatal_signal)
-
-    def _on_fatal_signal(self, signum: int, frame: Any) -> None:
-        if os.getpid() != self.pid:  # a forked child: behave as if we were not here
-            self._die(signum, flush=False)
-        if self.state == "saving":
-            self.pending_signal = signum
-            return
-        if self.state in ("ready", "running"):
-            # A signal handler can run in the middle of a write to stdout, whose
-            # buffer is then locked: print through streams of our own meanwhile.
-            with _own_std_streams():
-                self.save()
-        self._die(signum)
-
-    def _die(self, signum: int, flush: bool = True) -> None:
-        import signal
-
-        if flush:
-            _flush_std()
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-        self._real_os_exit(128 + signum)  # only if the signal is blocked
-
     # ---------------------------------------------------------------- running
 
     def run(self) -> int:
@@ -114,16 +63,16 @@ class TracedRun:
             return self._run()
         finally:
             # The program is over: whoever calls the CLI in-process (a test) goes on
-            # with the real compile.
+            # with the real compile, os._exit and SIGTERM handler.
             self.uninstall_compiler()
+            self.exit_save.disarm()
 
     def _run(self) -> int:
         self.install_program()
-        self.install_exit_hooks()
+        self.exit_save.arm()
         tracer = self.tracer
         code, main_globals = self.program.code, self.program.globals
         error: Optional[BaseException] = None
-        self.state = "running"
         # The exec call and the program below it are recorded; this frame is not.
         tracer.start()
         try:
@@ -151,11 +100,9 @@ class TracedRun:
         import atexit
         atexit._run_exitfuncs()
 
-        self.save()
+        self.exit_save.save()  # (a signal that came meanwhile ends the process here)
         if self.save_failed and status == 0:
             status = 1
-        if self.pending_signal is not None:
-            self._die(self.pending_signal)
         if self.open_viewer and not self.save_failed:
             open_in_viewer(self.saved_path())
         if interrupted:
@@ -172,7 +119,7 @@ class TracedRun:
                 return 0
             if isinstance(code, int):
                 return code
-            _flush_std()
+            flush_std()
             try:
                 sys.stderr.write(f"{code}\n")
             except Exception:
@@ -188,7 +135,7 @@ class TracedRun:
                 sys.last_exc = error
         except Exception:
             pass
-        _flush_std()
+        flush_std()
         try:
             sys.excepthook(type(error), error, tb)
         except BaseException:
@@ -242,16 +189,13 @@ class TracedRun:
             path = add_pid_suffix(path, os.getpid())
         return os.path.abspath(path)
 
-    def save(self) -> None:
-        """Stop recording and write the trace; once, whatever calls it first.
+    def _save(self) -> None:
+        """Stop recording and write the trace (``self.exit_save`` calls it once).
 
         Ctrl+C while saving cuts short what can be cut short (the wait for child
         processes saves without them); the process then ends as interrupted."""
         import signal
 
-        if self.state in ("saving", "saved"):
-            return
-        self.state = "saving"
         stdout = sys.stdout
         try:
             if stdout is None or getattr(stdout, "closed", False):
@@ -260,68 +204,20 @@ class TracedRun:
             try:
                 self.tracer.exit_routine()
             except KeyboardInterrupt:
-                self.pending_signal = signal.SIGINT
+                self.exit_save.pending_signal = signal.SIGINT
                 self.save_failed = not os.path.exists(self.saved_path())
-                _print_quietly("viztracer: interrupted while saving the trace", file=sys.stderr)
+                print_quietly("viztracer: interrupted while saving the trace", file=sys.stderr)
             except BrokenPipeError:
                 # Nobody reads our summary any more (``viztracer prog.py | head``); the
                 # trace itself is written before it is printed.
                 self.save_failed = not os.path.exists(self.saved_path())
             except Exception as e:
                 self.save_failed = True
-                _print_quietly(f"viztracer: failed to save the trace to {self.tracer.output_file}: {e}",
-                               file=sys.stderr)
-            _flush_std()
+                print_quietly(f"viztracer: failed to save the trace to {self.tracer.output_file}: {e}",
+                              file=sys.stderr)
+            flush_std()
         finally:
             sys.stdout = stdout
-            self.state = "saved"
-
-
-def _print_quietly(*args: Any, **kwargs: Any) -> None:
-    try:
-        print(*args, **kwargs)
-    except Exception:
-        pass
-
-
-def _flush_std() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except Exception:
-            pass
-
-
-@contextlib.contextmanager
-def _own_std_streams() -> Iterator[None]:
-    """``sys.stdout``/``sys.stderr`` replaced by line-buffered streams on duplicates of
-    file descriptors 1 and 2 (what the program had buffered is flushed first, when
-    that is possible)."""
-    saved = sys.stdout, sys.stderr
-    opened = []
-    for name, fd in (("stdout", 1), ("stderr", 2)):
-        stream = getattr(sys, name)
-        try:
-            stream.flush()
-        except Exception:
-            pass
-        try:
-            new = open(os.dup(fd), "w", buffering=1, encoding=getattr(stream, "encoding", None) or "utf-8",
-                       errors="backslashreplace")
-        except (OSError, ValueError):
-            continue
-        setattr(sys, name, new)
-        opened.append(new)
-    try:
-        yield
-    finally:
-        for new in opened:
-            try:
-                new.close()
-            except Exception:
-                pass
-        sys.stdout, sys.stderr = saved
 
 
 def raise_keyboard_interrupt_quietly() -> None:

@@ -21,7 +21,7 @@ PIP_PACKAGES := maturin>=1.9.4,<2 pytest objprint trio
 # pytest that makes sure the headless browser is present.
 # Playwright only where the browser tests run (Python 3.11, see tests/browser/conftest.py);
 # IPython everywhere, for the %%viztracer cell magic tests.
-VIEWER_PIP_PACKAGES := playwright;python_version=='3.11' ipython
+VIEWER_PIP_PACKAGES := playwright;python_version=='3.11' ipython ipywidgets
 browser-deps:
 	@bash tools/install_browser.sh
 # --- end of viewer block -----------------------------------------------------------

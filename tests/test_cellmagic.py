@@ -3,6 +3,8 @@
 import json
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 
 import pytest
@@ -44,17 +46,64 @@ def test_magic_traces_the_cell(ip, tmp_path, monkeypatch):
         trace = json.load(f)
     squares = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["name"].startswith("square (")]
     assert len(squares) == 4
-    # a link to a running viewer that serves this trace
+    # where the trace is and how to open it; no viewer runs until asked for
     html = [o for o in cap.outputs if "text/html" in o.data]
     assert html, cap.outputs
-    assert "Open the VizTracer report" in html[-1].data["text/html"]
-    url = html[-1].metadata["viztracer"]["url"]
-    assert url in html[-1].data["text/html"]
-    assert url.startswith("http://127.0.0.1:")
-    with urllib.request.urlopen(url + "localtrace", timeout=10) as r:
-        assert r.read() == out.read_bytes()
-    with urllib.request.urlopen(url, timeout=10) as r:
+    meta = html[-1].metadata["viztracer"]
+    assert meta["output_file"] == str(out)
+    assert meta["command"] == f"vizviewer {out}" and meta["command"] in html[-1].data["text/html"]
+    assert not cellmagic._servers
+
+
+def _wait_for(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_serve_once_serves_the_trace_then_frees_the_port(tmp_path):
+    out = tmp_path / "t.json"
+    out.write_text('{"traceEvents":[]}')
+    srv = cellmagic.serve_once(str(out), 0, open_browser=False)
+    with urllib.request.urlopen(srv.url, timeout=10) as r:
         assert b'id="canvas"' in r.read()
+    with urllib.request.urlopen(srv.url + "localtrace", timeout=10) as r:
+        assert r.read() == out.read_bytes()
+    assert srv.alive
+    with urllib.request.urlopen(srv.url + "file_info", timeout=10) as r:  # the page's last request
+        r.read()
+    _wait_for(lambda: not cellmagic._servers and not srv.alive)
+    from viztracer.viewer import TraceServer
+    TraceServer(str(out), srv.port).stop()  # the port was given back
+
+
+def test_the_button_starts_a_viewer_for_the_cells_trace(ip, tmp_path, monkeypatch):
+    ipywidgets = pytest.importorskip("ipywidgets")
+    import IPython.display
+
+    shown, served = [], []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append(obj))
+    monkeypatch.setattr(cellmagic, "serve_once", lambda path, port: served.append((path, port)))
+    out = tmp_path / "b.json"
+    with capture_output():
+        ip.run_cell_magic("viztracer", f"--output_file {out} -p 9123", "x = 1")
+    buttons = [o for o in shown if isinstance(o, ipywidgets.Button)]
+    assert len(buttons) == 1 and not served
+    buttons[0].click()
+    assert served == [(str(out), 9123)]
+
+
+def test_magic_holds_no_port_and_no_thread_between_cells(ip, tmp_path):
+    from viztracer.viewer import viewer_main
+
+    out = tmp_path / "p.json"
+    threads = threading.active_count()
+    with capture_output():
+        ip.run_cell_magic("viztracer", f"--output_file {out}", "x = 1")
+    assert threading.active_count() == threads
+    # the default port is free for a vizviewer in the same process
+    assert viewer_main(["-s", "--once", "--timeout", "0.3", "-p", "9001", str(out)]) == 0
 
 
 def test_magic_options(ip, tmp_path):
@@ -68,10 +117,7 @@ def test_magic_options(ip, tmp_path):
     assert not any(n.startswith("builtins.") for n in names), names
     g = [e for e in events if e["name"].startswith("g (")]
     assert g and g[0]["args"]["func_args"] == {"a": "3"}
-    # a second cell on the same port re-points the viewer to the new file
-    url = [o for o in cap.outputs if "text/html" in o.data][-1].metadata["viztracer"]["url"]
-    with urllib.request.urlopen(url + "localtrace", timeout=10) as r:
-        assert r.read() == out.read_bytes()
+    assert [o for o in cap.outputs if "text/html" in o.data][-1].metadata["viztracer"]["output_file"] == str(out)
 
 
 def test_magic_help_lists_options(ip):

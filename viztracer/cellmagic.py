@@ -5,10 +5,12 @@
     %%viztracer
     my_function()
 
-traces the cell, saves the trace (``./viztracer_report.json`` by default) and shows a
-link (and, with ipywidgets, a button) that opens it in vizviewer. The viewer runs in
-a background thread of the kernel, on 127.0.0.1 (``--port``, default 9001, or a free
-port if that one is taken), and serves the latest trace of the session.
+traces the cell, saves the trace (``./viztracer_report.json`` by default) and shows
+where it is, with the ``vizviewer`` command that opens it and, with ipywidgets, a
+button that does. The button starts a viewer on 127.0.0.1 (``--port``, default 9001,
+or a free port if that one is taken) and opens the browser on it; that viewer stops,
+and gives its port back, as soon as the page has loaded the trace (or after a minute
+without a request). Between cells the magic holds no port and runs no thread.
 
 IPython is imported only when the extension is loaded, never by ``import viztracer``.
 """
@@ -17,40 +19,55 @@ from __future__ import annotations
 
 import html
 import os
+import shlex
 import threading
-from typing import Any, Dict, Optional
+from typing import Any, List, Optional
 
-# One viewer server per port for the whole session; it serves the newest trace.
-_servers: Dict[int, Any] = {}
+# Viewers started by a button and not done yet (stopped by %unload_ext).
+_servers: List[Any] = []
 _servers_lock = threading.Lock()
+# A viewer nobody loads from stops after this many seconds without a request.
+IDLE_TIMEOUT = 60.0
 
 
-def _viewer_url(path: str, port: int) -> str:
-    """Starts (or re-points) the session's viewer for ``path``; returns its URL."""
+def serve_once(path: str, port: int, open_browser: bool = True) -> Any:
+    """Starts a viewer for ``path`` on ``port`` (a free port if it is taken) that stops
+    once the page has loaded the trace; opens the browser on it. Returns the server."""
     from .viewer import TraceServer, ViewerError
 
-    path = os.path.abspath(path)
+    try:
+        srv = TraceServer(path, port)
+    except ViewerError:
+        srv = TraceServer(path, 0)  # the port is taken by something else
+    srv.start()
     with _servers_lock:
-        srv = _servers.get(port)
-        if srv is not None and srv.alive and srv.path == path:
-            return srv.url
-        if srv is not None:
-            srv.stop(wait_inflight=0.5)
-            del _servers[port]
-        try:
-            srv = TraceServer(path, port)
-        except ViewerError:
-            srv = TraceServer(path, 0)  # the port is taken by something else
-        srv.start()
-        _servers[port] = srv
-        return srv.url
+        _servers.append(srv)
+    threading.Thread(target=_stop_when_served, args=(srv,), name=f"vizviewer-{srv.port}-once",
+                     daemon=True).start()
+    if open_browser:
+        import webbrowser
+        webbrowser.open_new_tab(srv.url)
+    return srv
+
+
+def _stop_when_served(srv: Any) -> None:
+    srv.wait_once(IDLE_TIMEOUT)
+    _stop(srv)
+
+
+def _stop(srv: Any) -> None:
+    with _servers_lock:
+        if srv not in _servers:
+            return
+        _servers.remove(srv)
+    srv.stop(wait_inflight=0)
 
 
 def _stop_servers() -> None:
     with _servers_lock:
-        for srv in _servers.values():
-            srv.stop(wait_inflight=0)
-        _servers.clear()
+        running = list(_servers)
+    for srv in running:
+        _stop(srv)
 
 
 def _make_magics_class() -> Any:
@@ -62,7 +79,7 @@ def _make_magics_class() -> Any:
         @needs_local_scope
         @magic_arguments()
         @argument("--port", "-p", default=9001, type=int,
-                  help="port of the viewer (default 9001; 0 picks a free one)")
+                  help="port of the viewer the button starts (default 9001; 0 picks a free one)")
         @argument("--output_file", default="./viztracer_report.json",
                   help="where to save the trace (.json, .json.gz or .html)")
         @argument("--max_stack_depth", default=-1, type=int)
@@ -96,25 +113,21 @@ def _make_magics_class() -> Any:
             with tracer:
                 exec(code, namespace, namespace)
 
-            url = _viewer_url(output_file, options.port)
-            link = (f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener" '
-                    f'class="viztracer-report">Open the VizTracer report</a> '
-                    f'<span style="color:#777">({html.escape(output_file)})</span>')
+            command = f"vizviewer {shlex.quote(output_file)}"
             try:
                 import ipywidgets
             except ImportError:
                 ipywidgets = None
             if ipywidgets is not None:
-                button = ipywidgets.Button(description="VizTracer Report", tooltip=url)
-
-                def open_report(_: Any) -> None:
-                    import webbrowser
-                    webbrowser.open_new_tab(_viewer_url(output_file, options.port))
-
-                button.on_click(open_report)
+                button = ipywidgets.Button(description="VizTracer Report",
+                                           tooltip=f"open {output_file} in vizviewer")
+                port = options.port
+                button.on_click(lambda _: serve_once(output_file, port))
                 display(button)
-            display(HTML(link), metadata={"viztracer": {"url": url, "output_file": output_file}})
-            print(f"Saved the trace to {output_file}; view it on {url}")
+            text = (f'<span class="viztracer-report">Saved the trace to <code>{html.escape(output_file)}</code>; '
+                    f'open it with <code>{html.escape(command)}</code></span>')
+            display(HTML(text), metadata={"viztracer": {"output_file": output_file, "command": command}})
+            print(f"Saved the trace to {output_file}; view it with: {command}")
 
     return VizTracerMagics
 
@@ -125,5 +138,5 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Called by ``%unload_ext viztracer``: stops the viewer servers of the session."""
+    """Called by ``%unload_ext viztracer``: stops the viewers the buttons started."""
     _stop_servers()

@@ -338,3 +338,25 @@ def test_instrumentation_on_the_syntax_of_this_python(tmp_path):
     for _, expected in chosen:
         for name in expected:
             assert any(r.startswith(name) for r in recorded), (name, recorded)
+
+
+def test_plugin_importable_from_the_current_directory(tmp_path):
+    # `viztracer --plugins pkg.module` with pkg in the current directory (the console
+    # script's own sys.path[0] is its bin directory), as the program would import it;
+    # the program itself still sees the sys.path it has untraced.
+    from cli_support import run_python, run_viztracer
+
+    work = tmp_path / "work"
+    (work / "localplugins").mkdir(parents=True)
+    (work / "localplugins" / "__init__.py").write_text("")
+    (work / "localplugins" / "dummy_vizplugin.py").write_text(PLUGIN)
+    script = tmp_path / "prog" / "script.py"
+    script.parent.mkdir()
+    script.write_text("import os, sys\nprint('cwd on path:', os.getcwd() in sys.path)\n")
+    result = run_viztracer(["-o", "out.json", "--plugins", "localplugins.dummy_vizplugin", "--", str(script)],
+                           cwd=work)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert instant_names(load_trace(work / "out.json")) == ["plugin: localplugins.dummy_vizplugin"]
+    untraced = run_python([str(script)], cwd=work)
+    assert "cwd on path: False" in untraced.stdout
+    assert "cwd on path: False" in result.stdout

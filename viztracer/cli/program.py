@@ -4,9 +4,10 @@ directory/zip with ``__main__.py``): read and compiled, not started."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from .arguments import INSTRUMENT_FLAGS
 from .errors import CliError, ProgramFailedToStart
@@ -31,6 +32,21 @@ class Program:
         self.module = module
         self.globals = module.__dict__
         self.compiler = None if compiler is compile else compiler
+
+
+@contextlib.contextmanager
+def program_import_path(program: Program) -> Iterator[None]:
+    """While the tracer is built, its plugins (``--plugins pkg.module``) import as the
+    program would import them: from the program's directory and the current
+    directory. ``sys.path`` is given back afterwards, so the program sees its own."""
+    saved = list(sys.path)
+    cwd = os.getcwd()
+    front = [program.path0 or cwd, cwd]
+    sys.path[:0] = [p for i, p in enumerate(front) if p not in front[:i]]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
 
 
 def _launcher_globals() -> Dict[str, Any]:

@@ -150,6 +150,7 @@ class VizTracer:
         self.cwd = os.getcwd()
         self._exiting = False
         self._exit_saver: Optional[ExitSave] = None  # see _exit_save
+        self._forking_to_save: Optional[int] = None  # the parent's pid, during fork_save
         self.system_print = builtins.print
 
         self.verbose = verbose
@@ -433,7 +434,39 @@ class VizTracer:
         from . import multiprocess
         multiprocess.join_collection(self, directory)
 
+    def fork_save(self, output_file: Optional[str] = None) -> Any:
+        """Save what has been recorded so far to ``output_file`` (default: the
+        ``output_file`` option) from a forked child process, under this process's pid,
+        while this process goes on tracing. Returns the child, a started
+        ``multiprocessing.Process``: ``join()`` it to know the file is complete. Needs
+        multiprocessing's ``fork`` start method."""
+        import multiprocessing
+
+        # (The default is the first of get_all_start_methods; asking get_start_method
+        # would fix it for the whole program.)
+        method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
+        if method != "fork":
+            raise RuntimeError(f"fork_save needs multiprocessing's 'fork' start method, and this program uses "
+                               f"{method!r}: call multiprocessing.set_start_method('fork') first")
+        if output_file is not None:
+            output_file = check_output_file("output_file", output_file)
+        self._forking_to_save = os.getpid()
+        try:
+            child = multiprocessing.Process(target=self.save, kwargs={"output_file": output_file}, daemon=False)
+            child.start()
+        finally:
+            self._forking_to_save = None
+        return child
+
     def _after_fork_in_child(self) -> None:
+        if self._forking_to_save is not None:
+            # A fork_save child: it keeps the parent's events, stops recording (what
+            # is still running is written as begun) and saves them as the parent's.
+            self._fixed_pid = self._forking_to_save
+            self._forking_to_save = None
+            self._membership = None  # its file is its own, not part of a collection
+            self.stop()
+            return
         self._tracer.after_fork()
         self._exiting = False
         self._snapshot = None

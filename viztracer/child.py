@@ -86,10 +86,9 @@ def join_collection() -> None:
 
 
 def start_member(config: dict, process_name: Optional[str] = None) -> None:
+    from .options import member_kwargs
     from .viztracer import VizTracer
 
-    kwargs = dict(config.get("kwargs", {}))
-    kwargs.update(verbose=0, pid_suffix=False, register_global=True, ignore_multiprocess=True)
-    tracer = VizTracer(**kwargs)
+    tracer = VizTracer(**member_kwargs(config.get("kwargs", {})))
     tracer.join_collection(config["dir"])
     tracer.start()

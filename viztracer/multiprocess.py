@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Optional
 
 from .collector import Collector, member_paths, merge_traces
+from .options import child_kwargs
 
 if TYPE_CHECKING:  # pragma: no cover
     from .viztracer import VizTracer
-
-# Options a child process inherits (callables such as log_func_repr can't travel).
-_INHERITED = ("tracer_entries", "max_stack_depth", "include_files", "exclude_files", "ignore_c_function",
-              "ignore_frozen", "log_func_retval", "log_func_args", "log_func_with_objprint", "log_print",
-              "log_gc", "log_sparse", "log_async", "log_audit", "min_duration", "minimize_memory",
-              "sanitize_function_name", "trace_self", "file_info", "fast_calls")
 
 
 class Membership:
@@ -35,12 +30,6 @@ class Membership:
         self.collector = collector
         # A forked child runs the parent's program: name it after that program's argv.
         self.forked = forked
-
-
-def child_kwargs(tracer: "VizTracer") -> Dict[str, Any]:
-    kwargs = {k: v for k, v in tracer.init_kwargs.items() if k in _INHERITED}
-    kwargs["plugins"] = [p for p in (tracer.plugins or []) if isinstance(p, str)]
-    return kwargs
 
 
 def _become_member(tracer: "VizTracer", directory: str, collector: Optional[Collector] = None,

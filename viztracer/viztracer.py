@@ -18,18 +18,13 @@ from . import _snaptrace
 from .file_info import build_file_info, functions_of_raw_events
 from .lifecycle import ExitSave
 from .options import (
-    NativeOption,
-    Option,
+    OPTIONS,
+    attribute,
+    check,
     check_bool,
-    check_callable,
     check_int,
-    check_min_duration,
-    check_optional_str,
     check_output_file,
-    check_stack_depth,
-    check_str_list,
-    check_tracer_entries,
-    expand_paths,
+    current_kwargs,
     output_kind,
 )
 from .threads import name_new_thread, thread_names
@@ -51,53 +46,36 @@ def get_tracer() -> Optional["VizTracer"]:
     return builtins.__dict__.get(_GLOBAL_NAME)
 
 
-def _check_plugins(name: str, value: Any) -> List[Any]:
-    if value is None:
-        return []
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"{name} must be a list of plugins or plugin strings, not {type(value).__name__}")
-    plugins = list(value)
-    for p in plugins:
-        if not isinstance(p, str) and not (hasattr(p, "message") and hasattr(p, "support_version")):
-            raise TypeError(f"{name} entries must be VizPluginBase objects or strings, not {p!r}")
-    return plugins
-
-
-def _check_pid_suffix(name: str, value: Any) -> bool:
-    if type(value) is not bool:
-        raise ValueError(f"{name} needs to be a boolean, not {value!r}")
-    return value
-
-
 class VizTracer:
-    # Options read by the native hot path.
-    max_stack_depth = NativeOption(check_stack_depth)
-    ignore_c_function = NativeOption(check_bool)
-    ignore_frozen = NativeOption(check_bool)
-    log_func_retval = NativeOption(check_bool)
-    log_func_args = NativeOption(check_bool)
-    log_async = NativeOption(check_bool)
-    trace_self = NativeOption(check_bool)
-    sanitize_function_name = NativeOption(check_bool)
-    fast_calls = NativeOption(check_bool)
-    include_files = NativeOption(check_str_list, to_native=expand_paths)
-    exclude_files = NativeOption(check_str_list, to_native=expand_paths)
-    # Stored in ns; the getter returns ns, as upstream VizTracer's does.
-    min_duration = NativeOption(check_min_duration, native="min_duration_ns",
-                                to_native=lambda us: us * 1000.0)
-    # Options used by the Python side.
-    verbose = Option(check_int)
-    log_print = Option(check_bool)
-    log_sparse = Option(check_bool)
-    log_audit = Option(check_str_list)
-    pid_suffix = Option(_check_pid_suffix)
-    file_info = Option(check_bool)
-    minimize_memory = Option(check_bool)
-    dump_raw = Option(check_bool)
-    process_name = Option(check_optional_str)
-    output_file = Option(check_output_file)
-    plugins = Option(_check_plugins)
-    ignore_multiprocess = Option(check_bool)
+    # The options (see viztracer/options.py, the table each line is made from): every
+    # attribute validates on assignment; those the hot path reads live on the native
+    # tracer. tracer_entries, log_func_with_objprint, log_gc and log_torch are the
+    # properties below.
+    verbose: int = attribute()
+    max_stack_depth: int = attribute()
+    include_files: Optional[List[str]] = attribute()
+    exclude_files: Optional[List[str]] = attribute()
+    ignore_c_function: bool = attribute()
+    ignore_frozen: bool = attribute()
+    log_func_retval: bool = attribute()
+    log_func_args: bool = attribute()
+    log_func_repr: Optional[Callable[..., str]] = attribute()
+    log_print: bool = attribute()
+    log_sparse: bool = attribute()
+    log_async: bool = attribute()
+    log_audit: Optional[List[str]] = attribute()
+    pid_suffix: bool = attribute()
+    file_info: bool = attribute()
+    trace_self: bool = attribute()
+    min_duration: float = attribute()  # stored in ns; the getter returns ns, as upstream VizTracer's does
+    minimize_memory: bool = attribute()
+    dump_raw: bool = attribute()
+    sanitize_function_name: bool = attribute()
+    process_name: Optional[str] = attribute()
+    output_file: str = attribute()
+    plugins: List[Any] = attribute()
+    ignore_multiprocess: bool = attribute()
+    fast_calls: bool = attribute()
 
     # Set by _extras_init (declared here for the type checker: log_gc comes first).
     _gc_logger: Optional[Any]
@@ -133,7 +111,10 @@ class VizTracer:
                  plugins: Optional[Sequence[Any]] = None,
                  ignore_multiprocess: bool = True,
                  fast_calls: bool = False) -> None:
-        self._tracer = _snaptrace.Tracer(check_tracer_entries("tracer_entries", tracer_entries))
+        # The constructor's parameters are the option table's (a test checks names,
+        # types and defaults), and are assigned in its order.
+        args = dict(locals())
+        self._tracer = _snaptrace.Tracer(check("tracer_entries", tracer_entries))
         self._tracer.lib_file_path = _LIB_FILE_PATH
         self._tracer.thread_namer = name_new_thread
         self.enable = False
@@ -153,38 +134,15 @@ class VizTracer:
         self._forking_to_save: Optional[int] = None  # the parent's pid, during fork_save
         self.system_print = builtins.print
 
-        self.verbose = verbose
-        self.max_stack_depth = max_stack_depth
-        self.include_files = include_files
-        self.exclude_files = exclude_files
-        self._check_filters()
-        self.ignore_c_function = ignore_c_function
-        self.ignore_frozen = ignore_frozen
-        self.log_func_retval = log_func_retval
-        self.log_func_args = log_func_args
-        if log_func_repr is not None and log_func_with_objprint:
-            raise ValueError("log_func_repr and log_func_with_objprint can't be both set")
-        self.log_func_repr = log_func_repr
-        self.log_func_with_objprint = log_func_with_objprint
-        self.log_print = log_print
-        self.log_gc = log_gc
-        self.log_sparse = log_sparse
-        self.log_async = log_async
-        self.log_torch = log_torch
-        self.log_audit = log_audit
-        self.pid_suffix = pid_suffix
-        self.file_info = file_info
-        self.trace_self = trace_self
-        self.min_duration = min_duration
-        self.minimize_memory = minimize_memory
-        self.dump_raw = dump_raw
-        self.sanitize_function_name = sanitize_function_name
-        self.process_name = process_name
-        self.output_file = output_file
-        self.plugins = plugins
-        self.ignore_multiprocess = ignore_multiprocess
-        self.fast_calls = fast_calls
-        if check_bool("register_global", register_global):
+        for spec in OPTIONS:
+            if spec.store not in ("attr", "property"):
+                continue
+            if spec.name == "log_func_repr" and log_func_repr is not None and log_func_with_objprint:
+                raise ValueError("log_func_repr and log_func_with_objprint can't be both set")
+            setattr(self, spec.name, args[spec.name])
+            if spec.name == "exclude_files":
+                self._check_filters()
+        if check("register_global", register_global):
             self.register_global()
         _instances.add(self)
         self._plugins_init()
@@ -201,20 +159,12 @@ class VizTracer:
         return _LIB_FILE_PATH
 
     @property
-    def log_func_repr(self) -> Optional[Callable[..., str]]:
-        return self._tracer.log_func_repr
-
-    @log_func_repr.setter
-    def log_func_repr(self, value: Optional[Callable[..., str]]) -> None:
-        self._tracer.log_func_repr = check_callable("log_func_repr", value)
-
-    @property
     def log_func_with_objprint(self) -> bool:
         return self._log_func_with_objprint
 
     @log_func_with_objprint.setter
     def log_func_with_objprint(self, value: bool) -> None:
-        value = check_bool("log_func_with_objprint", value)
+        value = check("log_func_with_objprint", value)
         if value:
             try:
                 import objprint
@@ -231,7 +181,7 @@ class VizTracer:
 
     @log_torch.setter
     def log_torch(self, value: bool) -> None:
-        value = check_bool("log_torch", value)
+        value = check("log_torch", value)
         if value:
             try:
                 import torch  # noqa: F401
@@ -246,7 +196,7 @@ class VizTracer:
 
     @log_gc.setter
     def log_gc(self, value: bool) -> None:
-        if check_bool("log_gc", value):
+        if check("log_gc", value):
             if self._gc_logger is None:
                 from .extra_log import GcLogger
                 self._gc_logger = GcLogger(self)
@@ -257,31 +207,9 @@ class VizTracer:
 
     @property
     def init_kwargs(self) -> Dict[str, Any]:
-        """The constructor arguments that reproduce this tracer (``min_duration`` in µs)."""
-        return {
-            "tracer_entries": self.tracer_entries,
-            "verbose": self.verbose,
-            "output_file": self.output_file,
-            "max_stack_depth": self.max_stack_depth,
-            "exclude_files": self.exclude_files,
-            "include_files": self.include_files,
-            "ignore_c_function": self.ignore_c_function,
-            "ignore_frozen": self.ignore_frozen,
-            "log_func_retval": self.log_func_retval,
-            "log_func_args": self.log_func_args,
-            "log_print": self.log_print,
-            "log_gc": self.log_gc,
-            "log_sparse": self.log_sparse,
-            "log_async": self.log_async,
-            "log_audit": self.log_audit,
-            "log_torch": self.log_torch,
-            "pid_suffix": self.pid_suffix,
-            "ignore_multiprocess": self.ignore_multiprocess,
-            "min_duration": self.min_duration / 1000.0,
-            "dump_raw": self.dump_raw,
-            "minimize_memory": self.minimize_memory,
-            "fast_calls": self.fast_calls,
-        }
+        """The constructor arguments that reproduce this tracer's options as they are
+        now (``min_duration`` in µs; not the ``log_func_repr`` function, nor plugins)."""
+        return current_kwargs(self)
 
     def _check_filters(self) -> None:
         if self.include_files and self.exclude_files:

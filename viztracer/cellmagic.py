@@ -21,7 +21,7 @@ import html
 import os
 import shlex
 import threading
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 # Viewers started by a button and not done yet (stopped by %unload_ext).
 _servers: List[Any] = []
@@ -70,6 +70,24 @@ def _stop_servers() -> None:
         _stop(srv)
 
 
+# The tracer options %%viztracer takes, spelled as on the command line (the option table).
+CELL_OPTIONS = ("max_stack_depth", "ignore_c_function", "ignore_frozen", "log_func_args", "log_print",
+                "log_sparse")
+
+
+def _option_arguments(argument: Callable[..., Any]) -> Callable[[Any], Any]:
+    """A decorator adding IPython's ``@argument`` for each of :data:`CELL_OPTIONS`."""
+    from .cli.arguments import option_flags
+    from .options import OPTION
+
+    def decorate(func: Any) -> Any:
+        for name in reversed(CELL_OPTIONS):
+            flags, kwargs = option_flags(OPTION[name])
+            func = argument(*flags, **kwargs)(func)
+        return func
+    return decorate
+
+
 def _make_magics_class() -> Any:
     from IPython.core.magic import Magics, cell_magic, magics_class, needs_local_scope
     from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
@@ -82,17 +100,14 @@ def _make_magics_class() -> Any:
                   help="port of the viewer the button starts (default 9001; 0 picks a free one)")
         @argument("--output_file", default="./viztracer_report.json",
                   help="where to save the trace (.json, .json.gz or .html)")
-        @argument("--max_stack_depth", default=-1, type=int)
-        @argument("--ignore_c_function", action="store_true")
-        @argument("--ignore_frozen", action="store_true")
-        @argument("--log_func_args", action="store_true")
-        @argument("--log_print", action="store_true")
-        @argument("--log_sparse", action="store_true")
+        @_option_arguments(argument)
         @cell_magic
         def viztracer(self, line: str, cell: str, local_ns: Optional[dict] = None) -> None:
             """Trace the cell with VizTracer and show a link that opens the result."""
             from IPython.display import HTML, display
 
+            from .cli.arguments import option_kwarg
+            from .options import OPTION
             from .viztracer import VizTracer
 
             options = parse_argstring(self.viztracer, line)
@@ -100,16 +115,8 @@ def _make_magics_class() -> Any:
             code = self.shell.transform_cell(cell)
             namespace = local_ns if local_ns is not None else self.shell.user_ns
             output_file = os.path.abspath(options.output_file)
-            tracer = VizTracer(
-                output_file=output_file,
-                verbose=0,
-                max_stack_depth=options.max_stack_depth,
-                ignore_c_function=options.ignore_c_function,
-                ignore_frozen=options.ignore_frozen,
-                log_func_args=options.log_func_args,
-                log_print=options.log_print,
-                log_sparse=options.log_sparse,
-            )
+            kwargs = {name: option_kwarg(OPTION[name], getattr(options, name)) for name in CELL_OPTIONS}
+            tracer = VizTracer(output_file=output_file, verbose=0, **kwargs)
             with tracer:
                 exec(code, namespace, namespace)
 

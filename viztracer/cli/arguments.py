@@ -7,6 +7,7 @@ import argparse
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..options import EXTRA, OPTION, OPTIONS, OUTPUT, RECORDED, Spec
 from ..version import __version__
 from .errors import CliError
 
@@ -22,6 +23,53 @@ INSTRUMENT_FLAGS = {
     "log_func_entry": ("log_func_entry", "func_names"),
     "log_exception": ("log_exception", None),
 }
+
+
+OPTION_OUTPUT_FILE = OPTION["output_file"]  # -o, which excludes -u
+
+
+def add_option(container: Any, spec: Spec) -> None:
+    """Add the flag of a tracer option, as its entry in the option table spells it, to
+    an argparse parser or group (or an IPython magic's ``argument`` decorator, which
+    takes the same arguments: see :func:`option_flags`)."""
+    flags, kwargs = option_flags(spec)
+    container.add_argument(*flags, **kwargs)
+
+
+def option_flags(spec: Spec) -> Tuple[List[str], Dict[str, Any]]:
+    """``(flags, add_argument keyword arguments)`` of a tracer option. Every option is
+    ``None`` (or ``False`` for a flag) when not given: :func:`option_kwarg` turns that
+    into the constructor's value."""
+    cli = spec.cli
+    assert cli is not None and spec.flag is not None
+    flags = [cli.short, spec.flag] if cli.short else [spec.flag]
+    kwargs: Dict[str, Any] = {"help": spec.help}
+    if not cli.takes_value:
+        kwargs.update(action="store_true", default=False)
+    else:
+        kwargs.update(nargs="*" if cli.kind == "list" else "?", default=None, metavar=cli.metavar)
+        if cli.kind == "int":
+            kwargs["type"] = int
+    return flags, kwargs
+
+
+def option_kwarg(spec: Spec, value: Any) -> Any:
+    """The constructor argument of a tracer option parsed as ``value`` (what
+    :func:`option_flags` made argparse store)."""
+    from ..util import time_str_to_us
+
+    assert spec.cli is not None
+    kind = spec.cli.kind
+    if kind == "flag":
+        return bool(value)
+    if kind == "compat" or value is None:
+        return spec.default
+    if kind == "time":
+        try:
+            return time_str_to_us(value)
+        except ValueError as e:
+            raise CliError(f"Can't convert {value} to time. Format should be 0.3ms or 13us") from e
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,77 +97,30 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--rcfile", nargs="?", default=None, metavar="FILE",
                    help=f"read default options from this file (default: ./{DEFAULT_RCFILE} if it exists)")
 
-    g = parser.add_argument_group("output")
+    # The tracer's options come from the option table (viztracer/options.py), each in
+    # the group its entry names, after the command line's own options of that group.
+    groups: Dict[str, Any] = {}
+    g = groups[OUTPUT] = parser.add_argument_group("output")
     out = g.add_mutually_exclusive_group()
-    out.add_argument("-o", "--output_file", nargs="?", default=None, metavar="FILE",
-                     help=f"where to write the trace: .json, .json.gz (or .gz) or .html "
-                          f"(default {DEFAULT_OUTPUT})")
+    add_option(out, OPTION_OUTPUT_FILE)
     out.add_argument("-u", "--unique_output_file", action="store_true", default=False,
                      help="name the trace <program>_<date>_<time>_<pid>.json, so runs do not overwrite each other")
     g.add_argument("--output_dir", nargs="?", default=None, metavar="DIR",
                    help="put the trace in this directory (created if missing)")
-    g.add_argument("--pid_suffix", action="store_true", default=False,
-                   help="add _<pid> to the trace file name")
     g.add_argument("--quiet", action="store_true", default=False,
                    help="print nothing of viztracer's own (errors excepted)")
     g.add_argument("--open", action="store_true", default=False,
                    help="open the trace in the browser (vizviewer --once) after saving it")
-    g.add_argument("--minimize_memory", action="store_true", default=False,
-                   help="use less memory when a report has to be built in Python (combine, plugins)")
-    g.add_argument("--dump_raw", action="store_true", default=False,
-                   help="accepted for compatibility; the trace is always written natively")
-    g.add_argument("--file_info", action="store_true", default=False,
-                   help="accepted for compatibility; traces always embed the source (file_info)")
 
-    g = parser.add_argument_group("what is recorded")
-    g.add_argument("--tracer_entries", nargs="?", type=int, default=None, metavar="N",
-                   help="size of the event buffer; older events are dropped when it is full (default 1000000)")
-    g.add_argument("--max_stack_depth", nargs="?", type=int, default=None, metavar="N",
-                   help="record only the first N levels of calls (default: no limit)")
-    g.add_argument("--min_duration", nargs="?", default=None, metavar="TIME",
-                   help="drop calls shorter than this, e.g. 0.3ms, 13us, 500ns, 0.1s (a bare number is µs)")
-    g.add_argument("--include_files", nargs="*", default=None, metavar="PATH",
-                   help="record only code under these files or directories (end the list with --)")
-    g.add_argument("--exclude_files", nargs="*", default=None, metavar="PATH",
-                   help="do not record code under these files or directories (end the list with --)")
-    g.add_argument("--ignore_c_function", action="store_true", default=False,
-                   help="do not record builtin (C) functions")
-    g.add_argument("--ignore_frozen", action="store_true", default=False,
-                   help="do not record frozen modules (the import machinery)")
+    g = groups[RECORDED] = parser.add_argument_group("what is recorded")
     g.add_argument("--log_exit", action="store_true", default=False,
                    help="keep recording after the program's top-level code: thread and atexit "
                         "callbacks, until the process exits")
-    g.add_argument("--log_func_args", action="store_true", default=False,
-                   help="record the arguments of every Python function (slower)")
-    g.add_argument("--log_func_retval", action="store_true", default=False,
-                   help="record the return value of every Python function (slower)")
-    g.add_argument("--log_func_with_objprint", action="store_true", default=False,
-                   help="show arguments and return values with objprint instead of repr")
-    g.add_argument("--sanitize_function_name", action="store_true", default=False,
-                   help="drop unprintable characters from builtin function names")
-    g.add_argument("--trace_self", action="store_true", default=False,
-                   help="also record viztracer's own Python code")
-    g.add_argument("--fast_calls", action="store_true", default=False,
-                   help="Python 3.12+: cheaper Python-to-Python calls; a builtin called from a call "
-                        "site that also calls Python functions may then go unrecorded")
 
-    g = parser.add_argument_group("extra events")
-    g.add_argument("--log_print", action="store_true", default=False,
-                   help="record print() calls as instant events instead of printing")
-    g.add_argument("--log_gc", action="store_true", default=False,
-                   help="record garbage collections")
-    g.add_argument("--log_sparse", action="store_true", default=False,
-                   help="record only functions decorated with @log_sparse")
-    g.add_argument("--log_async", action="store_true", default=False,
-                   help="show asyncio/trio tasks as separate tracks")
-    g.add_argument("--log_torch", action="store_true", default=False,
-                   help="also record PyTorch's profiler events (needs torch)")
-    g.add_argument("--log_audit", nargs="*", default=None, metavar="REGEX",
-                   help="record sys.audit events whose name matches one of these regexes (none: all)")
-    g.add_argument("--plugins", nargs="*", default=None, metavar="PLUGIN",
-                   help="load these VizTracer plugins ('module' or 'module args')")
-    g.add_argument("--ignore_multiprocess", action="store_true", default=False,
-                   help="trace only this process, not its subprocesses or multiprocessing children")
+    groups[EXTRA] = parser.add_argument_group("extra events")
+    for spec in OPTIONS:
+        if spec.cli is not None and spec is not OPTION_OUTPUT_FILE:
+            add_option(groups[spec.cli.group], spec)
 
     g = parser.add_argument_group("source instrumentation (of the program's own source)")
     g.add_argument("--log_var", nargs="*", default=None, metavar="REGEX",
@@ -272,50 +273,14 @@ def output_path(ns: argparse.Namespace, base_name: str) -> str:
     return os.path.abspath(name)
 
 
-def min_duration_us(ns: argparse.Namespace) -> float:
-    from ..util import time_str_to_us
-
-    if ns.min_duration is None:
-        return 0.0
-    try:
-        return time_str_to_us(ns.min_duration)
-    except ValueError as e:
-        raise CliError(f"Can't convert {ns.min_duration} to time. Format should be 0.3ms or 13us") from e
-
-
 def tracer_kwargs(ns: argparse.Namespace, output_file: str) -> Dict[str, Any]:
-    """The ``VizTracer`` constructor arguments the options stand for."""
-    kwargs: Dict[str, Any] = {
-        "tracer_entries": 1000000 if ns.tracer_entries is None else ns.tracer_entries,
-        "verbose": 0 if ns.quiet else 1,
-        "output_file": output_file,
-        "max_stack_depth": -1 if ns.max_stack_depth is None else ns.max_stack_depth,
-        "include_files": ns.include_files,
-        "exclude_files": ns.exclude_files,
-        "ignore_c_function": ns.ignore_c_function,
-        "ignore_frozen": ns.ignore_frozen,
-        "ignore_multiprocess": ns.ignore_multiprocess,
-        "log_func_retval": ns.log_func_retval,
-        "log_func_args": ns.log_func_args,
-        "log_func_with_objprint": ns.log_func_with_objprint,
-        "log_print": ns.log_print,
-        "log_gc": ns.log_gc,
-        "log_sparse": ns.log_sparse,
-        "log_async": ns.log_async,
-        "log_audit": ns.log_audit,
-        "log_torch": ns.log_torch,
-        "pid_suffix": ns.pid_suffix,
-        "file_info": True,
-        "register_global": True,
-        "plugins": ns.plugins,
-        "trace_self": ns.trace_self,
-        "min_duration": min_duration_us(ns),
-        "sanitize_function_name": ns.sanitize_function_name,
-        "dump_raw": ns.dump_raw,
-        "minimize_memory": ns.minimize_memory,
-    }
-    if ns.fast_calls:
-        kwargs["fast_calls"] = True
+    """The ``VizTracer`` constructor arguments the options stand for: every option of
+    the table that has a flag, ``--quiet`` for ``verbose``, and the output file (as
+    :func:`output_path` made it)."""
+    kwargs = {spec.name: option_kwarg(spec, getattr(ns, spec.name)) for spec in OPTIONS if spec.cli is not None}
+    kwargs["output_file"] = output_file
+    if ns.quiet:
+        kwargs["verbose"] = 0
     return kwargs
 
 

@@ -129,3 +129,35 @@ def count_by_name(names_: Iterable[str]) -> Dict[str, int]:
     for n in names_:
         out[n] += 1
     return dict(out)
+
+
+# --------------------------------------------------------------------------- the option table
+
+SAMPLE_PLUGIN = """\
+from viztracer.vizplugin import VizPluginBase
+
+
+class SamplePlugin(VizPluginBase):
+    def support_version(self):
+        return "0.10.0"
+
+
+def get_vizplugin(arg):
+    return SamplePlugin()
+"""
+
+
+def write_sample_plugin(directory):
+    """The module the option table's sample of ``plugins`` names, in ``directory``."""
+    from viztracer.options import OPTION
+
+    (module,) = OPTION["plugins"].sample
+    (directory / f"{module}.py").write_text(SAMPLE_PLUGIN)
+
+
+def missing(package):
+    try:
+        __import__(package)
+    except ImportError:
+        return True
+    return False

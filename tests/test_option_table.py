@@ -1,0 +1,234 @@
+"""The option table (viztracer/options.py) and every copy made from it or checked
+against it: VizTracer's constructor and attributes, init_kwargs, the stub of the
+native tracer, the command line and rcfile, the child hand-over, and the docs."""
+
+import ast
+import inspect
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import viztracer
+from support import missing, write_sample_plugin
+from viztracer import VizTracer, _snaptrace
+from viztracer.cli.arguments import parse_command_line, tracer_kwargs
+from viztracer.options import DEFAULT, OPTION, OPTIONS, OptionAttribute, child_kwargs, member_kwargs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+def available(spec):
+    if spec.requires is not None and missing(spec.requires):
+        pytest.skip(f"{spec.name} needs {spec.requires}, which is not installed")
+
+
+@pytest.fixture
+def sample_plugin(tmp_path, monkeypatch):
+    write_sample_plugin(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_names_are_unique_and_samples_differ_from_defaults():
+    assert len(OPTION) == len(OPTIONS)
+    for spec in OPTIONS:
+        assert spec.sample != spec.default, spec.name
+        assert spec.store in ("attr", "property", "readonly", "init"), spec.name
+        assert spec.help and spec.doc, spec.name
+
+
+# --------------------------------------------------------------------------- VizTracer
+
+def test_constructor_signature_is_the_table():
+    params = list(inspect.signature(VizTracer.__init__).parameters.values())[1:]
+    assert [p.name for p in params] == [spec.name for spec in OPTIONS]
+    for p in params:
+        spec = OPTION[p.name]
+        assert p.annotation == spec.type, p.name
+        assert p.default == spec.default and type(p.default) is type(spec.default), p.name
+
+
+def test_class_attributes_come_from_the_table():
+    for spec in OPTIONS:
+        attr = VizTracer.__dict__.get(spec.name)
+        if spec.store == "attr":
+            assert isinstance(attr, OptionAttribute) and attr.spec is spec, spec.name
+        elif spec.store == "property":
+            assert isinstance(attr, property) and attr.fset is not None, spec.name
+        elif spec.store == "readonly":
+            assert isinstance(attr, property) and attr.fset is None, spec.name
+        else:
+            assert not isinstance(attr, (OptionAttribute, property)), spec.name
+
+
+@pytest.mark.parametrize("spec", OPTIONS, ids=lambda spec: spec.name)
+def test_sample_round_trips(spec, sample_plugin):
+    """Every option takes its sample in the constructor and gives it back."""
+    available(spec)
+    tracer = VizTracer(**{"verbose": 0, spec.name: spec.sample})
+    if spec.store != "init":
+        assert spec.to_kwarg(getattr(tracer, spec.name)) == spec.sample
+    if spec.native is not None and spec.store != "property":
+        assert getattr(tracer._tracer, spec.native) == spec.to_native(spec.sample)
+
+
+@pytest.mark.parametrize("spec", [s for s in OPTIONS if s.store in ("attr", "property")],
+                         ids=lambda spec: spec.name)
+def test_assignment_validates(spec, sample_plugin):
+    available(spec)
+    tracer = VizTracer(verbose=0)
+    setattr(tracer, spec.name, spec.sample)
+    assert spec.to_kwarg(getattr(tracer, spec.name)) == spec.sample
+    with pytest.raises((TypeError, ValueError), match=spec.name):
+        setattr(tracer, spec.name, object() if spec.type != "Optional[Sequence[Any]]" else [object()])
+
+
+def sample_kwargs(exclude=()):
+    """Every option at its sample that can be set together with the others (not
+    exclude_files, which excludes include_files; not log_func_repr, which excludes
+    log_func_with_objprint; not what needs a package that is missing)."""
+    return {spec.name: spec.sample for spec in OPTIONS
+            if spec.store != "init" and spec.name not in ("exclude_files", "log_func_repr", *exclude)
+            and not (spec.requires and missing(spec.requires))}
+
+
+def test_init_kwargs_reproduce_the_tracer(sample_plugin):
+    defaults = {spec.name: spec.default for spec in OPTIONS if spec.data and spec.store != "init"}
+    assert VizTracer().init_kwargs == defaults
+    kwargs = sample_kwargs()
+    expected = dict(defaults, **{k: v for k, v in kwargs.items() if OPTION[k].data})
+    tracer = VizTracer(**kwargs)
+    assert tracer.init_kwargs == expected
+    assert VizTracer(**tracer.init_kwargs).init_kwargs == expected
+
+
+# --------------------------------------------------------------------------- native tracer
+
+def stub_tracer_members():
+    """``(attributes, read-only properties)`` of ``Tracer`` in _snaptrace.pyi."""
+    path = os.path.join(os.path.dirname(viztracer.__file__), "_snaptrace.pyi")
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Tracer"]
+    attributes = {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign)}
+    properties = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)
+                  and any(isinstance(d, ast.Name) and d.id == "property" for d in n.decorator_list)}
+    setters = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)
+               and any(isinstance(d, ast.Attribute) and d.attr == "setter" for d in n.decorator_list)}
+    return attributes, properties - setters
+
+
+def test_native_attributes_are_in_the_stub_and_the_extension():
+    attributes, read_only = stub_tracer_members()
+    native = _snaptrace.Tracer()
+    for spec in OPTIONS:
+        if spec.native is None:
+            continue
+        assert hasattr(native, spec.native), spec.name
+        if spec.store == "readonly":
+            assert spec.native in read_only, spec.name
+        else:
+            assert spec.native in attributes, spec.name
+    # Every public option-like attribute of the stub is an option's (lib_file_path is
+    # the package's own directory, not an option).
+    options = {spec.native for spec in OPTIONS if spec.native is not None and spec.store != "readonly"}
+    assert {a for a in attributes if not a.startswith("_")} - {"lib_file_path"} == options
+
+
+# --------------------------------------------------------------------------- command line, rcfile
+
+def cli_words(spec):
+    """How the sample is written on the command line (and in an rcfile, joined)."""
+    kind = spec.cli.kind
+    if kind in ("flag", "compat"):
+        return []
+    if kind == "time":
+        return [f"{spec.sample}us"]
+    if kind == "list":
+        return list(spec.sample)
+    return [str(spec.sample)]
+
+
+def cli_expected(spec):
+    kind = spec.cli.kind
+    if kind == "flag":
+        return True
+    if kind == "compat":
+        return spec.default
+    return spec.sample
+
+
+CLI_OPTIONS = [spec for spec in OPTIONS if spec.cli is not None]
+
+
+@pytest.mark.parametrize("spec", CLI_OPTIONS, ids=lambda spec: spec.name)
+def test_command_line_flag(spec):
+    ns, command, _ = parse_command_line([spec.flag, *cli_words(spec), "--", "prog.py"])
+    assert command == ["prog.py"]
+    if spec.name == "output_file":
+        assert ns.output_file == spec.sample
+        return
+    assert tracer_kwargs(ns, "out.json")[spec.name] == cli_expected(spec)
+    if spec.cli.short:
+        ns, _, _ = parse_command_line([spec.cli.short, *cli_words(spec), "--", "prog.py"])
+        assert getattr(ns, spec.name) == spec.sample
+
+
+@pytest.mark.parametrize("spec", CLI_OPTIONS, ids=lambda spec: spec.name)
+def test_rcfile_key(spec, tmp_path):
+    value = "True" if not spec.cli.takes_value else " ".join(cli_words(spec))
+    rc = tmp_path / "rc"
+    rc.write_text(f"[default]\n{spec.name} = {value}\n")
+    ns, _, _ = parse_command_line(["--rcfile", str(rc), "--", "prog.py"])
+    if spec.name == "output_file":
+        assert ns.output_file == spec.sample
+        return
+    assert tracer_kwargs(ns, "out.json")[spec.name] == cli_expected(spec)
+
+
+def test_command_line_without_options_gives_the_defaults():
+    ns, _, _ = parse_command_line(["--", "prog.py"])
+    kwargs = tracer_kwargs(ns, "out.json")
+    changed = {k: v for k, v in kwargs.items() if v != OPTION[k].default}
+    # The command line traces child processes unless --ignore_multiprocess is given.
+    assert changed == {"output_file": "out.json", "ignore_multiprocess": False}
+    ns, _, _ = parse_command_line(["--quiet", "--", "prog.py"])
+    assert tracer_kwargs(ns, "out.json")["verbose"] == 0
+
+
+# --------------------------------------------------------------------------- child hand-over
+
+def test_child_kwargs_are_the_inherited_options_as_json(sample_plugin):
+    kwargs = sample_kwargs()
+    tracer = VizTracer(**kwargs)
+    sent = json.loads(json.dumps(child_kwargs(tracer)))
+    assert set(sent) == {spec.name for spec in OPTIONS if spec.inherited}
+    member = VizTracer(**member_kwargs(sent))
+    for spec in OPTIONS:
+        if spec.inherited:
+            value = spec.to_child(kwargs.get(spec.name, spec.default))
+            assert sent[spec.name] == value, spec.name
+            assert spec.to_kwarg(getattr(member, spec.name)) == value, spec.name
+        elif spec.child is not DEFAULT and spec.store != "init":
+            assert getattr(member, spec.name) == spec.child, spec.name
+
+
+def test_child_kwargs_keep_plugin_strings_only():
+    from viztracer.vizplugin import VizPluginBase
+
+    class Plugin(VizPluginBase):
+        def support_version(self):
+            return "0.10.0"
+
+    tracer = VizTracer(verbose=0, plugins=[Plugin()])
+    assert child_kwargs(tracer)["plugins"] == []
+
+
+# --------------------------------------------------------------------------- docs
+
+def test_docs_option_tables_are_the_table():
+    tool = os.path.join(ROOT, "tools", "options_doc.py")
+    if not os.path.exists(tool):
+        pytest.skip("tools/ is not part of this copy")
+    run = subprocess.run([sys.executable, tool, "--check"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr

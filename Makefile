@@ -91,7 +91,7 @@ lint-python: $(foreach v,$(LINT_PYTHONS),build-$(v))
 	@set -e; for v in $(LINT_PYTHONS); do \
 		$(VENV)/$$v/bin/python -m pip install -q $(LINT_PIP_PACKAGES); done
 	@echo "== ruff"
-	@$(VENV)/$(DEMO_PYTHON)/bin/ruff check -q viztracer tests benchmarks
+	@$(VENV)/$(DEMO_PYTHON)/bin/ruff check -q viztracer tests benchmarks tools
 	@echo "== mypy"
 	@$(VENV)/$(DEMO_PYTHON)/bin/mypy
 	@set -e; for v in $(LINT_PYTHONS); do \

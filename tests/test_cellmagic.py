@@ -125,3 +125,15 @@ def test_magic_help_lists_options(ip):
     for opt in ("--port", "--output_file", "--max_stack_depth", "--ignore_c_function", "--ignore_frozen",
                 "--log_func_args", "--log_print", "--log_sparse"):
         assert opt in doc
+
+
+def test_magic_max_stack_depth(ip, tmp_path):
+    # builtins.exec, the cell, f: g is the fourth level
+    out = tmp_path / "depth.json"
+    with capture_output():
+        ip.run_cell_magic("viztracer", f"--output_file {out} -p 0 --max_stack_depth 3",
+                          "def f():\n    return g()\ndef g():\n    return 1\nf()")
+    with open(out) as f:
+        names = [e["name"] for e in json.load(f)["traceEvents"] if e["ph"] == "X"]
+    assert any(n.startswith("f (") for n in names), names
+    assert not any(n.startswith("g (") for n in names), names

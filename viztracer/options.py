@@ -14,9 +14,12 @@ made from it or checked against it by a test (tests/test_option_table.py):
 - the hand-over to child processes (:func:`child_kwargs`, :func:`member_kwargs`);
 - the option tables of docs/api.md and docs/cli.md (``tools/options_doc.py``).
 
-Adding an option: one :class:`Spec` here, the parameter in ``VizTracer.__init__``,
-the attribute line in its class body, and ``python tools/options_doc.py`` for the
-docs; the tests say what is missing.
+Adding an option: one :class:`Spec` here, then what static tools need written out
+(the parameter in ``VizTracer.__init__``, the ``name: type = attribute()`` line in its
+class body; for an option the hot path reads, its attribute on the Rust ``Tracer`` and
+in ``_snaptrace.pyi``), and ``python tools/options_doc.py`` for the docs. The tests
+say what is missing; the command line, the rcfile, the cell magic's options and the
+child hand-over need nothing more.
 
 Every option validates on assignment, so ``VizTracer(x=...)`` and ``tracer.x = ...``
 give the same clear ``TypeError``/``ValueError`` naming the option.

@@ -11,7 +11,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Dict, NoReturn, Optional
 
-from .collector import Collector, member_paths, merge_traces
+from .collector import Collector, member_paths
+from .trace_writer import merge_traces
 
 if TYPE_CHECKING:  # pragma: no cover
     from .viztracer import VizTracer

@@ -47,6 +47,7 @@ def _member(key: str) -> bytes:
 
 HEAD = b"{" + _encode(EVENTS).encode() + b":[\n"
 SEPARATOR = b",\n"
+_SEPARATOR_TEXT = SEPARATOR.decode()
 _CLOSE = b"\n]"
 TAIL = _CLOSE + _member(METADATA)
 END = b"}\n"
@@ -89,6 +90,11 @@ def open_trace(path: str) -> Iterator[Sink]:
         page.finish()
 
 
+def _event_lines(events: Sequence[Any]) -> bytes:
+    """Events as JSON, one per line, separated by :data:`SEPARATOR`."""
+    return _SEPARATOR_TEXT.join(map(_encode, events)).encode()
+
+
 def closing(members: Mapping[str, Any]) -> bytes:
     """The bytes after the last event: the end of the events array, the other
     top-level members (the metadata first, as the native writer puts it) and the end."""
@@ -112,8 +118,9 @@ def write_snapshot(snap: Any, path: str, *, pid: int, process_name: str,
     }
     kind = output_kind(path)
     if kind == "html":
+        data = snap.to_bytes(**header)  # before the file is opened: no half page on failure
         with open_trace(path) as out:
-            out.write(snap.to_bytes(**header))
+            out.write(data)
         return int(snap.entries)
     return int(snap.write(path, gzip=kind == "gz", progress=progress, **header))
 
@@ -124,7 +131,7 @@ def report_chunks(report: Mapping[str, Any]) -> Iterator[bytes]:
     events = report.get(EVENTS, [])
     yield HEAD
     for i in range(0, len(events), _BATCH):
-        lines = ",\n".join(map(_encode, events[i:i + _BATCH])).encode()
+        lines = _event_lines(events[i:i + _BATCH])
         yield lines if i == 0 else SEPARATOR + lines
     yield closing({k: v for k, v in report.items() if k != EVENTS})
 
@@ -182,7 +189,7 @@ class _Merge:
         if not events:
             return
         self.separate()
-        self.out.write(",\n".join(map(_encode, events)).encode())
+        self.out.write(_event_lines(events))
         self.count += sum(1 for e in events if not (isinstance(e, dict) and e.get("ph") == "M"))
 
     def add_members(self, members: Dict[str, Any]) -> None:

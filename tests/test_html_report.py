@@ -7,8 +7,8 @@ import json
 import re
 
 from viztracer import VizTracer
-from viztracer.html_report import write_html_report
 from viztracer.report_builder import ReportBuilder
+from viztracer.trace_writer import write_report
 
 HOSTILE = "</script><script>window.pwned = 1</script><!--<script>"
 
@@ -73,7 +73,7 @@ def test_with_block_writes_html(tmp_path):
     assert 'id="canvas"' in page and "VizModel" in page
 
 
-def test_write_html_report_from_dict(tmp_path):
+def test_write_report_html_from_dict(tmp_path):
     report = {
         "traceEvents": [
             {"ph": "M", "pid": 1, "tid": 1, "name": "process_name", "args": {"name": HOSTILE}},
@@ -82,7 +82,7 @@ def test_write_html_report_from_dict(tmp_path):
         "viztracer_metadata": {"version": "1"},
     }
     out = tmp_path / "d.html"
-    write_html_report(report, str(out))
+    write_report(report, str(out))
     got, page = embedded_trace(out)
     check_self_contained(page)
     assert got == report

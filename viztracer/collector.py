@@ -18,8 +18,8 @@ Every member writes its own trace with the native writer to
 either complete or absent), and marks itself alive meanwhile with
 ``<pid>_<token>.running``. At the end the root waits for members that are still alive
 (a dead or zombie pid is not waited for; Ctrl+C stops the wait), then splices the
-event arrays of all files into the output without parsing them, and removes the
-directory.
+event arrays of all files into the output without parsing them
+(:func:`viztracer.trace_writer.merge_traces`), and removes the directory.
 """
 
 from __future__ import annotations
@@ -29,19 +29,12 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .util import pid_exists
 
 ENV_CONFIG = "VIZTRACER_COLLECT"
 CHILD_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child")
-
-# What our writer puts around the events (see rust/snapshot.rs): the events array
-# can be cut out of a file without parsing it, because escaped JSON strings never
-# hold a raw newline.
-_HEAD = b'{"traceEvents":[\n'
-_TAIL = b'\n],"viztracer_metadata":'
-
 
 def member_paths(directory: str, pid: int) -> Tuple[str, str]:
     """(trace file, alive marker) for a new member process of a collection."""
@@ -176,105 +169,3 @@ class Collector:
         import shutil
         self.deactivate()
         shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def _split(data: Any) -> Tuple[int, int]:
-    """(start, end) of the events in one of our trace files."""
-    if not data[:len(_HEAD)] == _HEAD:
-        raise ValueError("not a trace written by viztracer")
-    end = data.rfind(_TAIL)
-    if end < 0:
-        raise ValueError("trace file is truncated")
-    return len(_HEAD), end
-
-
-def merge_traces(paths: Iterable[str], output_file: str, metadata: Optional[Dict[str, Any]] = None) -> Tuple[int, bool]:
-    """Writes one trace holding the events of every file in ``paths`` (each written by
-    our native writer), their merged ``file_info`` and metadata. Event text is copied,
-    not parsed. Returns (number of events, overflow). Unreadable files are skipped."""
-    import gzip
-    import mmap
-
-    from .options import output_kind
-
-    kind = output_kind(output_file)
-    merged_meta: Dict[str, Any] = {}
-    file_info: Dict[str, Dict[str, Any]] = {"files": {}, "functions": {}}
-    has_file_info = False
-    count = 0
-    overflow = False
-    target = output_file if kind != "html" else output_file + ".tmp.json"
-    opener = gzip.open if kind == "gz" else open
-    with opener(target, "wb") as out:
-        out.write(_HEAD)
-        first = True
-        for path in paths:
-            try:
-                with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                    try:
-                        start, end = _split(mm)
-                    except ValueError:
-                        start = end = -1
-                    if start < 0:
-                        # Not in our writer's layout (a plugin rewrote the data, say):
-                        # parse it and write its events one per line.
-                        tail = json.loads(mm[:])
-                        evs = tail.pop("traceEvents", [])
-                        if evs:
-                            if not first:
-                                out.write(b",\n")
-                            first = False
-                            out.write(b",\n".join(json.dumps(e, separators=(",", ":")).encode() for e in evs))
-                            count += sum(1 for e in evs if e.get("ph") != "M")
-                    else:
-                        tail = json.loads(b'{"viztracer_metadata":' + mm[end + len(_TAIL):])
-                        if end > start:
-                            if not first:
-                                out.write(b",\n")
-                            first = False
-                            # One event per line: count them while copying, and leave
-                            # out the metadata events, which come first.
-                            lines = 1
-                            pos = start
-                            while pos < end:
-                                chunk = mm[pos:min(end, pos + (1 << 22))]
-                                lines += chunk.count(b"\n")
-                                out.write(chunk)
-                                pos += len(chunk)
-                            count += lines - _leading_metadata(mm, start, end)
-            except (OSError, ValueError) as e:
-                print(f"VizTracer: skipped an unreadable trace {os.path.basename(path)}: {e}", file=sys.stderr)
-                continue
-            meta = tail.get("viztracer_metadata", {})
-            overflow = overflow or bool(meta.get("overflow"))
-            for key, value in meta.items():
-                merged_meta.setdefault(key, value)
-            if "file_info" in tail:
-                has_file_info = True
-                file_info["files"].update(tail["file_info"].get("files", {}))
-                file_info["functions"].update(tail["file_info"].get("functions", {}))
-        merged_meta.update(metadata or {})
-        merged_meta["overflow"] = overflow
-        out.write(_TAIL + json.dumps(merged_meta).encode())
-        if has_file_info:
-            out.write(b',"file_info":' + json.dumps(file_info).encode())
-        out.write(b"}\n")
-    if kind == "html":
-        from .html_report import write_html
-        with open(target, "rb") as f:
-            write_html(f.read(), output_file)
-        os.unlink(target)
-    return count, overflow
-
-
-def _leading_metadata(mm: Any, start: int, end: int) -> int:
-    """How many lines at the start of the events are metadata (``"ph":"M"``) events."""
-    n = 0
-    pos = start
-    while pos < end and mm[pos:pos + 9] == b'{"ph":"M"':
-        n += 1
-        nl = mm.find(b"\n", pos, end)
-        if nl < 0:
-            break
-        pos = nl + 1
-    return n

@@ -455,13 +455,9 @@ def compress_file(src: str, dst: str, preset: int = 6) -> Dict[str, int]:
 
 
 def decompress_file(src: str, dst: str) -> None:
-    """Write the trace stored in ``src`` (.cvf) to ``dst`` (.json, or gzip for .gz)."""
+    """Write the trace stored in ``src`` (.cvf) to ``dst`` (any kind of trace file)."""
+    from .trace_writer import write_report
+
     with open(src, "rb") as f:
         trace = decompress(f.read())
-    text = json.dumps(trace, separators=(",", ":"))
-    if dst.endswith(".gz"):
-        with gzip.open(dst, "wt", encoding="utf-8") as f:
-            f.write(text)
-    else:
-        with open(dst, "w", encoding="utf-8") as f:
-            f.write(text)
+    write_report(trace, dst)

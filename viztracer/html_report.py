@@ -6,19 +6,27 @@ base64-encoded in a ``<script type="application/octet-stream">`` element, which 
 page inflates with the browser's own ``DecompressionStream``. Base64 has no ``<``, so
 nothing in the trace (a ``</script>`` in a string, say) can end that element early,
 and a 1M-event trace (about 150 MB of JSON) becomes a file of about 10 MB.
+
+This module makes the page; :mod:`viztracer.trace_writer` opens the file and writes
+the trace into an :class:`HtmlPage` as it writes any other kind of trace file.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import json
 import os
 import zlib
-from typing import Any, Dict, List, Optional, Tuple
+from typing import BinaryIO, Tuple
 
 _WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
 _DATA_MARKER = "<!--VIZVIEWER_DATA-->"
+# The embedded trace is compressed for size on disk, at the fastest level: a page is
+# written once per trace, and level 1 already shrinks trace JSON about 15 times.
+DATA_LEVEL = 1
+# Lines of 4 KiB keep editors and diff tools happy; the page strips whitespace.
+# 4096 base64 characters hold 3072 bytes.
+_LINE_BYTES = 3072
 
 
 def _read_asset(name: str) -> str:
@@ -47,41 +55,31 @@ def page_parts(title: str) -> Tuple[str, str]:
     return before, after
 
 
-def _encode_trace(trace_json: bytes) -> bytes:
-    comp = zlib.compressobj(1, zlib.DEFLATED, 31)  # gzip container, fast level
-    gz = comp.compress(trace_json) + comp.flush()
-    return base64.b64encode(gz)
+class HtmlPage:
+    """Writes the viewer page to ``out`` around the trace bytes given to :meth:`write`,
+    which are compressed and encoded as they come; :meth:`finish` ends the page."""
 
+    def __init__(self, out: BinaryIO, title: str) -> None:
+        before, self._after = page_parts(title)
+        self._out = out
+        self._zip = zlib.compressobj(DATA_LEVEL, zlib.DEFLATED, 31)  # a gzip container
+        self._pending = b""  # compressed bytes not yet encoded: less than a line's worth
+        out.write(before.encode("utf-8"))
+        out.write(('<script type="application/octet-stream" id="vizviewer-data" data-encoding="gzip-base64" '
+                   f'data-title="{html.escape(title, quote=True)}">').encode("utf-8"))
 
-def write_html(trace_json: bytes, path: str, title: Optional[str] = None) -> None:
-    """Writes the viewer page with ``trace_json`` (the bytes of a trace file) inside."""
-    if title is None:
-        title = os.path.basename(path)
-    before, after = page_parts(title)
-    data = _encode_trace(trace_json)
-    tag = ('<script type="application/octet-stream" id="vizviewer-data" data-encoding="gzip-base64" '
-           f'data-title="{html.escape(title, quote=True)}">')
-    with open(path, "wb") as f:
-        f.write(before.encode("utf-8"))
-        f.write(tag.encode("utf-8"))
-        # Lines of 4 KiB keep editors and diff tools happy; the page strips whitespace.
-        for i in range(0, len(data), 4096):
-            f.write(data[i:i + 4096])
-            f.write(b"\n")
-        f.write(b"</script>")
-        f.write(after.encode("utf-8"))
+    def write(self, data: bytes, /) -> int:
+        self._encode(self._zip.compress(data), final=False)
+        return len(data)
 
+    def finish(self) -> None:
+        self._encode(self._zip.flush(), final=True)
+        self._out.write(b"</script>")
+        self._out.write(self._after.encode("utf-8"))
 
-def write_html_snapshot(snap: Any, path: str, *, pid: int, process_name: str,
-                        thread_names: List[Tuple[int, str]], metadata_json: str,
-                        file_info_json: Optional[str]) -> int:
-    """Writes a tracer snapshot as a self-contained HTML report; returns the number of events."""
-    trace_json = snap.to_bytes(pid=pid, process_name=process_name, thread_names=thread_names,
-                               metadata_json=metadata_json, file_info_json=file_info_json)
-    write_html(trace_json, path)
-    return snap.entries
-
-
-def write_html_report(report: Dict[str, Any], path: str) -> None:
-    """Writes a trace dict (``{"traceEvents": [...], ...}``) as a self-contained HTML report."""
-    write_html(json.dumps(report).encode("utf-8"), path)
+    def _encode(self, compressed: bytes, final: bool) -> None:
+        data = self._pending + compressed
+        full = len(data) if final else len(data) - len(data) % _LINE_BYTES
+        for i in range(0, full, _LINE_BYTES):
+            self._out.write(base64.b64encode(data[i:i + _LINE_BYTES]) + b"\n")
+        self._pending = data[full:]

@@ -11,8 +11,9 @@ import os
 import sys
 from typing import TYPE_CHECKING, Optional
 
-from .collector import Collector, member_paths, merge_traces
+from .collector import Collector, member_paths
 from .options import child_kwargs
+from .trace_writer import merge_traces
 
 if TYPE_CHECKING:  # pragma: no cover
     from .viztracer import VizTracer

@@ -31,7 +31,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-OUTPUT_KINDS = ("json", "gz", "html")
+from .trace_writer import output_kind  # the output kinds belong to the writer
 
 
 def _type_name(value: Any) -> str:
@@ -111,14 +111,6 @@ def expand_paths(paths: Optional[List[str]]) -> Optional[List[str]]:
             if absolute not in out:
                 out.append(absolute)
     return out
-
-
-def output_kind(path: str) -> str:
-    """``"json"``, ``"gz"`` or ``"html"`` from a file name, or a ValueError."""
-    kind = path.rsplit(".", 1)[-1].lower() if "." in os.path.basename(path) else ""
-    if kind not in OUTPUT_KINDS:
-        raise ValueError(f"Only html, json and gz are supported, can't save to {path!r}")
-    return kind
 
 
 def check_output_file(name: str, value: Any) -> str:

@@ -3,7 +3,9 @@ processes or runs, aligning them, and writing the result.
 
 The tracer's own save never goes through here (the native writer streams the events
 directly); this is the path for ``--combine``, for data a plugin changed, and for
-anything given as dicts or files.
+anything given as dicts or files. The result is written by
+:func:`viztracer.trace_writer.write_report`, a batch of events at a time, so
+``minimize_memory`` has nothing left to save.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Union
 
+from . import trace_writer
 from .file_info import build_file_info, functions_of_raw_events
-from .options import output_kind
 from .util import color_print
 from .version import __version__
 
@@ -125,29 +127,16 @@ class ReportBuilder:
     def save(self, output_file: Union[str, TextIO] = "result.html", file_info: bool = True) -> None:
         if isinstance(output_file, str):
             path = os.path.abspath(output_file)
-            kind = output_kind(path)
+            kind = trace_writer.output_kind(path)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             report = self.prepare_json(file_info, display_time_unit="ns" if kind == "html" else None)
-            if kind == "html":
-                from .html_report import write_html_report
-                write_html_report(report, path)
-            elif kind == "gz":
-                with gzip.open(path, "wt", encoding="utf-8") as f:
-                    self._dump(report, f)
-            else:
-                with open(path, "w", encoding="utf-8") as f:
-                    self._dump(report, f)
+            trace_writer.write_report(report, path)
         else:
             path = None
             report = self.prepare_json(file_info)
-            self._dump(report, output_file)
+            for chunk in trace_writer.report_chunks(report):
+                output_file.write(chunk.decode("utf-8"))
         self._print_summary(report, path)
-
-    def _dump(self, report: Dict[str, Any], f: TextIO) -> None:
-        if self.minimize_memory:
-            json.dump(report, f)
-        else:
-            f.write(json.dumps(report))
 
     def _print_summary(self, report: Dict[str, Any], path: Optional[str]) -> None:
         if self.invalid_files:

@@ -8,13 +8,12 @@ call to add their own events.
 from __future__ import annotations
 
 import builtins
-import json
 import os
 import sys
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import _snaptrace
+from . import _snaptrace, trace_writer
 from .file_info import build_file_info, functions_of_raw_events
 from .lifecycle import ExitSave
 from .options import (
@@ -25,7 +24,6 @@ from .options import (
     check_int,
     check_output_file,
     current_kwargs,
-    output_kind,
 )
 from .threads import name_new_thread, thread_names
 from .util import add_pid_suffix, color_print, same_line_print
@@ -628,23 +626,15 @@ class VizTracer:
             self._print_saved(path, count, overflow)
 
     def _write_snapshot(self, snap: Any, path: str, file_info: bool, verbose: int) -> int:
-        kind = output_kind(path)
-        names = thread_names(snap.threads(), snap.task_names())
-        file_info_json = None
+        info = None
         if file_info:
-            funcs = snap.functions() + functions_of_raw_events(snap.raw_events())
-            file_info_json = json.dumps(build_file_info(funcs))
-        metadata_json = json.dumps(self._metadata(snap.overflow))
-        if kind == "html":
-            from .html_report import write_html_snapshot
-            return write_html_snapshot(snap, path, pid=self._pid(), process_name=self._process_name(),
-                                       thread_names=names, metadata_json=metadata_json,
-                                       file_info_json=file_info_json)
+            info = build_file_info(snap.functions() + functions_of_raw_events(snap.raw_events()))
         show_progress = verbose > 0 and snap.entries >= 2_000_000 and sys.stdout.isatty()
         progress = _print_progress if show_progress else None
-        count = snap.write(path, gzip=kind == "gz", pid=self._pid(), process_name=self._process_name(),
-                           thread_names=names, metadata_json=metadata_json,
-                           file_info_json=file_info_json, progress=progress)
+        count = trace_writer.write_snapshot(
+            snap, path, pid=self._pid(), process_name=self._process_name(),
+            thread_names=thread_names(snap.threads(), snap.task_names()),
+            metadata=self._metadata(snap.overflow), file_info=info, progress=progress)
         if progress is not None:
             same_line_print("")
         return count

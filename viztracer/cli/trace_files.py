@@ -24,7 +24,7 @@ def run_combine(ns: argparse.Namespace, files: List[str], align: bool) -> int:
     out = ns.output_file or DEFAULT_OUTPUT
     if ns.output_dir:
         out = os.path.join(ns.output_dir, out)
-    from ..options import output_kind
+    from ..trace_writer import output_kind
     try:
         output_kind(out)
     except ValueError as e:
@@ -58,7 +58,7 @@ def run_compress(ns: argparse.Namespace) -> int:
 
 def run_decompress(ns: argparse.Namespace) -> int:
     from .. import compressor
-    from ..options import output_kind
+    from ..trace_writer import output_kind
 
     src = ns.decompress
     if not os.path.isfile(src):

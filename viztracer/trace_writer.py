@@ -1,0 +1,255 @@
+"""Writing trace files: every trace file viztracer writes goes through here.
+
+This module owns
+
+- the output kinds (``.json``, ``.gz``/``.json.gz``, ``.html``) and how a file of each
+  kind is opened for writing (:func:`open_trace`): plain, gzip at :data:`GZIP_LEVEL`,
+  or the self-contained viewer page of :mod:`viztracer.html_report` around the bytes;
+- the file's envelope, the layout the native writer (``rust/snapshot.rs``) streams and
+  everything else here copies: :data:`HEAD`, then one event per line separated by
+  :data:`SEPARATOR`, then :func:`closing`, which starts with :data:`TAIL` when the
+  trace has metadata. Escaped JSON never holds a raw newline, so the events of a file
+  in this layout can be cut out and counted without parsing them (:func:`merge_traces`);
+- the three ways a trace is written: a native snapshot (:func:`write_snapshot`,
+  streamed by the native writer for JSON and gzip), a trace held as a dict
+  (:func:`write_report`), and member files of a multi-process run spliced into one
+  (:func:`merge_traces`).
+
+Files are written in place, not through a temporary name: a collection member that
+must never leave half a file renames it itself (see ``multiprocess.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple
+
+OUTPUT_KINDS = ("json", "gz", "html")
+# The level of every gzip file written here; the native writer writes gzip at the
+# same level (``flate2::Compression::new(6)`` in rust/tracer.rs).
+GZIP_LEVEL = 6
+
+EVENTS = "traceEvents"
+METADATA = "viztracer_metadata"
+FILE_INFO = "file_info"
+
+# One encoder for everything written from Python: compact, as the native writer is.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _member(key: str) -> bytes:
+    """What introduces a top-level member after the events: ``,"key":``."""
+    return b"," + _encode(key).encode() + b":"
+
+
+HEAD = b"{" + _encode(EVENTS).encode() + b":[\n"
+SEPARATOR = b",\n"
+_SEPARATOR_TEXT = SEPARATOR.decode()
+_CLOSE = b"\n]"
+TAIL = _CLOSE + _member(METADATA)
+END = b"}\n"
+# Events encoded per write when writing a dict; also the size of a copy when merging.
+_BATCH = 10_000
+_COPY_BYTES = 1 << 22
+
+
+def output_kind(path: str) -> str:
+    """``"json"``, ``"gz"`` or ``"html"`` from a file name, or a ValueError."""
+    kind = path.rsplit(".", 1)[-1].lower() if "." in os.path.basename(path) else ""
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"Only html, json and gz are supported, can't save to {path!r}")
+    return kind
+
+
+class Sink(Protocol):
+    """Where trace bytes go: a file opened by :func:`open_trace`."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
+@contextmanager
+def open_trace(path: str) -> Iterator[Sink]:
+    """Opens ``path`` for writing as its kind says: the bytes written are the trace
+    JSON, stored as is, gzip-compressed, or inside the viewer page."""
+    kind = output_kind(path)
+    if kind == "gz":
+        import gzip
+        with gzip.open(path, "wb", compresslevel=GZIP_LEVEL) as gz:
+            yield gz
+        return
+    with open(path, "wb") as f:
+        if kind == "json":
+            yield f
+            return
+        from .html_report import HtmlPage
+        page = HtmlPage(f, title=os.path.basename(path))
+        yield page
+        page.finish()
+
+
+def _event_lines(events: Sequence[Any]) -> bytes:
+    """Events as JSON, one per line, separated by :data:`SEPARATOR`."""
+    return _SEPARATOR_TEXT.join(map(_encode, events)).encode()
+
+
+def closing(members: Mapping[str, Any]) -> bytes:
+    """The bytes after the last event: the end of the events array, the other
+    top-level members (the metadata first, as the native writer puts it) and the end."""
+    keys = sorted(members, key=lambda k: k != METADATA)
+    return _CLOSE + b"".join(_member(k) + _encode(members[k]).encode() for k in keys) + END
+
+
+# --------------------------------------------------------------------------- writers
+
+def write_snapshot(snap: Any, path: str, *, pid: int, process_name: str,
+                   thread_names: Sequence[Tuple[int, str]], metadata: Dict[str, Any],
+                   file_info: Optional[Dict[str, Any]],
+                   progress: Optional[Callable[[int, int], None]] = None) -> int:
+    """Writes a native ``Snapshot``; returns the number of events (metadata events not
+    counted). JSON and gzip are streamed by the native writer with the GIL released;
+    HTML takes the same bytes into the page."""
+    header: Dict[str, Any] = {
+        "pid": pid, "process_name": process_name, "thread_names": thread_names,
+        "metadata_json": _encode(metadata),
+        "file_info_json": None if file_info is None else _encode(file_info),
+    }
+    kind = output_kind(path)
+    if kind == "html":
+        data = snap.to_bytes(**header)  # before the file is opened: no half page on failure
+        with open_trace(path) as out:
+            out.write(data)
+        return int(snap.entries)
+    return int(snap.write(path, gzip=kind == "gz", progress=progress, **header))
+
+
+def report_chunks(report: Mapping[str, Any]) -> Iterator[bytes]:
+    """A trace held as a dict, in the envelope's layout, a batch of events at a time:
+    the events first, then the metadata, then the other members in their order."""
+    events = report.get(EVENTS, [])
+    yield HEAD
+    for i in range(0, len(events), _BATCH):
+        lines = _event_lines(events[i:i + _BATCH])
+        yield lines if i == 0 else SEPARATOR + lines
+    yield closing({k: v for k, v in report.items() if k != EVENTS})
+
+
+def write_report(report: Mapping[str, Any], path: str) -> None:
+    """Writes a trace held as a dict (``{"traceEvents": [...], ...}``) to ``path``."""
+    with open_trace(path) as out:
+        for chunk in report_chunks(report):
+            out.write(chunk)
+
+
+def split_events(data: Any) -> Tuple[int, int]:
+    """(start, end) of the events in a file in the envelope's layout (bytes or an
+    mmap), or a ValueError."""
+    if not data[:len(HEAD)] == HEAD:
+        raise ValueError("not a trace written by viztracer")
+    end = data.rfind(TAIL)
+    if end < 0:
+        raise ValueError("trace file is truncated")
+    return len(HEAD), end
+
+
+class _Merge:
+    """The state of a merge: events written so far, metadata and file_info seen."""
+
+    def __init__(self, out: Sink) -> None:
+        self.out = out
+        self.count = 0
+        self.overflow = False
+        self.first = True
+        self.metadata: Dict[str, Any] = {}
+        self.file_info: Dict[str, Dict[str, Any]] = {"files": {}, "functions": {}}
+        self.has_file_info = False
+        out.write(HEAD)
+
+    def separate(self) -> None:
+        if not self.first:
+            self.out.write(SEPARATOR)
+        self.first = False
+
+    def copy_events(self, mm: Any, start: int, end: int) -> None:
+        """Copies the event lines ``mm[start:end]`` unparsed, counting them (the
+        metadata events, which come first, are not counted)."""
+        if end <= start:
+            return
+        self.separate()
+        lines = 1
+        for pos in range(start, end, _COPY_BYTES):
+            chunk = mm[pos:min(end, pos + _COPY_BYTES)]
+            lines += chunk.count(b"\n")
+            self.out.write(chunk)
+        self.count += lines - _leading_metadata(mm, start, end)
+
+    def write_events(self, events: List[Any]) -> None:
+        if not events:
+            return
+        self.separate()
+        self.out.write(_event_lines(events))
+        self.count += sum(1 for e in events if not (isinstance(e, dict) and e.get("ph") == "M"))
+
+    def add_members(self, members: Dict[str, Any]) -> None:
+        meta = members.get(METADATA, {})
+        self.overflow = self.overflow or bool(meta.get("overflow"))
+        for key, value in meta.items():
+            self.metadata.setdefault(key, value)
+        if FILE_INFO in members:
+            self.has_file_info = True
+            self.file_info["files"].update(members[FILE_INFO].get("files", {}))
+            self.file_info["functions"].update(members[FILE_INFO].get("functions", {}))
+
+    def add_file(self, path: str) -> None:
+        import mmap
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            try:
+                start, end = split_events(mm)
+            except ValueError:
+                # Not in the envelope's layout: parse it and write its events.
+                members = json.loads(mm[:])
+                self.write_events(members.pop(EVENTS, []))
+            else:
+                members = json.loads(b"{" + mm[end + len(_CLOSE) + 1:])
+                self.copy_events(mm, start, end)
+        self.add_members(members)
+
+    def finish(self, metadata: Optional[Dict[str, Any]]) -> None:
+        self.metadata.update(metadata or {})
+        self.metadata["overflow"] = self.overflow
+        members: Dict[str, Any] = {METADATA: self.metadata}
+        if self.has_file_info:
+            members[FILE_INFO] = self.file_info
+        self.out.write(closing(members))
+
+
+def merge_traces(paths: Iterable[str], output_file: str,
+                 metadata: Optional[Dict[str, Any]] = None) -> Tuple[int, bool]:
+    """Writes one trace holding the events of every file in ``paths``, their merged
+    ``file_info`` and metadata (``metadata`` added on top). Files in the envelope's
+    layout are copied, not parsed; unreadable files are skipped with a message.
+    Returns (number of events, overflow)."""
+    with open_trace(output_file) as out:
+        merge = _Merge(out)
+        for path in paths:
+            try:
+                merge.add_file(path)
+            except (OSError, ValueError) as e:
+                print(f"VizTracer: skipped an unreadable trace {os.path.basename(path)}: {e}", file=sys.stderr)
+        merge.finish(metadata)
+    return merge.count, merge.overflow
+
+
+def _leading_metadata(mm: Any, start: int, end: int) -> int:
+    """How many lines at the start of the events are metadata (``"ph":"M"``) events."""
+    n = 0
+    pos = start
+    while pos < end and mm[pos:pos + 9] == b'{"ph":"M"':
+        n += 1
+        nl = mm.find(b"\n", pos, end)
+        if nl < 0:
+            break
+        pos = nl + 1
+    return n

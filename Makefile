@@ -14,7 +14,7 @@ TEST_PYTHONS ?= 3.11 3.13 3.9 3.10 3.12 $(SID_PYTHONS)
 DEMO_PYTHON ?= 3.11
 PYTEST_ARGS ?=
 VENV ?= .venv
-PIP_PACKAGES := maturin>=1.9.4,<2 pytest objprint trio
+PIP_PACKAGES := maturin>=1.9.4,<2 pytest objprint trio loky joblib
 
 # --- viewer / browser tests (owned by the viewer work) ---------------------------
 # Extra pip packages installed into every test virtualenv, and a target run before

@@ -388,3 +388,47 @@ def test_ctrl_c_while_waiting_saves_what_was_collected(tmp_path):
     trace = json.loads((tmp_path / "out.json").read_text())
     assert sorted(calls_per_pid(trace).values()) == [15]
     assert os.listdir(tmp) == []
+
+
+LOKY_PROGRAMS = {
+    "loky": """
+        from loky import get_reusable_executor
+        def square(x):
+            return x * x
+        if __name__ == "__main__":
+            print(list(get_reusable_executor(max_workers=4).map(square, range(5))))
+    """,
+    "joblib": """
+        from joblib import Parallel, delayed
+        def square(x):
+            return x * x
+        if __name__ == "__main__":
+            print(Parallel(n_jobs=2)(delayed(square)(i) for i in range(5)))
+    """,
+}
+
+
+@pytest.mark.parametrize("library", sorted(LOKY_PROGRAMS))
+def test_loky_workers_are_collected_and_the_program_exits(tmp_path, library):
+    # loky starts each worker's own tracer from the parent's init_kwargs and keeps the
+    # workers alive until its exit hook runs: the program must still end as untraced.
+    pytest.importorskip(library)
+    import subprocess
+    import textwrap
+
+    from cli_support import VIZTRACER, clean_env
+
+    (tmp_path / "prog.py").write_text(textwrap.dedent(LOKY_PROGRAMS[library]))
+    plain = subprocess.run([sys.executable, "prog.py"], cwd=tmp_path, capture_output=True, text=True,
+                           env=clean_env(), timeout=120)
+    traced = subprocess.run([VIZTRACER, "-o", "out.json", "prog.py"], cwd=tmp_path, capture_output=True,
+                            text=True, env=clean_env(), timeout=120)
+    assert plain.returncode == traced.returncode == 0, traced.stderr
+    assert traced.stdout.splitlines()[0] == plain.stdout.strip() == "[0, 1, 4, 9, 16]"
+    assert "Overwrite tracer" not in traced.stderr
+    assert len([line for line in traced.stdout.splitlines() if line.startswith("Saved ")]) == 1
+    trace = json.loads((tmp_path / "out.json").read_text())
+    root = trace["traceEvents"][0]["pid"]
+    squares = calls_per_pid(trace, "square ")
+    assert sum(squares.values()) == 5 and root not in squares, squares
+    assert all(processes(trace)[pid].startswith("LokyProcess") for pid in squares)

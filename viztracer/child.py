@@ -12,7 +12,8 @@ from .collector import ENV_CONFIG
 
 # multiprocessing's helper processes outlive the program's own processes: tracing
 # them would make the root wait for them forever.
-_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.semaphore_tracker")
+_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.semaphore_tracker",
+            "loky.backend.resource_tracker")
 _FORKSERVER = "multiprocessing.forkserver"
 
 
@@ -90,5 +91,5 @@ def start_member(config: dict, process_name: Optional[str] = None) -> None:
     from .viztracer import VizTracer
 
     tracer = VizTracer(**member_kwargs(config.get("kwargs", {})))
-    tracer.join_collection(config["dir"])
+    tracer.join_collection(config["dir"], config.get("root_output"))
     tracer.start()

@@ -94,11 +94,12 @@ def _is_multiprocessing_helper(pid: int) -> bool:
 class Collector:
     """The root's side of a collection."""
 
-    def __init__(self, tracer_kwargs: Dict[str, Any]) -> None:
+    def __init__(self, tracer_kwargs: Dict[str, Any], root_output: str) -> None:
         import tempfile
         self.directory = tempfile.mkdtemp(prefix="viztracer_")
         self.root_pid = os.getpid()
-        self.config = {"dir": self.directory, "kwargs": tracer_kwargs}
+        # root_output: the root's report, which no member may write (see multiprocess.take_over).
+        self.config = {"dir": self.directory, "kwargs": tracer_kwargs, "root_output": root_output}
         self._saved_env: Optional[Dict[str, Optional[str]]] = None
 
     def activate(self) -> None:

@@ -23,9 +23,10 @@ class Membership:
     """Where a process of a collection writes its trace; the root also holds the
     collector."""
 
-    def __init__(self, directory: str, trace_path: str, marker_path: str,
+    def __init__(self, directory: str, trace_path: str, marker_path: str, root_output: Optional[str],
                  collector: Optional[Collector] = None, forked: bool = False) -> None:
         self.directory = directory
+        self.root_output = root_output  # the root's output file (absolute)
         self.trace_path = trace_path
         self.marker_path = marker_path
         self.collector = collector
@@ -33,12 +34,12 @@ class Membership:
         self.forked = forked
 
 
-def _become_member(tracer: "VizTracer", directory: str, collector: Optional[Collector] = None,
-                   forked: bool = False) -> None:
+def _become_member(tracer: "VizTracer", directory: str, root_output: Optional[str],
+                   collector: Optional[Collector] = None, forked: bool = False) -> None:
     trace_path, marker_path = member_paths(directory, os.getpid())
     with open(marker_path, "w"):
         pass
-    tracer._membership = Membership(directory, trace_path, marker_path, collector, forked)
+    tracer._membership = Membership(directory, trace_path, marker_path, root_output, collector, forked)
     # os._exit skips atexit: the trace is saved there too (and before os.exec*).
     tracer._exit_save().arm(sigterm=False)
 
@@ -46,15 +47,37 @@ def _become_member(tracer: "VizTracer", directory: str, collector: Optional[Coll
 def start_collection(tracer: "VizTracer") -> None:
     """Make ``tracer`` the root of a new collection: child processes started from now
     on are traced and end up in its output file."""
-    collector = Collector(child_kwargs(tracer))
+    root_output = os.path.abspath(tracer.output_file)
+    collector = Collector(child_kwargs(tracer), root_output)
     collector.activate()
-    _become_member(tracer, collector.directory, collector)
+    _become_member(tracer, collector.directory, root_output, collector)
 
 
-def join_collection(tracer: "VizTracer", directory: str) -> None:
+def join_collection(tracer: "VizTracer", directory: str, root_output: Optional[str] = None) -> None:
     """Make ``tracer`` (in a child process) a member of the collection in ``directory``."""
-    _become_member(tracer, directory)
+    _become_member(tracer, directory, root_output)
     tracer.register_exit()
+
+
+def take_over(tracer: "VizTracer", member: "VizTracer") -> bool:
+    """``tracer`` is about to start in a member process of a collection, built with the
+    root's own output file: loky (joblib's default backend) starts one that way in
+    each of its workers, from the parent's ``get_tracer().init_kwargs``. It takes the
+    member's place (the member stops and drops what it has), so the worker's events
+    go into the collection instead of overwriting the root's report. Returns whether
+    it did."""
+    membership = member._membership
+    if (membership is None or membership.collector is not None or membership.root_output is None
+            or os.path.abspath(tracer.output_file) != membership.root_output):
+        return False
+    member.stop()
+    member.clear()
+    member._membership = None
+    if member._exit_saver is not None:
+        member._exit_saver.disarm()
+    tracer._membership = membership
+    tracer.register_exit()
+    return True
 
 
 def after_fork(tracer: "VizTracer") -> None:
@@ -65,7 +88,7 @@ def after_fork(tracer: "VizTracer") -> None:
     if membership.collector is not None:
         # The child must not remove the root's directory or restore its environment.
         membership.collector = None
-    _become_member(tracer, membership.directory, forked=True)
+    _become_member(tracer, membership.directory, membership.root_output, forked=True)
     tracer.register_exit()
 
 

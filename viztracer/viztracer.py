@@ -229,6 +229,12 @@ class VizTracer:
         self._snapshot = None
         self._data = None
         self._plugin_event("pre-start")
+        if self._membership is None:
+            member = next((t for t in _instances if t is not self and t._membership is not None
+                           and t._membership.collector is None), None)
+            if member is not None:
+                from . import multiprocess
+                multiprocess.take_over(self, member)
         if not self.ignore_multiprocess and self._membership is None:
             # Also in log_sparse mode: the children's @log_sparse events are collected.
             from . import multiprocess
@@ -354,11 +360,12 @@ class VizTracer:
             raise TypeError(f"set_afterfork needs a callable, not {callback!r}")
         self._afterfork = (callback, args, kwargs)
 
-    def join_collection(self, directory: str) -> None:
+    def join_collection(self, directory: str, root_output: Optional[str] = None) -> None:
         """Make this tracer (in a child process) write its trace into the collection
-        directory of a multi-process run (see collector.py)."""
+        directory of a multi-process run (see collector.py); ``root_output`` is the
+        root's output file."""
         from . import multiprocess
-        multiprocess.join_collection(self, directory)
+        multiprocess.join_collection(self, directory, root_output)
 
     def fork_save(self, output_file: Optional[str] = None) -> Any:
         """Save what has been recorded so far to ``output_file`` (default: the

@@ -185,9 +185,16 @@ def test_relative_paths_match_absolute_code_files(two_modules, monkeypatch):
     assert "run" in short_names(trace)
 
 
-def test_include_and_exclude_are_exclusive(tmp_path):
-    with pytest.raises(ValueError, match="include_files and exclude_files"):
-        VizTracer(include_files=["a"], exclude_files=["b"])
+def test_include_and_exclude_are_exclusive_only_when_starting(tmp_path):
+    # Both may be set on the way to a configuration; starting with both is the error.
+    tracer = VizTracer(include_files=["a"], exclude_files=["b"], verbose=0)
+    with pytest.raises(ValueError, match="include_files and exclude_files can't be both specified"):
+        tracer.start()
+    assert not tracer.enable
+    tracer.exclude_files = None
+    tracer.start()
+    assert tracer.enable
+    tracer.stop()
     tracer = VizTracer(include_files=["a"], verbose=0)
     tracer.exclude_files = ["b"]
     with pytest.raises(ValueError, match="include_files and exclude_files"):
@@ -492,8 +499,9 @@ def test_log_torch_needs_torch():
     try:
         import torch  # noqa: F401
     except ImportError:
-        with pytest.raises(ImportError, match="torch is not installed"):
+        with pytest.raises(ModuleNotFoundError, match="torch is not installed") as info:
             VizTracer(log_torch=True)
+        assert info.value.name == "torch"
     else:
         assert VizTracer(log_torch=True, verbose=0).log_torch
 

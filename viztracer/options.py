@@ -275,8 +275,8 @@ OPTIONS: Tuple[Spec, ...] = (
     Spec("include_files", "Optional[List[str]]", None, check_str_list,
          help="record only code under these files or directories (end the list with --)",
          doc="List of path prefixes: only code in those files is recorded, and nothing it calls from elsewhere. "
-             "Relative paths are matched both as given and made absolute. Can't be combined with `exclude_files` "
-             "(`ValueError`).",
+             "Relative paths are matched both as given and made absolute. Both this and `exclude_files` may be "
+             "set (then one cleared), but `start()` with both raises `ValueError`.",
          sample=["/sample/include/"], native="include_files", to_native=expand_paths,
          cli=Cli("list", RECORDED, "PATH")),
     Spec("exclude_files", "Optional[List[str]]", None, check_str_list,
@@ -322,7 +322,7 @@ OPTIONS: Tuple[Spec, ...] = (
     Spec("log_torch", "bool", False, check_bool,
          help="also record PyTorch's profiler events (needs torch)",
          doc="Run `torch.profiler` between `start()` and `stop()` and merge its events, on viztracer's time "
-             "axis, into the saved trace. Raises `ImportError` if torch is not installed. See "
+             "axis, into the saved trace. Raises `ModuleNotFoundError` (an `ImportError`) if torch is not installed. See "
              "[Extra logging](instrumentation.md#log_torch-pytorch-operations).",
          sample=True, store="property", cli=Cli("flag", EXTRA), child=DEFAULT, requires="torch"),
     Spec("log_audit", "Optional[Sequence[str]]", None, check_str_list,

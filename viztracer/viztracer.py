@@ -138,8 +138,6 @@ class VizTracer:
             if spec.name == "log_func_repr" and log_func_repr is not None and log_func_with_objprint:
                 raise ValueError("log_func_repr and log_func_with_objprint can't be both set")
             setattr(self, spec.name, args[spec.name])
-            if spec.name == "exclude_files":
-                self._check_filters()
         if check("register_global", register_global):
             self.register_global()
         _instances.add(self)
@@ -167,7 +165,8 @@ class VizTracer:
             try:
                 import objprint
             except ImportError:
-                raise ImportError("log_func_with_objprint needs the objprint package: pip install objprint") from None
+                raise ModuleNotFoundError("log_func_with_objprint needs the objprint package: pip install objprint",
+                                          name="objprint") from None
             self.log_func_repr = objprint.objstr
         elif self._log_func_with_objprint:
             self.log_func_repr = None
@@ -184,7 +183,7 @@ class VizTracer:
             try:
                 import torch  # noqa: F401
             except ImportError:
-                raise ImportError("torch is not installed: log_torch needs PyTorch") from None
+                raise ModuleNotFoundError("torch is not installed: log_torch needs PyTorch", name="torch") from None
         self._log_torch = value
 
     @property
@@ -210,6 +209,8 @@ class VizTracer:
         return current_kwargs(self)
 
     def _check_filters(self) -> None:
+        """Both filters may be set on the way to a configuration (then one cleared);
+        only starting with both is an error."""
         if self.include_files and self.exclude_files:
             raise ValueError("include_files and exclude_files can't be both specified!")
 

@@ -288,7 +288,9 @@ def build_tracer(kwargs: Dict[str, Any]) -> Any:
     from ..viztracer import VizTracer
 
     try:
-        return VizTracer(**kwargs)
+        tracer = VizTracer(**kwargs)
+        tracer._check_filters()  # (the constructor allows both; starting with both fails)
+        return tracer
     except ImportError as e:
         if kwargs.get("log_torch") and "torch" in str(e):
             raise CliError("torch is not installed") from e

@@ -322,7 +322,8 @@ OPTIONS: Tuple[Spec, ...] = (
     Spec("log_torch", "bool", False, check_bool,
          help="also record PyTorch's profiler events (needs torch)",
          doc="Run `torch.profiler` between `start()` and `stop()` and merge its events, on viztracer's time "
-             "axis, into the saved trace. Raises `ModuleNotFoundError` (an `ImportError`) if torch is not installed. See "
+             "axis, into the saved trace. Raises `ModuleNotFoundError` (an `ImportError`) if torch is not "
+             "installed. See "
              "[Extra logging](instrumentation.md#log_torch-pytorch-operations).",
          sample=True, store="property", cli=Cli("flag", EXTRA), child=DEFAULT, requires="torch"),
     Spec("log_audit", "Optional[Sequence[str]]", None, check_str_list,

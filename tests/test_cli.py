@@ -88,6 +88,21 @@ def test_script_sees_what_python_gives_it(tmp_path, module):
     assert any(n.startswith("<module> (" + str(tmp_path / "sub" / "probe.py")) for n in names(trace))
 
 
+# Heavy modules a plain script does not import, which the traced program must not
+# find already imported either (a program that checks sys.modules, or times its
+# own imports, behaves as untraced). Upstream VizTracer 1.1.1 imports several.
+NOT_PRELOADED = ("dataclasses", "inspect", "dis", "ast", "zipfile", "pathlib", "glob", "asyncio",
+                 "multiprocessing", "subprocess", "socket", "logging", "pickle", "traceback", "textwrap")
+
+
+def test_program_finds_no_heavy_module_imported(tmp_path):
+    write(tmp_path / "mods.py", "import sys\nprint(' '.join(sorted(sys.modules)))\n")
+    plain = set(run_python(["mods.py"], tmp_path).stdout.split())
+    traced = set(program_output(run_viztracer(["--quiet", "mods.py"], tmp_path).stdout).split())
+    assert plain and traced > plain
+    assert sorted(m for m in NOT_PRELOADED if m in traced and m not in plain) == []
+
+
 def test_script_through_a_symlink(tmp_path):
     write(tmp_path / "real" / "probe.py", PROBE)
     os.makedirs(tmp_path / "links")

@@ -24,7 +24,6 @@ event arrays of all files into the output without parsing them
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import sys
@@ -91,6 +90,15 @@ def _is_multiprocessing_helper(pid: int) -> bool:
     return b"multiprocessing.resource_tracker" in cmd or b"multiprocessing.forkserver" in cmd
 
 
+def _files_ending(directory: str, suffix: str) -> List[str]:
+    """The files of ``directory`` named ``*suffix`` (not hidden: partial traces are)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    return [os.path.join(directory, n) for n in names if n.endswith(suffix) and not n.startswith(".")]
+
+
 class Collector:
     """The root's side of a collection."""
 
@@ -124,7 +132,7 @@ class Collector:
 
     def running_members(self) -> List[int]:
         pids = []
-        for marker in glob.glob(os.path.join(self.directory, "*.running")):
+        for marker in _files_ending(self.directory, ".running"):
             try:
                 pid = int(os.path.basename(marker).split("_", 1)[0])
             except ValueError:
@@ -162,7 +170,7 @@ class Collector:
 
     def traces(self) -> List[str]:
         """The complete trace files, the root's first."""
-        files = sorted(glob.glob(os.path.join(self.directory, "*.json")))
+        files = sorted(_files_ending(self.directory, ".json"))
         root = [f for f in files if os.path.basename(f).startswith(f"{self.root_pid}_")]
         return root + [f for f in files if f not in root]
 

@@ -28,8 +28,7 @@ give the same clear ``TypeError``/``ValueError`` naming the option.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from .trace_writer import output_kind  # the output kinds belong to the writer
 
@@ -160,8 +159,9 @@ def _plugin_strings(plugins: Any) -> List[str]:
     return [p for p in (plugins or []) if isinstance(p, str)]
 
 
-@dataclass(frozen=True)
-class Cli:
+# (NamedTuples, not dataclasses: dataclasses imports inspect and more, which the
+# traced program would then find already imported.)
+class Cli(NamedTuple):
     """How an option is spelled on the command line (and so in the rcfile, whose keys
     are the long names without dashes).
 
@@ -195,8 +195,7 @@ DEFAULT = _Marker("DEFAULT")
 """``Spec.child``: a child process started anew gets the constructor's default."""
 
 
-@dataclass(frozen=True)
-class Spec:
+class Spec(NamedTuple):
     """One option of ``VizTracer``.
 
     ``store``: ``"attr"``, a validating attribute made from this entry (kept on the

@@ -207,8 +207,16 @@ def prepare_script(ns: argparse.Namespace, command: List[str]) -> Program:
 
 
 def _is_zip(path: str) -> bool:
-    import zipfile
+    # A zip archive ends with an end-of-central-directory record (within its last
+    # 64 KiB, the longest comment): look for its signature before importing zipfile,
+    # which the program would otherwise find imported.
     try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - (1 << 16) - 22))
+            if b"PK\x05\x06" not in f.read():
+                return False
+        import zipfile
         return zipfile.is_zipfile(path)
     except OSError:
         return False

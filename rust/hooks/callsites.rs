@@ -24,10 +24,10 @@
 //! code object with different globals, one suspended inside the other).
 //! Everything here runs with the GIL held (callbacks and watchers are called with it).
 
-use crate::bytecode::{global_call_sites, OpTable};
+use super::bytecode::{global_call_sites, OpTable};
+use crate::core::funcs::PtrHash;
+use crate::ffi::gil::GilCell;
 use crate::ffi::{self, dict_event};
-use crate::funcs::PtrHash;
-use crate::gil_cell::GilCell;
 use hashbrown::HashMap;
 use pyo3::ffi as pyffi;
 use pyo3::prelude::*;
@@ -468,7 +468,7 @@ pub unsafe fn check_globals(code: *mut pyffi::PyObject) {
 /// GIL held, from a PY_START event (so a frame runs).
 #[inline(always)]
 unsafe fn globals_now() -> *mut pyffi::PyObject {
-    match crate::thread::hot_tstate() {
+    match crate::core::fast_slot::hot_tstate() {
         Some(tstate) => ffi::frame_globals(tstate),
         None => ffi::current_globals(),
     }

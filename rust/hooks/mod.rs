@@ -2,6 +2,9 @@
 //! callbacks called directly through vectorcall); 3.9-3.11 use the C profile hook,
 //! installed on every existing thread and on threads started later by `threading`.
 
+// The call-site analysis serves sys.monitoring (3.12+); its tests run everywhere.
+#[cfg_attr(not(Py_3_12), allow(dead_code))]
+mod bytecode;
 #[cfg(Py_3_12)]
 pub(crate) mod callsites;
 #[cfg(Py_3_12)]
@@ -51,7 +54,7 @@ pub(crate) fn guard(f: impl FnOnce()) {
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn py_enter_slow(code: *mut pyo3::ffi::PyObject, frame: *mut pyo3::ffi::PyFrameObject) {
-    guard(|| crate::core::py_enter_slow(code, frame));
+    guard(|| crate::core::events::py_enter_slow(code, frame));
 }
 
 /// `core::py_exit_slow`, out of line and guarded.
@@ -61,7 +64,7 @@ pub(crate) unsafe fn py_enter_slow(code: *mut pyo3::ffi::PyObject, frame: *mut p
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn py_exit_slow(code: *mut pyo3::ffi::PyObject, retval: *mut pyo3::ffi::PyObject) {
-    guard(|| crate::core::py_exit_slow(code, retval));
+    guard(|| crate::core::events::py_exit_slow(code, retval));
 }
 
 /// `core::c_enter_slow`, out of line and guarded.
@@ -71,7 +74,7 @@ pub(crate) unsafe fn py_exit_slow(code: *mut pyo3::ffi::PyObject, retval: *mut p
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn c_enter_slow(cf: &crate::ffi::CFunc) {
-    guard(|| crate::core::c_enter_slow(cf));
+    guard(|| crate::core::events::c_enter_slow(cf));
 }
 
 /// `core::c_exit_slow`, out of line and guarded.
@@ -81,5 +84,5 @@ pub(crate) unsafe fn c_enter_slow(cf: &crate::ffi::CFunc) {
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn c_exit_slow(cf: &crate::ffi::CFunc) {
-    guard(|| crate::core::c_exit_slow(cf));
+    guard(|| crate::core::events::c_exit_slow(cf));
 }

@@ -7,7 +7,7 @@
 //! own, so cProfile and other tools keep working next to us.
 
 use super::callsites;
-use crate::core;
+use crate::core::events;
 use crate::ffi;
 use once_cell::sync::OnceCell;
 use pyo3::exceptions::PyRuntimeError;
@@ -62,14 +62,14 @@ macro_rules! callback {
 callback!(on_py_start, 1, |args| {
     let code = *args;
     callsites::check_globals(code);
-    if !core::py_enter_fast::<TSC>(code) {
+    if !events::py_enter_fast::<TSC>(code) {
         super::py_enter_slow(code, std::ptr::null_mut());
     }
 });
 
 callback!(on_py_return, 3, |args| {
     let code = *args;
-    if !core::py_exit_fast::<TSC>(code) {
+    if !events::py_exit_fast::<TSC>(code) {
         super::py_exit_slow(code, *args.add(2));
     }
 });
@@ -112,7 +112,7 @@ unsafe fn on_call_python(
 unsafe fn on_call_other<const TSC: bool>(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
     // Anything but a builtin (a callable object, say) is never recorded.
     let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
-    if !core::c_enter_fast::<TSC>(&cf) {
+    if !events::c_enter_fast::<TSC>(&cf) {
         super::c_enter_slow(&cf);
     }
 }
@@ -140,7 +140,7 @@ callback!(on_c_return, 4, |args| {
     let callable = *args.add(2);
     // Classes (and Python functions the interpreter did not inline) end with
     // C_RETURN too: they were never recorded.
-    if !ffi::is_function_or_class(callable) && !core::c_exit_fast::<TSC>(callable) {
+    if !ffi::is_function_or_class(callable) && !events::c_exit_fast::<TSC>(callable) {
         if let Some(cf) = ffi::classify_c_callable(callable, *args.add(3)) {
             super::c_exit_slow(&cf);
         }

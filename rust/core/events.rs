@@ -1,220 +1,17 @@
-//! The tracer core: options, the thread registry, and what happens on every call and
-//! return. Both event sources (sys.monitoring on 3.12+, the C profile hook before)
-//! feed four kinds of event (Python enter and exit, builtin enter and exit), each
-//! through a fast path for the common case (`*_fast`: no call, returns false when it
-//! cannot decide) and a general one (`*_slow`), which handles everything else.
-//!
-//! Safety model: everything here runs with the GIL held. A `&mut State` or
-//! `&mut ThreadState` is only ever alive between two calls into Python; code that must
-//! call Python (a `repr`, the thread namer) first lets go of every reference, holds a
-//! strong count on the core, and checks afterwards that the tracer is still the one
-//! that was running.
-//!
-//! Most `unsafe fn`s here take raw `core` and `th` pointers under one contract, which
-//! their `# Safety` sections call *the core contract*: the GIL is held; `core` points to
-//! a live `Core` (kept alive by `ACTIVE` or by a strong count the caller holds); `th` is
-//! one of its thread states (in `State::threads`) and belongs to the calling thread; and
-//! the caller holds no reference obtained from `core.state` or into `*th` (the rule of
-//! `GilCell::get`).
+//! The hot path: what happens on every call and return.
 
-use crate::clock;
+use super::fast_slot;
+use super::funcs;
+use super::state::{active, Core, Hold, State, HOT_ENTER, HOT_EXIT, HOT_NO_C};
+use crate::buffers::payload::Payload;
+use crate::buffers::record::Record;
+use crate::buffers::ring;
+use crate::buffers::thread::{Frame, ThreadState, F_C, F_IGNORED, F_PRUNES};
+use crate::ffi::vec_ext::push_within_capacity;
 use crate::ffi::{self, CFunc};
-use crate::funcs::{self, FilterOptions, FuncTable};
-use crate::gil_cell::GilCell;
-use crate::payload::Payload;
-use crate::record::Record;
-use crate::ring::{self, Budget};
-use crate::thread::{self, Frame, ThreadState, F_C, F_IGNORED, F_PRUNES};
-use crate::vec_ext::push_within_capacity;
 use pyo3::ffi as pyffi;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::Arc;
-
-/// Options read on the hot path, set from Python.
-#[derive(Default)]
-pub struct Options {
-    pub max_stack_depth: i64,
-    pub ignore_c_function: bool,
-    pub log_func_args: bool,
-    pub log_func_retval: bool,
-    pub log_func_repr: Option<Py<PyAny>>,
-    pub log_async: bool,
-    pub sanitize_function_name: bool,
-    /// See `hooks::HookOptions::fast_calls`.
-    pub fast_calls: bool,
-    /// See `hooks::HookOptions::noop` (benchmarks only).
-    pub noop_hooks: bool,
-    /// See `hooks::HookOptions::every_call_event` (tests only).
-    pub every_call_event: bool,
-    pub min_duration_ns: f64,
-    pub filters: FilterOptions,
-    /// `namer(ident) -> str | None`: the `threading` name of a new thread.
-    pub thread_namer: Option<Py<PyAny>>,
-    /// `getter() -> (task_id, name) | None`: the running async task (log_async).
-    pub task_getter: Option<Py<PyAny>>,
-}
-
-pub struct State {
-    pub opts: Options,
-    pub funcs: FuncTable,
-    /// Every thread seen by this tracer. Owned here (created with `Box::into_raw`).
-    pub threads: Vec<*mut ThreadState>,
-    pub budget: Budget,
-    pub collecting: bool,
-    /// Generation of the current session: thread-local caches from other sessions miss.
-    pub gen: u64,
-    pub min_dur_ticks: u64,
-    pub sync_marker_ns: Option<u64>,
-    /// Returns that did not match the shadow stack (tolerated, counted).
-    pub mismatches: u64,
-    /// Async task names seen: pseudo-thread id → name.
-    pub task_names: Vec<(u32, String)>,
-    /// The options the hot path must look at, folded into one word (`HOT_*`), so the
-    /// common event checks a single byte. Kept in step by `refresh_hot`.
-    pub hot: u8,
-}
-
-/// `State::hot`: a frame start needs the general path (depth limit, argument or
-/// async task logging).
-pub const HOT_ENTER: u8 = 1;
-/// A frame end needs the general path (return values, minimum duration).
-pub const HOT_EXIT: u8 = 2;
-/// C functions are not recorded.
-pub const HOT_NO_C: u8 = 4;
-
-impl State {
-    /// Recomputes `hot` from the options: called whenever one of them changes.
-    pub fn refresh_hot(&mut self) {
-        let o = &self.opts;
-        let mut hot = 0;
-        if o.max_stack_depth >= 0 || o.log_func_args || o.log_async {
-            hot |= HOT_ENTER;
-        }
-        if o.log_func_retval || self.min_dur_ticks > 0 {
-            hot |= HOT_EXIT;
-        }
-        if o.ignore_c_function {
-            hot |= HOT_NO_C;
-        }
-        self.hot = hot;
-    }
-}
-
-pub struct Core {
-    pub state: GilCell<State>,
-}
-
-// SAFETY: the raw pointers in `State` are only dereferenced with the GIL held (see
-// gil_cell.rs); the states they point to are owned by the core.
-unsafe impl Send for State {}
-
-static ACTIVE: AtomicPtr<Core> = AtomicPtr::new(std::ptr::null_mut());
-static GENERATION: AtomicU64 = AtomicU64::new(1);
-
-impl Core {
-    pub fn new(entries: usize) -> Arc<Core> {
-        Arc::new(Core {
-            state: GilCell::new(State {
-                opts: Options { max_stack_depth: -1, ..Default::default() },
-                funcs: FuncTable::default(),
-                threads: Vec::new(),
-                budget: Budget::new(entries),
-                collecting: false,
-                // A generation of its own from the start: thread-local caches filled for
-                // another tracer (even one that never started) must miss for this one.
-                gen: GENERATION.fetch_add(1, Ordering::Relaxed) + 1,
-                min_dur_ticks: 0,
-                sync_marker_ns: None,
-                mismatches: 0,
-                task_names: Vec::new(),
-                hot: 0,
-            }),
-        })
-    }
-}
-
-impl Drop for Core {
-    fn drop(&mut self) {
-        // SAFETY: the core is being destroyed, so nothing else refers to its state; the
-        // thread states were created with Box::into_raw by `register_thread`.
-        let st = unsafe { self.state.get() };
-        for p in st.threads.drain(..) {
-            // SAFETY: `p` came from Box::into_raw in `register_thread`, and draining the
-            // list means it is freed exactly once.
-            drop(unsafe { Box::from_raw(p) });
-        }
-    }
-}
-
-/// The collecting core, if any.
-pub fn active() -> *const Core {
-    ACTIVE.load(Ordering::Acquire)
-}
-
-/// Makes `core` the collecting tracer. The registry keeps one strong count.
-pub fn activate(core: &Arc<Core>) {
-    let gen = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
-    thread::clear_hot();
-    // SAFETY: GIL held by the caller (a Python method).
-    let st = unsafe { core.state.get() };
-    st.gen = gen;
-    st.collecting = true;
-    let old = ACTIVE.swap(Arc::into_raw(core.clone()) as *mut Core, Ordering::AcqRel);
-    if !old.is_null() {
-        // SAFETY: `old` came from Arc::into_raw in an earlier activate.
-        let old = unsafe { Arc::from_raw(old) };
-        // SAFETY: GIL held by the caller; `st` is not used past this point, so this is
-        // the only live reference to a core's state (even were `old` the same core).
-        unsafe { old.state.get() }.collecting = false;
-    }
-}
-
-/// Stops `core` from collecting (no-op if another tracer is active).
-pub fn deactivate(core: &Arc<Core>) {
-    let ptr = Arc::as_ptr(core) as *mut Core;
-    thread::clear_hot();
-    // SAFETY: GIL held.
-    unsafe { core.state.get() }.collecting = false;
-    if ACTIVE.compare_exchange(ptr, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
-        // SAFETY: balances the Arc::into_raw of `activate`.
-        drop(unsafe { Arc::from_raw(ptr) });
-    }
-}
-
-/// Keeps a core alive across a call into Python.
-struct Hold(*const Core);
-
-impl Hold {
-    /// Takes a strong count on `core`, given back on drop.
-    ///
-    /// # Safety
-    /// `core` is the data pointer of a live `Arc<Core>` (`Arc::into_raw` or
-    /// `Arc::as_ptr`), and the GIL is held.
-    unsafe fn new(core: *const Core) -> Hold {
-        Arc::increment_strong_count(core);
-        Hold(core)
-    }
-    /// True if `core` is still collecting the same session.
-    ///
-    /// # Safety
-    /// GIL held, and no reference into the core's state is alive in the caller (this
-    /// takes one for a moment).
-    unsafe fn still_running(&self, gen: u64) -> bool {
-        std::ptr::eq(ACTIVE.load(Ordering::Acquire), self.0) && {
-            let st = (*self.0).state.get();
-            st.collecting && st.gen == gen
-        }
-    }
-}
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        // SAFETY: balances increment_strong_count in `new`; GIL held.
-        unsafe { Arc::decrement_strong_count(self.0) };
-    }
-}
 
 /// The active core and the calling thread's state, registering the thread on its
 /// first event.
@@ -225,7 +22,7 @@ impl Drop for Hold {
 /// the caller next calls into Python or releases the GIL.
 #[inline(always)]
 unsafe fn current() -> Option<(*const Core, *mut ThreadState)> {
-    match thread::hot() {
+    match fast_slot::hot() {
         Some(hot) => Some(hot),
         None => current_slow(),
     }
@@ -238,20 +35,20 @@ unsafe fn current() -> Option<(*const Core, *mut ThreadState)> {
 #[cold]
 #[inline(never)]
 unsafe fn current_slow() -> Option<(*const Core, *mut ThreadState)> {
-    let core = ACTIVE.load(Ordering::Acquire) as *const Core;
+    let core = active();
     if core.is_null() {
         return None;
     }
     let gen = (*core).state.get().gen;
-    let th = match thread::cached(gen) {
+    let th = match fast_slot::cached(gen) {
         Some(th) => th,
         None => register_thread(core, gen)?,
     };
     // Naming a new thread runs Python code, which may have stopped this tracer.
-    if !std::ptr::eq(ACTIVE.load(Ordering::Acquire), core) || (*core).state.get().gen != gen {
+    if !std::ptr::eq(active(), core) || (*core).state.get().gen != gen {
         return None;
     }
-    thread::set_hot(core, th);
+    fast_slot::set_hot(core, th);
     Some((core, th))
 }
 
@@ -263,13 +60,13 @@ unsafe fn current_slow() -> Option<(*const Core, *mut ThreadState)> {
 /// generation. The thread namer can run any Python code: only `core` itself is known
 /// to be alive afterwards, and None is returned if it stopped collecting meanwhile.
 #[cold]
-unsafe fn register_thread(core: *const Core, gen: u64) -> Option<*mut ThreadState> {
+pub(crate) unsafe fn register_thread(core: *const Core, gen: u64) -> Option<*mut ThreadState> {
     let tid = ffi::native_thread_id();
     let ident = ffi::thread_ident();
     {
         let st = (*core).state.get();
         if let Some(&p) = st.threads.iter().find(|&&p| (*p).tid == tid) {
-            thread::set_cached(gen, p);
+            fast_slot::set_cached(gen, p);
             return Some(p);
         }
     }
@@ -297,7 +94,7 @@ unsafe fn register_thread(core: *const Core, gen: u64) -> Option<*mut ThreadStat
     let st = (*core).state.get();
     let p = Box::into_raw(Box::new(ThreadState::new(tid, ident, name)));
     st.threads.push(p);
-    thread::set_cached(gen, p);
+    fast_slot::set_cached(gen, p);
     Some(p)
 }
 
@@ -335,7 +132,7 @@ fn pop_ignored(th: &mut ThreadState, f: &Frame) {
 /// # Safety
 /// The core contract (module docs).
 #[inline(always)]
-unsafe fn push_record(core: *const Core, th: *mut ThreadState, rec: Record) -> Vec<Payload> {
+pub(crate) unsafe fn push_record(core: *const Core, th: *mut ThreadState, rec: Record) -> Vec<Payload> {
     match (*th).ring.try_push(rec) {
         Ok(()) => Vec::new(),
         Err(rec) => push_record_slow(core, th, rec),
@@ -377,7 +174,7 @@ unsafe fn push_record_slow(core: *const Core, th: *mut ThreadState, rec: Record)
 /// # Safety
 /// GIL held; `th` is a live thread state, belonging to the calling thread, with no
 /// reference into it alive in the caller.
-unsafe fn store_args(th: *mut ThreadState, args: Option<Py<PyDict>>, task: u32) -> Option<u32> {
+pub(crate) unsafe fn store_args(th: *mut ThreadState, args: Option<Py<PyDict>>, task: u32) -> Option<u32> {
     if args.is_none() && task == 0 {
         return None;
     }
@@ -389,7 +186,7 @@ unsafe fn store_args(th: *mut ThreadState, args: Option<Py<PyDict>>, task: u32) 
 /// # Safety
 /// The core contract (module docs); `f` was popped from `th`'s stack.
 #[inline(always)]
-unsafe fn finish_frame(core: *const Core, th: *mut ThreadState, f: Frame, end: u64) -> Vec<Payload> {
+pub(crate) unsafe fn finish_frame(core: *const Core, th: *mut ThreadState, f: Frame, end: u64) -> Vec<Payload> {
     let min_dur = (*core).state.get().min_dur_ticks;
     let dur = end.saturating_sub(f.start);
     if dur < min_dur {
@@ -414,7 +211,7 @@ unsafe fn finish_frame(core: *const Core, th: *mut ThreadState, f: Frame, end: u
 /// `code` is the live code object of the starting frame.
 #[inline(always)]
 pub unsafe fn py_enter_fast<const TSC: bool>(code: *mut pyffi::PyObject) -> bool {
-    let Some((core, th)) = thread::hot() else { return false };
+    let Some((core, th)) = fast_slot::hot() else { return false };
     let st = (*core).state.get();
     let t = &mut *th;
     if st.hot & HOT_ENTER != 0 || t.ignored_depth != 0 || t.paused {
@@ -526,12 +323,12 @@ unsafe fn py_enter_with_extras(
         let code_obj = Bound::from_borrowed_ptr(py, code);
         let names = (*core).state.get().funcs.arg_names(py, func, &code_obj);
         let frame = if frame.is_null() { ffi::current_frame() } else { frame };
-        Some(crate::args::capture_args(py, core, frame, &names))
+        Some(crate::core::args::capture_args(py, core, frame, &names))
     } else {
         None
     };
     if log_async {
-        crate::args::update_task(py, core, th, code);
+        crate::core::args::update_task(py, core, th, code);
     }
     if !hold.still_running(gen) {
         return;
@@ -549,7 +346,7 @@ unsafe fn py_enter_with_extras(
 /// Called from an event hook: GIL held, no reference into the tracer's state alive.
 #[inline(always)]
 unsafe fn exit_fast<const TSC: bool>(key: usize, kind: u32, hot_mask: u8) -> bool {
-    let Some((core, th)) = thread::hot() else { return false };
+    let Some((core, th)) = fast_slot::hot() else { return false };
     let st = (*core).state.get();
     let t = &mut *th;
     let Some(top) = t.stack.last() else { return false };
@@ -633,7 +430,7 @@ unsafe fn py_exit_with_extras(
         let text = if retval.is_null() {
             String::from("None")
         } else {
-            crate::args::repr_value(py, core, &Bound::from_borrowed_ptr(py, retval))
+            crate::core::args::repr_value(py, core, &Bound::from_borrowed_ptr(py, retval))
         };
         let args = f.args.get_or_insert_with(|| PyDict::new(py).unbind());
         let _ = args.bind(py).set_item("return_value", text);
@@ -722,7 +519,7 @@ unsafe fn unwind_to(core: *const Core, th: *mut ThreadState, key: usize, c_only:
 /// `cf` was classified from the live callable of this call event.
 #[inline(always)]
 pub unsafe fn c_enter_fast<const TSC: bool>(cf: &CFunc) -> bool {
-    let Some((core, th)) = thread::hot() else { return false };
+    let Some((core, th)) = fast_slot::hot() else { return false };
     let st = (*core).state.get();
     let t = &mut *th;
     if st.hot & (HOT_ENTER | HOT_NO_C) != 0 || t.ignored_depth != 0 || t.paused {
@@ -825,153 +622,4 @@ unsafe fn c_exit_general(core: *const Core, th: *mut ThreadState, key: usize) {
     let Some((f, end)) = pop_returning(core, th, key, true) else { return };
     let garbage = finish_frame(core, th, f, end);
     drop(garbage);
-}
-
-// ---------------------------------------------------------------------------------
-// Operations used by the Python-facing methods
-// ---------------------------------------------------------------------------------
-
-/// The calling thread's state in `core`, registering it if needed (for API calls
-/// such as `add_instant`, which may come from a thread that never traced a call).
-///
-/// # Safety
-/// The core contract for `core` (module docs). Registering a thread may call Python
-/// (the thread namer).
-pub unsafe fn thread_of(core: *const Core) -> Option<*mut ThreadState> {
-    let gen = (*core).state.get().gen;
-    if let Some(th) = thread::cached(gen) {
-        return Some(th);
-    }
-    let tid = ffi::native_thread_id();
-    let st = (*core).state.get();
-    if let Some(&p) = st.threads.iter().find(|&&p| (*p).tid == tid) {
-        thread::set_cached(gen, p);
-        return Some(p);
-    }
-    register_thread(core, gen).or_else(|| {
-        // Not collecting (e.g. `add_raw` before `start()`): register without a name lookup.
-        let st = (*core).state.get();
-        let p = Box::into_raw(Box::new(ThreadState::new(tid, ffi::thread_ident(), None)));
-        st.threads.push(p);
-        thread::set_cached(gen, p);
-        Some(p)
-    })
-}
-
-/// Records a payload-only event (instant, counter, object, raw) on the calling thread.
-///
-/// # Safety
-/// The core contract for `core` (module docs), with no reference into any of its
-/// thread states alive.
-pub unsafe fn record_payload(core: *const Core, payload: Payload) -> Vec<Payload> {
-    let Some(th) = thread_of(core) else { return vec![payload] };
-    let ts = (*th).tick();
-    match (*th).payloads.insert(payload) {
-        Some(i) => push_record(core, th, Record::payload_event(ts, i)),
-        None => Vec::new(),
-    }
-}
-
-/// Ends every thread's unfinished frames: as complete slices ending now
-/// (`flush_as_finish`), or as `B` events. Stacks are emptied either way.
-///
-/// # Safety
-/// The core contract for `core` (module docs), with no reference into any of its
-/// thread states alive.
-pub unsafe fn flush_stacks(core: *const Core, as_finished: bool) -> Vec<Payload> {
-    let st = (*core).state.get();
-    let threads = st.threads.clone();
-    let mut garbage = Vec::new();
-    for th in threads {
-        let end = (*th).tick();
-        let frames = (*th).take_stack();
-        for f in frames.into_iter().rev() {
-            if f.ignored() {
-                continue;
-            }
-            if as_finished {
-                garbage.extend(finish_frame(core, th, f, end));
-            } else {
-                let payload = store_args(th, f.args, 0);
-                garbage.extend(push_record(core, th, Record::begin(f.start, f.func, payload)));
-            }
-        }
-    }
-    garbage
-}
-
-/// Frees the state of every thread that holds nothing (called when not collecting,
-/// after the events were taken out), so a program that starts many short threads
-/// does not grow the registry. A live thread simply registers again on its next
-/// event; the new generation makes every cached pointer miss.
-///
-/// # Safety
-/// The core contract for `core` (module docs), with no reference into any of its
-/// thread states alive; the core is not collecting. The thread states freed here must
-/// not be used again: the fast slot is cleared and the new generation makes every
-/// other cached pointer miss.
-pub unsafe fn prune_threads(core: *const Core) {
-    let st = (*core).state.get();
-    st.threads.retain(|&p| {
-        let t = &*p;
-        let keep = !t.ring.is_empty() || !t.stack.is_empty();
-        if !keep {
-            drop(Box::from_raw(p));
-        }
-        keep
-    });
-    st.gen = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
-    thread::clear_hot();
-}
-
-/// Converts a duration option to ticks once per session.
-pub fn min_duration_ticks(ns: f64) -> u64 {
-    if ns <= 0.0 {
-        0
-    } else {
-        clock::conversion().ns_to_ticks(ns as u64)
-    }
-}
-
-/// What `reset_after_fork` removed; dropped by the caller with no reference held.
-pub type ForkGarbage = (Vec<crate::payload::Slab>, Vec<Frame>, Vec<Box<ThreadState>>);
-
-/// In a forked child: forget the parent's events, its other threads and the calling
-/// thread's stack, and re-identify the calling thread (fork gives it a new OS tid).
-///
-/// # Safety
-/// The core contract for `core` (module docs), with no reference into any of its
-/// thread states alive; called in the child right after `fork`, where only the
-/// calling thread exists.
-pub unsafe fn reset_after_fork(core: *const Core) -> ForkGarbage {
-    let st = (*core).state.get();
-    let mine = thread::cached(st.gen);
-    let mut slabs = Vec::new();
-    let mut frames = Vec::new();
-    let mut dead = Vec::new();
-    for p in std::mem::take(&mut st.threads) {
-        let mut t = Box::from_raw(p);
-        let (_, reserved) = t.ring.take_all();
-        st.budget.release(reserved);
-        slabs.push(std::mem::take(&mut t.payloads));
-        frames.extend(t.take_stack());
-        if Some(p) == mine {
-            t.tid = ffi::native_thread_id();
-            t.ident = ffi::thread_ident();
-            t.last_tick = 0;
-            st.threads.push(Box::into_raw(t));
-        } else {
-            dead.push(t);
-        }
-    }
-    st.budget.reset_overflow();
-    st.task_names.clear();
-    st.mismatches = 0;
-    let gen = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
-    st.gen = gen;
-    thread::clear_hot();
-    if let Some(&p) = st.threads.first() {
-        thread::set_cached(gen, p);
-    }
-    (slabs, frames, dead)
 }

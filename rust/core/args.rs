@@ -5,8 +5,8 @@
 //! The caller holds no reference into the tracer state while these run: a `repr`
 //! executes arbitrary Python code, which can switch threads or call the tracer.
 
+use crate::buffers::thread::ThreadState;
 use crate::core::Core;
-use crate::thread::ThreadState;
 use pyo3::ffi as pyffi;
 use pyo3::intern;
 use pyo3::prelude::*;

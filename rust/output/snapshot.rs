@@ -4,13 +4,13 @@
 //! Python payloads of the few rich events are rendered to JSON text while the GIL is
 //! still held; then the bulk of the file is streamed with the GIL released.
 
+use crate::buffers::payload::{Payload, Slab};
+use crate::buffers::record::{Kind, Record};
 use crate::clock::{self, Conversion};
+use crate::core::funcs::FuncInfo;
 use crate::core::Core;
-use crate::funcs::FuncInfo;
-use crate::json::{escape_json_string, JsonWriter};
-use crate::payload::{Payload, Slab};
-use crate::pyjson::write_py;
-use crate::record::{Kind, Record};
+use crate::output::json::{escape_json_string, JsonWriter};
+use crate::output::pyjson::write_py;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use std::io::{self, Write};

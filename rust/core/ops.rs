@@ -1,0 +1,149 @@
+//! Operations on the core used by the Python-facing methods.
+
+use super::events::{finish_frame, push_record, register_thread, store_args};
+use super::fast_slot;
+use super::state::{next_generation, Core};
+use crate::buffers::payload::Payload;
+use crate::buffers::record::Record;
+use crate::buffers::thread::{Frame, ThreadState};
+use crate::ffi;
+
+// ---------------------------------------------------------------------------------
+// Operations used by the Python-facing methods
+// ---------------------------------------------------------------------------------
+
+/// The calling thread's state in `core`, registering it if needed (for API calls
+/// such as `add_instant`, which may come from a thread that never traced a call).
+///
+/// # Safety
+/// The core contract for `core` (module docs). Registering a thread may call Python
+/// (the thread namer).
+pub unsafe fn thread_of(core: *const Core) -> Option<*mut ThreadState> {
+    let gen = (*core).state.get().gen;
+    if let Some(th) = fast_slot::cached(gen) {
+        return Some(th);
+    }
+    let tid = ffi::native_thread_id();
+    let st = (*core).state.get();
+    if let Some(&p) = st.threads.iter().find(|&&p| (*p).tid == tid) {
+        fast_slot::set_cached(gen, p);
+        return Some(p);
+    }
+    register_thread(core, gen).or_else(|| {
+        // Not collecting (e.g. `add_raw` before `start()`): register without a name lookup.
+        let st = (*core).state.get();
+        let p = Box::into_raw(Box::new(ThreadState::new(tid, ffi::thread_ident(), None)));
+        st.threads.push(p);
+        fast_slot::set_cached(gen, p);
+        Some(p)
+    })
+}
+
+/// Records a payload-only event (instant, counter, object, raw) on the calling thread.
+///
+/// # Safety
+/// The core contract for `core` (module docs), with no reference into any of its
+/// thread states alive.
+pub unsafe fn record_payload(core: *const Core, payload: Payload) -> Vec<Payload> {
+    let Some(th) = thread_of(core) else { return vec![payload] };
+    let ts = (*th).tick();
+    match (*th).payloads.insert(payload) {
+        Some(i) => push_record(core, th, Record::payload_event(ts, i)),
+        None => Vec::new(),
+    }
+}
+
+/// Ends every thread's unfinished frames: as complete slices ending now
+/// (`flush_as_finish`), or as `B` events. Stacks are emptied either way.
+///
+/// # Safety
+/// The core contract for `core` (module docs), with no reference into any of its
+/// thread states alive.
+pub unsafe fn flush_stacks(core: *const Core, as_finished: bool) -> Vec<Payload> {
+    let st = (*core).state.get();
+    let threads = st.threads.clone();
+    let mut garbage = Vec::new();
+    for th in threads {
+        let end = (*th).tick();
+        let frames = (*th).take_stack();
+        for f in frames.into_iter().rev() {
+            if f.ignored() {
+                continue;
+            }
+            if as_finished {
+                garbage.extend(finish_frame(core, th, f, end));
+            } else {
+                let payload = store_args(th, f.args, 0);
+                garbage.extend(push_record(core, th, Record::begin(f.start, f.func, payload)));
+            }
+        }
+    }
+    garbage
+}
+
+/// Frees the state of every thread that holds nothing (called when not collecting,
+/// after the events were taken out), so a program that starts many short threads
+/// does not grow the registry. A live thread simply registers again on its next
+/// event; the new generation makes every cached pointer miss.
+///
+/// # Safety
+/// The core contract for `core` (module docs), with no reference into any of its
+/// thread states alive; the core is not collecting. The thread states freed here must
+/// not be used again: the fast slot is cleared and the new generation makes every
+/// other cached pointer miss.
+pub unsafe fn prune_threads(core: *const Core) {
+    let st = (*core).state.get();
+    st.threads.retain(|&p| {
+        let t = &*p;
+        let keep = !t.ring.is_empty() || !t.stack.is_empty();
+        if !keep {
+            drop(Box::from_raw(p));
+        }
+        keep
+    });
+    st.gen = next_generation();
+    fast_slot::clear_hot();
+}
+
+/// What `reset_after_fork` removed; dropped by the caller with no reference held.
+pub type ForkGarbage = (Vec<crate::buffers::payload::Slab>, Vec<Frame>, Vec<Box<ThreadState>>);
+
+/// In a forked child: forget the parent's events, its other threads and the calling
+/// thread's stack, and re-identify the calling thread (fork gives it a new OS tid).
+///
+/// # Safety
+/// The core contract for `core` (module docs), with no reference into any of its
+/// thread states alive; called in the child right after `fork`, where only the
+/// calling thread exists.
+pub unsafe fn reset_after_fork(core: *const Core) -> ForkGarbage {
+    let st = (*core).state.get();
+    let mine = fast_slot::cached(st.gen);
+    let mut slabs = Vec::new();
+    let mut frames = Vec::new();
+    let mut dead = Vec::new();
+    for p in std::mem::take(&mut st.threads) {
+        let mut t = Box::from_raw(p);
+        let (_, reserved) = t.ring.take_all();
+        st.budget.release(reserved);
+        slabs.push(std::mem::take(&mut t.payloads));
+        frames.extend(t.take_stack());
+        if Some(p) == mine {
+            t.tid = ffi::native_thread_id();
+            t.ident = ffi::thread_ident();
+            t.last_tick = 0;
+            st.threads.push(Box::into_raw(t));
+        } else {
+            dead.push(t);
+        }
+    }
+    st.budget.reset_overflow();
+    st.task_names.clear();
+    st.mismatches = 0;
+    let gen = next_generation();
+    st.gen = gen;
+    fast_slot::clear_hot();
+    if let Some(&p) = st.threads.first() {
+        fast_slot::set_cached(gen, p);
+    }
+    (slabs, frames, dead)
+}

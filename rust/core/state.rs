@@ -1,0 +1,209 @@
+//! The tracer core's state: options, the thread registry, the active tracer.
+
+use crate::buffers::ring::Budget;
+use crate::buffers::thread::ThreadState;
+use crate::clock;
+use crate::core::fast_slot;
+use crate::core::funcs::{FilterOptions, FuncTable};
+use crate::ffi::gil::GilCell;
+use pyo3::prelude::*;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Options read on the hot path, set from Python.
+#[derive(Default)]
+pub struct Options {
+    pub max_stack_depth: i64,
+    pub ignore_c_function: bool,
+    pub log_func_args: bool,
+    pub log_func_retval: bool,
+    pub log_func_repr: Option<Py<PyAny>>,
+    pub log_async: bool,
+    pub sanitize_function_name: bool,
+    /// See `hooks::HookOptions::fast_calls`.
+    pub fast_calls: bool,
+    /// See `hooks::HookOptions::noop` (benchmarks only).
+    pub noop_hooks: bool,
+    /// See `hooks::HookOptions::every_call_event` (tests only).
+    pub every_call_event: bool,
+    pub min_duration_ns: f64,
+    pub filters: FilterOptions,
+    /// `namer(ident) -> str | None`: the `threading` name of a new thread.
+    pub thread_namer: Option<Py<PyAny>>,
+    /// `getter() -> (task_id, name) | None`: the running async task (log_async).
+    pub task_getter: Option<Py<PyAny>>,
+}
+
+pub struct State {
+    pub opts: Options,
+    pub funcs: FuncTable,
+    /// Every thread seen by this tracer. Owned here (created with `Box::into_raw`).
+    pub threads: Vec<*mut ThreadState>,
+    pub budget: Budget,
+    pub collecting: bool,
+    /// Generation of the current session: thread-local caches from other sessions miss.
+    pub gen: u64,
+    pub min_dur_ticks: u64,
+    pub sync_marker_ns: Option<u64>,
+    /// Returns that did not match the shadow stack (tolerated, counted).
+    pub mismatches: u64,
+    /// Async task names seen: pseudo-thread id → name.
+    pub task_names: Vec<(u32, String)>,
+    /// The options the hot path must look at, folded into one word (`HOT_*`), so the
+    /// common event checks a single byte. Kept in step by `refresh_hot`.
+    pub hot: u8,
+}
+
+/// `State::hot`: a frame start needs the general path (depth limit, argument or
+/// async task logging).
+pub const HOT_ENTER: u8 = 1;
+/// A frame end needs the general path (return values, minimum duration).
+pub const HOT_EXIT: u8 = 2;
+/// C functions are not recorded.
+pub const HOT_NO_C: u8 = 4;
+
+impl State {
+    /// Recomputes `hot` from the options: called whenever one of them changes.
+    pub fn refresh_hot(&mut self) {
+        let o = &self.opts;
+        let mut hot = 0;
+        if o.max_stack_depth >= 0 || o.log_func_args || o.log_async {
+            hot |= HOT_ENTER;
+        }
+        if o.log_func_retval || self.min_dur_ticks > 0 {
+            hot |= HOT_EXIT;
+        }
+        if o.ignore_c_function {
+            hot |= HOT_NO_C;
+        }
+        self.hot = hot;
+    }
+}
+
+pub struct Core {
+    pub state: GilCell<State>,
+}
+
+// SAFETY: the raw pointers in `State` are only dereferenced with the GIL held (see
+// gil_cell.rs); the states they point to are owned by the core.
+unsafe impl Send for State {}
+
+static ACTIVE: AtomicPtr<Core> = AtomicPtr::new(std::ptr::null_mut());
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+impl Core {
+    pub fn new(entries: usize) -> Arc<Core> {
+        Arc::new(Core {
+            state: GilCell::new(State {
+                opts: Options { max_stack_depth: -1, ..Default::default() },
+                funcs: FuncTable::default(),
+                threads: Vec::new(),
+                budget: Budget::new(entries),
+                collecting: false,
+                // A generation of its own from the start: thread-local caches filled for
+                // another tracer (even one that never started) must miss for this one.
+                gen: GENERATION.fetch_add(1, Ordering::Relaxed) + 1,
+                min_dur_ticks: 0,
+                sync_marker_ns: None,
+                mismatches: 0,
+                task_names: Vec::new(),
+                hot: 0,
+            }),
+        })
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // SAFETY: the core is being destroyed, so nothing else refers to its state; the
+        // thread states were created with Box::into_raw by `register_thread`.
+        let st = unsafe { self.state.get() };
+        for p in st.threads.drain(..) {
+            // SAFETY: `p` came from Box::into_raw in `register_thread`, and draining the
+            // list means it is freed exactly once.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+/// The collecting core, if any.
+pub fn active() -> *const Core {
+    ACTIVE.load(Ordering::Acquire)
+}
+
+/// Makes `core` the collecting tracer. The registry keeps one strong count.
+pub fn activate(core: &Arc<Core>) {
+    let gen = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
+    fast_slot::clear_hot();
+    // SAFETY: GIL held by the caller (a Python method).
+    let st = unsafe { core.state.get() };
+    st.gen = gen;
+    st.collecting = true;
+    let old = ACTIVE.swap(Arc::into_raw(core.clone()) as *mut Core, Ordering::AcqRel);
+    if !old.is_null() {
+        // SAFETY: `old` came from Arc::into_raw in an earlier activate.
+        let old = unsafe { Arc::from_raw(old) };
+        // SAFETY: GIL held by the caller; `st` is not used past this point, so this is
+        // the only live reference to a core's state (even were `old` the same core).
+        unsafe { old.state.get() }.collecting = false;
+    }
+}
+
+/// Stops `core` from collecting (no-op if another tracer is active).
+pub fn deactivate(core: &Arc<Core>) {
+    let ptr = Arc::as_ptr(core) as *mut Core;
+    fast_slot::clear_hot();
+    // SAFETY: GIL held.
+    unsafe { core.state.get() }.collecting = false;
+    if ACTIVE.compare_exchange(ptr, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        // SAFETY: balances the Arc::into_raw of `activate`.
+        drop(unsafe { Arc::from_raw(ptr) });
+    }
+}
+
+/// Keeps a core alive across a call into Python.
+pub(crate) struct Hold(*const Core);
+
+impl Hold {
+    /// Takes a strong count on `core`, given back on drop.
+    ///
+    /// # Safety
+    /// `core` is the data pointer of a live `Arc<Core>` (`Arc::into_raw` or
+    /// `Arc::as_ptr`), and the GIL is held.
+    pub(crate) unsafe fn new(core: *const Core) -> Hold {
+        Arc::increment_strong_count(core);
+        Hold(core)
+    }
+    /// True if `core` is still collecting the same session.
+    ///
+    /// # Safety
+    /// GIL held, and no reference into the core's state is alive in the caller (this
+    /// takes one for a moment).
+    pub(crate) unsafe fn still_running(&self, gen: u64) -> bool {
+        std::ptr::eq(ACTIVE.load(Ordering::Acquire), self.0) && {
+            let st = (*self.0).state.get();
+            st.collecting && st.gen == gen
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        // SAFETY: balances increment_strong_count in `new`; GIL held.
+        unsafe { Arc::decrement_strong_count(self.0) };
+    }
+}
+
+/// A new session number: thread-local caches filled under an older one miss.
+pub(crate) fn next_generation() -> u64 {
+    GENERATION.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+/// Converts a duration option to ticks once per session.
+pub fn min_duration_ticks(ns: f64) -> u64 {
+    if ns <= 0.0 {
+        0
+    } else {
+        clock::conversion().ns_to_ticks(ns as u64)
+    }
+}

@@ -44,8 +44,8 @@ fn _call_site_opcodes(py: Python<'_>) -> PyResult<Vec<u8>> {
 /// last tracing session.
 #[cfg(Py_3_12)]
 #[pyfunction]
-fn _call_site_stats() -> (u64, u32) {
-    hooks::callsites::stats()
+fn _call_site_stats(py: Python<'_>) -> (u64, u32) {
+    hooks::callsites::stats(py)
 }
 
 // The GIL guards all tracer state (gil_cell.rs); pyo3 0.30's default is Py_MOD_GIL_NOT_USED.

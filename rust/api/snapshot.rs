@@ -36,12 +36,12 @@ impl Snapshot {
         Snapshot { data: GilCell::new(Some(data)), busy: AtomicBool::new(false) }
     }
 
-    fn data(&self) -> PyResult<&SnapData> {
+    fn data<'a>(&'a self, py: Python<'a>) -> PyResult<&'a SnapData> {
         if self.busy.load(Ordering::Acquire) {
             return Err(PyRuntimeError::new_err("the snapshot is being written by another thread"));
         }
-        // SAFETY: GIL held and not busy, so nothing mutates it now.
-        unsafe { self.data.get() }.as_ref().ok_or_else(|| PyRuntimeError::new_err("the snapshot was released"))
+        // SAFETY: not busy, so nothing mutates it now (`release` takes the busy flag first).
+        unsafe { self.data.get(py) }.as_ref().ok_or_else(|| PyRuntimeError::new_err("the snapshot was released"))
     }
 
     fn lock(&self) -> PyResult<BusyGuard<'_>> {
@@ -58,7 +58,7 @@ impl Snapshot {
         header: &Header<'_>,
         progress: Option<&Bound<'_, PyAny>>,
     ) -> Result<(W, usize), TraceError> {
-        let data = self.data()?;
+        let data = self.data(py)?;
         let _guard = self.lock()?;
         let rendered = snapshot::render_all(py, data);
         // Progress callbacks need the GIL: the writer reports counts, we call Python
@@ -86,20 +86,20 @@ impl Snapshot {
 impl Snapshot {
     /// Number of events (metadata not counted).
     #[getter]
-    fn entries(&self) -> PyResult<usize> {
-        Ok(self.data()?.entries)
+    fn entries(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.data(py)?.entries)
     }
 
     /// Whether old events were dropped because the buffer was full.
     #[getter]
-    fn overflow(&self) -> PyResult<bool> {
-        Ok(self.data()?.overflow)
+    fn overflow(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.data(py)?.overflow)
     }
 
     /// `[(tid, ident, name_hint, count)]` for every thread that has events.
-    fn threads(&self) -> PyResult<Vec<ThreadRow>> {
+    fn threads(&self, py: Python<'_>) -> PyResult<Vec<ThreadRow>> {
         Ok(self
-            .data()?
+            .data(py)?
             .threads
             .iter()
             .map(|t| (t.tid, t.ident, t.name.clone(), t.chunks.iter().map(Vec::len).sum()))
@@ -107,18 +107,18 @@ impl Snapshot {
     }
 
     /// `[(tid, name)]` of the async tasks seen with log_async.
-    fn task_names(&self) -> PyResult<Vec<(u32, String)>> {
-        Ok(self.data()?.task_names.clone())
+    fn task_names(&self, py: Python<'_>) -> PyResult<Vec<(u32, String)>> {
+        Ok(self.data(py)?.task_names.clone())
     }
 
     /// `[(name, file, line)]` of the Python functions that appear in the events.
-    fn functions(&self) -> PyResult<Vec<(String, String, u32)>> {
-        Ok(snapshot::functions(self.data()?))
+    fn functions(&self, py: Python<'_>) -> PyResult<Vec<(String, String, u32)>> {
+        Ok(snapshot::functions(self.data(py)?))
     }
 
     /// The raw event dicts (`add_raw`), for building `file_info`.
     fn raw_events(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        let data = self.data()?;
+        let data = self.data(py)?;
         let list = PyList::empty(py);
         for t in &data.threads {
             for rec in t.chunks.iter().flatten() {
@@ -186,15 +186,15 @@ impl Snapshot {
         process_name: &str,
         thread_names: Vec<(u64, String)>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let events = snapshot::to_events(py, self.data()?, pid, process_name, &thread_names)?;
+        let events = snapshot::to_events(py, self.data(py)?, pid, process_name, &thread_names)?;
         PyList::new(py, events)
     }
 
     /// Frees the events now instead of when the snapshot is garbage collected.
-    fn release(&self) -> PyResult<()> {
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
         let _guard = self.lock()?;
         // SAFETY: GIL held and we own the busy flag.
-        let data = unsafe { self.data.get() }.take();
+        let data = unsafe { self.data.get(py) }.take();
         drop(data);
         Ok(())
     }

@@ -5,16 +5,12 @@ use super::snapshot::Snapshot;
 use crate::buffers::payload::{Payload, Scope};
 use crate::clock;
 use crate::core::{self, Core};
-use crate::ffi::gil::GilCell;
 use crate::hooks;
 use crate::output::snapshot;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::sync::Arc;
-
-/// The installed event hook. Only one tracer collects at a time, so there is one.
-static HOOK: GilCell<Option<hooks::Installed>> = GilCell::new(None);
 
 #[pyclass(module = "viztracer._snaptrace", frozen)]
 pub struct Tracer {
@@ -25,33 +21,34 @@ pub struct Tracer {
 impl Tracer {
     /// The tracer's state. GIL held by every pymethod; the reference is dropped before
     /// any call into Python.
-    // `&mut` from `&self` is deliberate: the GIL, not the borrow checker, serialises
-    // access to the state (see gil_cell.rs). To become a GIL token later (issue 16).
+    // `&mut` from `&self` is deliberate: the GIL (proven by `py`), not the borrow
+    // checker, serialises access to the state (see ffi/gil.rs).
     #[allow(clippy::mut_from_ref)]
-    fn state(&self) -> &mut core::State {
-        // SAFETY: called from pymethods (GIL held); callers do not keep the reference
-        // across calls into Python.
-        unsafe { self.core.state.get() }
+    fn state<'a>(&'a self, py: Python<'a>) -> &'a mut core::State {
+        // SAFETY: callers (the methods below) do not keep the reference across calls
+        // into Python or across another `state` call.
+        unsafe { self.core.state.get(py) }
     }
 
     fn is_active(&self) -> bool {
         std::ptr::eq(core::active(), Arc::as_ptr(&self.core))
     }
 
-    fn refilter(&self) {
-        let st = self.state();
+    fn refilter(&self, py: Python<'_>) {
+        let st = self.state(py);
         let filters = st.opts.filters.clone();
         st.funcs.refilter(&filters);
     }
 
-    fn record(&self, payload: Payload) {
-        // SAFETY: GIL held; garbage is dropped after the call returns.
-        let garbage = unsafe { core::ops::record_payload(Arc::as_ptr(&self.core), payload) };
+    fn record(&self, py: Python<'_>, payload: Payload) {
+        // SAFETY: no reference into the state is alive; garbage is dropped after the
+        // call returns.
+        let garbage = unsafe { core::ops::record_payload(py, Arc::as_ptr(&self.core), payload) };
         drop(garbage);
     }
 
-    fn collecting(&self) -> bool {
-        self.state().collecting && self.is_active()
+    fn collecting(&self, py: Python<'_>) -> bool {
+        self.state(py).collecting && self.is_active()
     }
 }
 
@@ -82,124 +79,124 @@ impl Tracer {
     }
 
     #[getter]
-    fn max_stack_depth(&self) -> i64 {
-        self.state().opts.max_stack_depth
+    fn max_stack_depth(&self, py: Python<'_>) -> i64 {
+        self.state(py).opts.max_stack_depth
     }
     #[setter]
-    fn set_max_stack_depth(&self, v: i64) {
-        let st = self.state();
+    fn set_max_stack_depth(&self, py: Python<'_>, v: i64) {
+        let st = self.state(py);
         st.opts.max_stack_depth = v;
         st.refresh_hot();
     }
 
     #[getter]
-    fn ignore_c_function(&self) -> bool {
-        self.state().opts.ignore_c_function
+    fn ignore_c_function(&self, py: Python<'_>) -> bool {
+        self.state(py).opts.ignore_c_function
     }
     #[setter]
-    fn set_ignore_c_function(&self, v: bool) {
-        let st = self.state();
+    fn set_ignore_c_function(&self, py: Python<'_>, v: bool) {
+        let st = self.state(py);
         st.opts.ignore_c_function = v;
         st.refresh_hot();
     }
 
     #[getter]
-    fn ignore_frozen(&self) -> bool {
-        self.state().opts.filters.ignore_frozen
+    fn ignore_frozen(&self, py: Python<'_>) -> bool {
+        self.state(py).opts.filters.ignore_frozen
     }
     #[setter]
-    fn set_ignore_frozen(&self, v: bool) {
-        self.state().opts.filters.ignore_frozen = v;
-        self.refilter();
+    fn set_ignore_frozen(&self, py: Python<'_>, v: bool) {
+        self.state(py).opts.filters.ignore_frozen = v;
+        self.refilter(py);
     }
 
     #[getter]
-    fn trace_self(&self) -> bool {
-        self.state().opts.filters.trace_self
+    fn trace_self(&self, py: Python<'_>) -> bool {
+        self.state(py).opts.filters.trace_self
     }
     #[setter]
-    fn set_trace_self(&self, v: bool) {
-        self.state().opts.filters.trace_self = v;
-        self.refilter();
+    fn set_trace_self(&self, py: Python<'_>, v: bool) {
+        self.state(py).opts.filters.trace_self = v;
+        self.refilter(py);
     }
 
     #[getter]
-    fn lib_file_path(&self) -> Option<String> {
-        self.state().opts.filters.lib_file_path.clone()
+    fn lib_file_path(&self, py: Python<'_>) -> Option<String> {
+        self.state(py).opts.filters.lib_file_path.clone()
     }
     #[setter]
-    fn set_lib_file_path(&self, v: Option<String>) {
-        self.state().opts.filters.lib_file_path = v;
-        self.refilter();
+    fn set_lib_file_path(&self, py: Python<'_>, v: Option<String>) {
+        self.state(py).opts.filters.lib_file_path = v;
+        self.refilter(py);
     }
 
     #[getter]
-    fn include_files(&self) -> Option<Vec<String>> {
-        let v = &self.state().opts.filters.include_files;
+    fn include_files(&self, py: Python<'_>) -> Option<Vec<String>> {
+        let v = &self.state(py).opts.filters.include_files;
         (!v.is_empty()).then(|| v.clone())
     }
     #[setter]
-    fn set_include_files(&self, v: Option<Vec<String>>) {
-        self.state().opts.filters.include_files = str_list(v);
-        self.refilter();
+    fn set_include_files(&self, py: Python<'_>, v: Option<Vec<String>>) {
+        self.state(py).opts.filters.include_files = str_list(v);
+        self.refilter(py);
     }
 
     #[getter]
-    fn exclude_files(&self) -> Option<Vec<String>> {
-        let v = &self.state().opts.filters.exclude_files;
+    fn exclude_files(&self, py: Python<'_>) -> Option<Vec<String>> {
+        let v = &self.state(py).opts.filters.exclude_files;
         (!v.is_empty()).then(|| v.clone())
     }
     #[setter]
-    fn set_exclude_files(&self, v: Option<Vec<String>>) {
-        self.state().opts.filters.exclude_files = str_list(v);
-        self.refilter();
+    fn set_exclude_files(&self, py: Python<'_>, v: Option<Vec<String>>) {
+        self.state(py).opts.filters.exclude_files = str_list(v);
+        self.refilter(py);
     }
 
     #[getter]
-    fn log_func_args(&self) -> bool {
-        self.state().opts.log_func_args
+    fn log_func_args(&self, py: Python<'_>) -> bool {
+        self.state(py).opts.log_func_args
     }
     #[setter]
-    fn set_log_func_args(&self, v: bool) {
-        let st = self.state();
+    fn set_log_func_args(&self, py: Python<'_>, v: bool) {
+        let st = self.state(py);
         st.opts.log_func_args = v;
         st.refresh_hot();
     }
 
     #[getter]
-    fn log_func_retval(&self) -> bool {
-        self.state().opts.log_func_retval
+    fn log_func_retval(&self, py: Python<'_>) -> bool {
+        self.state(py).opts.log_func_retval
     }
     #[setter]
-    fn set_log_func_retval(&self, v: bool) {
-        let st = self.state();
+    fn set_log_func_retval(&self, py: Python<'_>, v: bool) {
+        let st = self.state(py);
         st.opts.log_func_retval = v;
         st.refresh_hot();
     }
 
     #[getter]
     fn log_func_repr(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.state().opts.log_func_repr.as_ref().map(|f| f.clone_ref(py))
+        self.state(py).opts.log_func_repr.as_ref().map(|f| f.clone_ref(py))
     }
     #[setter]
-    fn set_log_func_repr(&self, v: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+    fn set_log_func_repr(&self, py: Python<'_>, v: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         if let Some(f) = &v {
             if !f.is_callable() {
                 return Err(PyTypeError::new_err("log_func_repr must be a callable or None"));
             }
         }
-        let old = std::mem::replace(&mut self.state().opts.log_func_repr, v.map(Bound::unbind));
+        let old = std::mem::replace(&mut self.state(py).opts.log_func_repr, v.map(Bound::unbind));
         drop(old);
         Ok(())
     }
 
     #[getter]
-    fn log_async(&self) -> bool {
-        self.state().opts.log_async
+    fn log_async(&self, py: Python<'_>) -> bool {
+        self.state(py).opts.log_async
     }
     #[setter]
-    fn set_log_async(&self, v: bool) {
-        let st = self.state();
+    fn set_log_async(&self, py: Python<'_>, v: bool) {
+        let st = self.state(py);
         st.opts.log_async = v;
         st.refresh_hot();
     }
@@ -207,43 +204,43 @@ impl Tracer {
     /// 3.12+: skip CALL events at call sites of Python functions (see HookOptions).
     /// Takes effect at the next `start()`.
     #[getter]
-    fn fast_calls(&self) -> bool {
-        self.state().opts.fast_calls
+    fn fast_calls(&self, py: Python<'_>) -> bool {
+        self.state(py).opts.fast_calls
     }
     #[setter]
-    fn set_fast_calls(&self, v: bool) {
-        self.state().opts.fast_calls = v;
+    fn set_fast_calls(&self, py: Python<'_>, v: bool) {
+        self.state(py).opts.fast_calls = v;
     }
 
     /// Benchmarks only: hooks that record nothing, to measure the interpreter's own
     /// cost of delivering events. Takes effect at the next `start()`.
     #[getter(_noop_hooks)]
-    fn noop_hooks(&self) -> bool {
-        self.state().opts.noop_hooks
+    fn noop_hooks(&self, py: Python<'_>) -> bool {
+        self.state(py).opts.noop_hooks
     }
     #[setter(_noop_hooks)]
-    fn set_noop_hooks(&self, v: bool) {
-        self.state().opts.noop_hooks = v;
+    fn set_noop_hooks(&self, py: Python<'_>, v: bool) {
+        self.state(py).opts.noop_hooks = v;
     }
 
     /// Tests only: every CALL event is delivered (no call site is switched off, see
     /// hooks/callsites.rs). Takes effect at the next `start()`.
     #[getter(_every_call_event)]
-    fn every_call_event(&self) -> bool {
-        self.state().opts.every_call_event
+    fn every_call_event(&self, py: Python<'_>) -> bool {
+        self.state(py).opts.every_call_event
     }
     #[setter(_every_call_event)]
-    fn set_every_call_event(&self, v: bool) {
-        self.state().opts.every_call_event = v;
+    fn set_every_call_event(&self, py: Python<'_>, v: bool) {
+        self.state(py).opts.every_call_event = v;
     }
 
     #[getter]
-    fn sanitize_function_name(&self) -> bool {
-        self.state().opts.sanitize_function_name
+    fn sanitize_function_name(&self, py: Python<'_>) -> bool {
+        self.state(py).opts.sanitize_function_name
     }
     #[setter]
-    fn set_sanitize_function_name(&self, v: bool) {
-        let st = self.state();
+    fn set_sanitize_function_name(&self, py: Python<'_>, v: bool) {
+        let st = self.state(py);
         if st.opts.sanitize_function_name != v {
             st.opts.sanitize_function_name = v;
             st.funcs.forget_c_functions();
@@ -252,12 +249,12 @@ impl Tracer {
 
     /// The minimum recorded duration, in ns.
     #[getter]
-    fn min_duration_ns(&self) -> f64 {
-        self.state().opts.min_duration_ns
+    fn min_duration_ns(&self, py: Python<'_>) -> f64 {
+        self.state(py).opts.min_duration_ns
     }
     #[setter]
-    fn set_min_duration_ns(&self, v: f64) {
-        let st = self.state();
+    fn set_min_duration_ns(&self, py: Python<'_>, v: f64) {
+        let st = self.state(py);
         st.opts.min_duration_ns = v.max(0.0);
         if st.collecting {
             st.min_dur_ticks = core::min_duration_ticks(st.opts.min_duration_ns);
@@ -267,22 +264,22 @@ impl Tracer {
 
     /// `namer(ident) -> str | None`, asked once for every new thread.
     #[setter]
-    fn set_thread_namer(&self, v: Option<Py<PyAny>>) {
-        let old = std::mem::replace(&mut self.state().opts.thread_namer, v);
+    fn set_thread_namer(&self, py: Python<'_>, v: Option<Py<PyAny>>) {
+        let old = std::mem::replace(&mut self.state(py).opts.thread_namer, v);
         drop(old);
     }
 
     /// `getter() -> (task_id, name) | None`, asked when a coroutine starts (log_async).
     #[setter]
-    fn set_task_getter(&self, v: Option<Py<PyAny>>) {
-        let old = std::mem::replace(&mut self.state().opts.task_getter, v);
+    fn set_task_getter(&self, py: Python<'_>, v: Option<Py<PyAny>>) {
+        let old = std::mem::replace(&mut self.state(py).opts.task_getter, v);
         drop(old);
     }
 
     /// Whether this tracer is collecting events now.
     #[getter]
-    fn is_collecting(&self) -> bool {
-        self.collecting()
+    fn is_collecting(&self, py: Python<'_>) -> bool {
+        self.collecting(py)
     }
 
     /// Which clock the timestamps come from: "tsc" or "monotonic".
@@ -297,33 +294,31 @@ impl Tracer {
 
     /// The sys.monitoring tool id in use (3.12+ while collecting), else None.
     #[getter]
-    fn tool_id(&self) -> Option<u8> {
-        if !self.collecting() {
+    fn tool_id(&self, py: Python<'_>) -> Option<u8> {
+        if !self.collecting(py) {
             return None;
         }
-        // SAFETY: GIL held.
-        unsafe { HOOK.get() }.as_ref().and_then(|h| h.tool_id())
+        self.state(py).hook.as_ref().and_then(|h| h.tool_id())
     }
 
     /// Returns that did not match the shadow stack (tolerated and counted).
     #[getter]
-    fn mismatches(&self) -> u64 {
-        self.state().mismatches
+    fn mismatches(&self, py: Python<'_>) -> u64 {
+        self.state(py).mismatches
     }
 
     /// Starts collecting. Returns False if another tracer was collecting (it stops).
     fn start(&self, py: Python<'_>) -> PyResult<bool> {
-        if self.collecting() {
+        if self.collecting(py) {
             return Ok(true);
         }
         let replaced = !core::active().is_null();
-        // SAFETY: GIL held.
-        if let Some(h) = unsafe { HOOK.get() }.take() {
-            // Only one tracer collects at a time: the other one's hook goes.
-            let _ = hooks::uninstall(py, h);
+        // Only one tracer collects at a time: the other one's hook goes.
+        if let Some(h) = core::take_active_hook(py) {
+            let _ = h.uninstall(py);
         }
         let hook_opts = {
-            let st = self.state();
+            let st = self.state(py);
             st.min_dur_ticks = core::min_duration_ticks(st.opts.min_duration_ns);
             st.refresh_hot();
             hooks::HookOptions {
@@ -333,15 +328,14 @@ impl Tracer {
                 every_call_event: st.opts.every_call_event,
             }
         };
-        core::activate(&self.core);
+        core::activate(py, &self.core);
         match hooks::install(py, hook_opts) {
             Ok(h) => {
-                // SAFETY: GIL held.
-                *unsafe { HOOK.get() } = Some(h);
+                self.state(py).hook = Some(Box::new(h));
                 Ok(!replaced)
             }
             Err(e) => {
-                core::deactivate(&self.core);
+                core::deactivate(py, &self.core);
                 Err(e)
             }
         }
@@ -351,41 +345,41 @@ impl Tracer {
     /// `flush_as_finish`, else `B` events.
     #[pyo3(signature = (flush_as_finish = false))]
     fn stop(&self, py: Python<'_>, flush_as_finish: bool) -> PyResult<()> {
-        if !self.collecting() {
+        if !self.collecting(py) {
             return Ok(());
         }
-        core::deactivate(&self.core);
-        // SAFETY: GIL held.
-        let result = match unsafe { HOOK.get() }.take() {
-            Some(h) => hooks::uninstall(py, h),
+        core::deactivate(py, &self.core);
+        let hook = self.state(py).hook.take();
+        let result = match hook {
+            Some(h) => h.uninstall(py),
             None => Ok(()),
         };
         // SAFETY: GIL held; no reference into the state is alive.
-        let garbage = unsafe { core::ops::flush_stacks(Arc::as_ptr(&self.core), flush_as_finish) };
+        let garbage = unsafe { core::ops::flush_stacks(py, Arc::as_ptr(&self.core), flush_as_finish) };
         drop(garbage);
         result
     }
 
     /// Stops recording on the calling thread until `resume()`.
-    fn pause(&self) {
-        if let Some(th) = self.current_thread() {
+    fn pause(&self, py: Python<'_>) {
+        if let Some(th) = self.current_thread(py) {
             // SAFETY: GIL held.
             unsafe { (*th).paused = true };
         }
     }
 
-    fn resume(&self) {
-        if let Some(th) = self.current_thread() {
+    fn resume(&self, py: Python<'_>) {
+        if let Some(th) = self.current_thread(py) {
             // SAFETY: GIL held.
             unsafe { (*th).paused = false };
         }
     }
 
     /// Drops every recorded event (stacks and thread names are kept).
-    fn clear(&self) {
+    fn clear(&self, py: Python<'_>) {
         // SAFETY: GIL held; the taken data is dropped after the state reference is gone.
-        let mut taken = unsafe { snapshot::take(&self.core) };
-        let st = self.state();
+        let mut taken = unsafe { snapshot::take(py, &self.core) };
+        let st = self.state(py);
         st.budget.reset_overflow();
         // The chunks' memory serves the next events (records hold no Python objects).
         for t in &mut taken.threads {
@@ -397,8 +391,8 @@ impl Tracer {
     }
 
     /// Forgets the calling thread's shadow stack: frames running now are never recorded.
-    fn reset_stack(&self) {
-        if let Some(th) = self.current_thread() {
+    fn reset_stack(&self, py: Python<'_>) {
+        if let Some(th) = self.current_thread(py) {
             // SAFETY: GIL held.
             let frames = unsafe { (*th).take_stack() };
             drop(frames);
@@ -407,36 +401,42 @@ impl Tracer {
 
     /// In a forked child: drop the parent's events, threads and stacks, and re-identify
     /// the surviving thread (its OS tid changed).
-    fn after_fork(&self) {
+    fn after_fork(&self, py: Python<'_>) {
         let core = Arc::as_ptr(&self.core);
         // SAFETY: GIL held; in the child only the calling thread exists.
-        let garbage = unsafe { core::ops::reset_after_fork(core) };
+        let garbage = unsafe { core::ops::reset_after_fork(py, core) };
         drop(garbage);
     }
 
     /// Installs the profile hook on the calling thread (3.9-3.11; no-op on 3.12+,
     /// where every thread is already covered).
     fn enable_thread_tracing(&self, py: Python<'_>) {
-        if self.collecting() {
+        if self.collecting(py) {
             hooks::enable_current_thread(py);
         }
     }
 
     /// Instant event (`ph: "i"`), only while collecting.
     #[pyo3(signature = (name, args = None, scope = "g"))]
-    fn add_instant(&self, name: Bound<'_, PyAny>, args: Option<Bound<'_, PyAny>>, scope: &str) -> PyResult<()> {
-        if !self.collecting() {
+    fn add_instant(
+        &self,
+        py: Python<'_>,
+        name: Bound<'_, PyAny>,
+        args: Option<Bound<'_, PyAny>>,
+        scope: &str,
+    ) -> PyResult<()> {
+        if !self.collecting(py) {
             return Ok(());
         }
         let scope = Scope::parse(scope).ok_or_else(|| PyValueError::new_err("Scope must be one of 'g', 'p', 't'"))?;
-        self.record(Payload::Instant { name: name.unbind(), args: args.map(Bound::unbind), scope });
+        self.record(py, Payload::Instant { name: name.unbind(), args: args.map(Bound::unbind), scope });
         Ok(())
     }
 
     /// Counter event (`ph: "C"`), only while collecting.
-    fn add_counter(&self, name: Bound<'_, PyAny>, args: Bound<'_, PyAny>) {
-        if self.collecting() {
-            self.record(Payload::Counter { name: name.unbind(), args: args.unbind() });
+    fn add_counter(&self, py: Python<'_>, name: Bound<'_, PyAny>, args: Bound<'_, PyAny>) {
+        if self.collecting(py) {
+            self.record(py, Payload::Counter { name: name.unbind(), args: args.unbind() });
         }
     }
 
@@ -444,6 +444,7 @@ impl Tracer {
     #[pyo3(signature = (ph, obj_id, name, args = None))]
     fn add_object(
         &self,
+        py: Python<'_>,
         ph: &str,
         obj_id: Bound<'_, PyAny>,
         name: Bound<'_, PyAny>,
@@ -453,30 +454,28 @@ impl Tracer {
             "N" | "O" | "D" => ph.chars().next().unwrap_or('O'),
             _ => return Err(PyValueError::new_err(format!("object event phase must be 'N', 'O' or 'D', not {ph:?}"))),
         };
-        if self.collecting() {
-            self.record(Payload::Object {
-                ph,
-                id: obj_id.unbind(),
-                name: name.unbind(),
-                args: args.map(Bound::unbind),
-            });
+        if self.collecting(py) {
+            self.record(
+                py,
+                Payload::Object { ph, id: obj_id.unbind(), name: name.unbind(), args: args.map(Bound::unbind) },
+            );
         }
         Ok(())
     }
 
     /// A raw trace event dict, written as given (with pid and tid filled in). Works
     /// whether or not the tracer is collecting.
-    fn add_raw(&self, raw: Bound<'_, PyAny>) -> PyResult<()> {
+    fn add_raw(&self, py: Python<'_>, raw: Bound<'_, PyAny>) -> PyResult<()> {
         if raw.cast::<PyDict>().is_err() {
             return Err(PyTypeError::new_err("add_raw expects a dict describing one trace event"));
         }
-        self.record(Payload::Raw(raw.unbind()));
+        self.record(py, Payload::Raw(raw.unbind()));
         Ok(())
     }
 
     /// Sets `key: value` in the args of the innermost recorded function of this thread.
     fn add_func_args(&self, py: Python<'_>, key: Bound<'_, PyAny>, value: Bound<'_, PyAny>) -> PyResult<()> {
-        if !self.collecting() {
+        if !self.collecting(py) {
             return Ok(());
         }
         let Some(dict) = self.func_args_dict(py, true) else { return Ok(()) };
@@ -487,7 +486,7 @@ impl Tracer {
     /// (with `create`, an empty dict is attached if there was none).
     #[pyo3(signature = (create = false))]
     fn get_func_args(&self, py: Python<'_>, create: bool) -> Option<Py<PyDict>> {
-        if !self.collecting() {
+        if !self.collecting(py) {
             return None;
         }
         self.func_args_dict(py, create)
@@ -498,16 +497,17 @@ impl Tracer {
     /// decorators).
     fn shield(
         &self,
+        py: Python<'_>,
         func: Bound<'_, PyAny>,
         args: Bound<'_, pyo3::types::PyTuple>,
         kwargs: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let saved = self.current_thread().map(|th| {
+        let saved = self.current_thread(py).map(|th| {
             // SAFETY: GIL held; the reference ends here.
             unsafe { std::mem::replace(&mut (*th).ignored_depth, 0) }
         });
         let result = func.call(args, kwargs.as_ref());
-        if let (Some(depth), Some(th)) = (saved, self.current_thread()) {
+        if let (Some(depth), Some(th)) = (saved, self.current_thread(py)) {
             // SAFETY: GIL held. Frames pushed inside `func` have all returned, so the
             // ignored frames on the stack are those counted before.
             unsafe { (*th).ignored_depth = depth };
@@ -527,27 +527,27 @@ impl Tracer {
 
     /// Remembers "now" as the synchronisation point of this trace (for align_combine).
     /// Returns False if a marker was already set (it is overwritten).
-    fn set_sync_marker(&self) -> bool {
+    fn set_sync_marker(&self, py: Python<'_>) -> bool {
         let now = clock::conversion().to_ns(clock::now_ticks());
-        self.state().sync_marker_ns.replace(now).is_none()
+        self.state(py).sync_marker_ns.replace(now).is_none()
     }
 
     /// The sync marker in µs, or None.
-    fn get_sync_marker(&self) -> Option<f64> {
-        self.state().sync_marker_ns.map(|ns| ns as f64 / 1000.0)
+    fn get_sync_marker(&self, py: Python<'_>) -> Option<f64> {
+        self.state(py).sync_marker_ns.map(|ns| ns as f64 / 1000.0)
     }
 
     /// Moves every recorded event into a `Snapshot` and empties the buffers.
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self, py: Python<'_>) -> Snapshot {
         // SAFETY: GIL held.
-        let data = unsafe { snapshot::take(&self.core) };
-        let st = self.state();
+        let data = unsafe { snapshot::take(py, &self.core) };
+        let st = self.state(py);
         if !st.collecting {
             // No frame refers to a function id any more: let code objects go, and
             // forget the threads that have nothing left.
             let garbage = std::mem::take(&mut st.funcs);
             // SAFETY: GIL held; not collecting, so no hook runs.
-            unsafe { core::ops::prune_threads(Arc::as_ptr(&self.core)) };
+            unsafe { core::ops::prune_threads(py, Arc::as_ptr(&self.core)) };
             drop(garbage);
         }
         Snapshot::new(data)
@@ -555,7 +555,7 @@ impl Tracer {
 
     /// Counts for diagnostics: entries held, threads, known functions.
     fn stats(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
-        let st = self.state();
+        let st = self.state(py);
         let d = PyDict::new(py);
         // SAFETY: GIL held; read-only.
         let held: usize = st.threads.iter().map(|&p| unsafe { (*p).ring.len() }).sum();
@@ -569,13 +569,13 @@ impl Tracer {
 }
 
 impl Tracer {
-    fn current_thread(&self) -> Option<*mut crate::buffers::thread::ThreadState> {
+    fn current_thread(&self, py: Python<'_>) -> Option<*mut crate::buffers::thread::ThreadState> {
         // SAFETY: GIL held.
-        unsafe { core::ops::thread_of(Arc::as_ptr(&self.core)) }
+        unsafe { core::ops::thread_of(py, Arc::as_ptr(&self.core)) }
     }
 
     fn func_args_dict(&self, py: Python<'_>, create: bool) -> Option<Py<PyDict>> {
-        let th = self.current_thread()?;
+        let th = self.current_thread(py)?;
         // SAFETY: GIL held; the reference is dropped before returning.
         let t = unsafe { &mut *th };
         let frame = t.stack.iter_mut().rev().find(|f| !f.ignored())?;

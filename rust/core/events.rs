@@ -21,10 +21,10 @@ use pyo3::types::PyDict;
 /// caller: registering a thread calls Python. The pointers returned are valid until
 /// the caller next calls into Python or releases the GIL.
 #[inline(always)]
-unsafe fn current() -> Option<(*const Core, *mut ThreadState)> {
-    match fast_slot::hot() {
+unsafe fn current(py: Python<'_>) -> Option<(*const Core, *mut ThreadState)> {
+    match fast_slot::hot(py) {
         Some(hot) => Some(hot),
-        None => current_slow(),
+        None => current_slow(py),
     }
 }
 
@@ -34,21 +34,21 @@ unsafe fn current() -> Option<(*const Core, *mut ThreadState)> {
 /// As `current`.
 #[cold]
 #[inline(never)]
-unsafe fn current_slow() -> Option<(*const Core, *mut ThreadState)> {
+unsafe fn current_slow(py: Python<'_>) -> Option<(*const Core, *mut ThreadState)> {
     let core = active();
     if core.is_null() {
         return None;
     }
-    let gen = (*core).state.get().gen;
+    let gen = (*core).state.get(py).gen;
     let th = match fast_slot::cached(gen) {
         Some(th) => th,
-        None => register_thread(core, gen)?,
+        None => register_thread(py, core, gen)?,
     };
     // Naming a new thread runs Python code, which may have stopped this tracer.
-    if !std::ptr::eq(active(), core) || (*core).state.get().gen != gen {
+    if !std::ptr::eq(active(), core) || (*core).state.get(py).gen != gen {
         return None;
     }
-    fast_slot::set_hot(core, th);
+    fast_slot::set_hot(py, core, th);
     Some((core, th))
 }
 
@@ -60,11 +60,11 @@ unsafe fn current_slow() -> Option<(*const Core, *mut ThreadState)> {
 /// generation. The thread namer can run any Python code: only `core` itself is known
 /// to be alive afterwards, and None is returned if it stopped collecting meanwhile.
 #[cold]
-pub(crate) unsafe fn register_thread(core: *const Core, gen: u64) -> Option<*mut ThreadState> {
+pub(crate) unsafe fn register_thread(py: Python<'_>, core: *const Core, gen: u64) -> Option<*mut ThreadState> {
     let tid = ffi::native_thread_id();
     let ident = ffi::thread_ident();
     {
-        let st = (*core).state.get();
+        let st = (*core).state.get(py);
         if let Some(&p) = st.threads.iter().find(|&&p| (*p).tid == tid) {
             fast_slot::set_cached(gen, p);
             return Some(p);
@@ -73,9 +73,8 @@ pub(crate) unsafe fn register_thread(core: *const Core, gen: u64) -> Option<*mut
     // Ask Python for the thread's name, holding no reference into the state.
     let name = {
         let hold = Hold::new(core);
-        let namer = (*core).state.get().opts.thread_namer.as_ref().map(|n| n.as_ptr());
+        let namer = (*core).state.get(py).opts.thread_namer.as_ref().map(|n| n.as_ptr());
         let name = namer.and_then(|n| {
-            let py = Python::assume_attached();
             let namer = Bound::from_borrowed_ptr(py, n);
             match namer.call1((ident,)) {
                 Ok(v) => v.extract::<String>().ok(),
@@ -86,12 +85,12 @@ pub(crate) unsafe fn register_thread(core: *const Core, gen: u64) -> Option<*mut
                 }
             }
         });
-        if !hold.still_running(gen) {
+        if !hold.still_running(py, gen) {
             return None;
         }
         name
     };
-    let st = (*core).state.get();
+    let st = (*core).state.get(py);
     let p = Box::into_raw(Box::new(ThreadState::new(tid, ident, name)));
     st.threads.push(p);
     fast_slot::set_cached(gen, p);
@@ -132,10 +131,10 @@ fn pop_ignored(th: &mut ThreadState, f: &Frame) {
 /// # Safety
 /// The core contract (module docs).
 #[inline(always)]
-pub(crate) unsafe fn push_record(core: *const Core, th: *mut ThreadState, rec: Record) -> Vec<Payload> {
+pub(crate) unsafe fn push_record(py: Python<'_>, core: *const Core, th: *mut ThreadState, rec: Record) -> Vec<Payload> {
     match (*th).ring.try_push(rec) {
         Ok(()) => Vec::new(),
-        Err(rec) => push_record_slow(core, th, rec),
+        Err(rec) => push_record_slow(py, core, th, rec),
     }
 }
 
@@ -146,8 +145,8 @@ pub(crate) unsafe fn push_record(core: *const Core, th: *mut ThreadState, rec: R
 /// As `push_record`; this borrows the ring of every thread state of `core`, so no
 /// reference into any of them may be alive in the caller.
 #[cold]
-unsafe fn push_record_slow(core: *const Core, th: *mut ThreadState, rec: Record) -> Vec<Payload> {
-    let st = (*core).state.get();
+unsafe fn push_record_slow(py: Python<'_>, core: *const Core, th: *mut ThreadState, rec: Record) -> Vec<Payload> {
+    let st = (*core).state.get(py);
     let me = st.threads.iter().position(|&p| p == th);
     let Some(me) = me else { return Vec::new() };
     let ptrs: Vec<*mut ThreadState> = st.threads.clone();
@@ -172,9 +171,14 @@ unsafe fn push_record_slow(core: *const Core, th: *mut ThreadState, rec: Record)
 /// Stores the `args` payload of a finished frame and returns its slot.
 ///
 /// # Safety
-/// GIL held; `th` is a live thread state, belonging to the calling thread, with no
-/// reference into it alive in the caller.
-pub(crate) unsafe fn store_args(th: *mut ThreadState, args: Option<Py<PyDict>>, task: u32) -> Option<u32> {
+/// `th` is a live thread state, belonging to the calling thread, with no reference
+/// into it alive in the caller. (`_py`: the GIL that guards the thread state.)
+pub(crate) unsafe fn store_args(
+    _py: Python<'_>,
+    th: *mut ThreadState,
+    args: Option<Py<PyDict>>,
+    task: u32,
+) -> Option<u32> {
     if args.is_none() && task == 0 {
         return None;
     }
@@ -186,15 +190,21 @@ pub(crate) unsafe fn store_args(th: *mut ThreadState, args: Option<Py<PyDict>>, 
 /// # Safety
 /// The core contract (module docs); `f` was popped from `th`'s stack.
 #[inline(always)]
-pub(crate) unsafe fn finish_frame(core: *const Core, th: *mut ThreadState, f: Frame, end: u64) -> Vec<Payload> {
-    let min_dur = (*core).state.get().min_dur_ticks;
+pub(crate) unsafe fn finish_frame(
+    py: Python<'_>,
+    core: *const Core,
+    th: *mut ThreadState,
+    f: Frame,
+    end: u64,
+) -> Vec<Payload> {
+    let min_dur = (*core).state.get(py).min_dur_ticks;
     let dur = end.saturating_sub(f.start);
     if dur < min_dur {
         return f.args.map(|a| Payload::FuncArgs { args: Some(a), task: 0 }).into_iter().collect();
     }
     let task = (*th).task;
-    let payload = if f.args.is_some() || task != 0 { store_args(th, f.args, task) } else { None };
-    push_record(core, th, Record::complete(f.start, dur, f.func, payload))
+    let payload = if f.args.is_some() || task != 0 { store_args(py, th, f.args, task) } else { None };
+    push_record(py, core, th, Record::complete(f.start, dur, f.func, payload))
 }
 
 // ---------------------------------------------------------------------------------
@@ -210,9 +220,9 @@ pub(crate) unsafe fn finish_frame(core: *const Core, th: *mut ThreadState, f: Fr
 /// Called from an event hook: GIL held, no reference into the tracer's state alive;
 /// `code` is the live code object of the starting frame.
 #[inline(always)]
-pub unsafe fn py_enter_fast<const TSC: bool>(code: *mut pyffi::PyObject) -> bool {
-    let Some((core, th)) = fast_slot::hot() else { return false };
-    let st = (*core).state.get();
+pub unsafe fn py_enter_fast<const TSC: bool>(py: Python<'_>, code: *mut pyffi::PyObject) -> bool {
+    let Some((core, th)) = fast_slot::hot(py) else { return false };
+    let st = (*core).state.get(py);
     let t = &mut *th;
     if st.hot & HOT_ENTER != 0 || t.ignored_depth != 0 || t.paused {
         return false;
@@ -235,9 +245,9 @@ pub unsafe fn py_enter_fast<const TSC: bool>(code: *mut pyffi::PyObject) -> bool
 /// # Safety
 /// As `py_enter_fast`; `frame` is null or the live frame that starts.
 #[inline(always)]
-pub unsafe fn py_enter_slow(code: *mut pyffi::PyObject, frame: *mut pyffi::PyFrameObject) {
-    let Some((core, th)) = current() else { return };
-    py_enter_general(core, th, code, frame);
+pub unsafe fn py_enter_slow(py: Python<'_>, code: *mut pyffi::PyObject, frame: *mut pyffi::PyFrameObject) {
+    let Some((core, th)) = current(py) else { return };
+    py_enter_general(py, core, th, code, frame);
 }
 
 /// `py_enter` beyond the common case: filters, depth limit, pause, first calls,
@@ -247,12 +257,13 @@ pub unsafe fn py_enter_slow(code: *mut pyffi::PyObject, frame: *mut pyffi::PyFra
 /// The core contract (module docs); `code` and `frame` as in `py_enter_slow`.
 #[inline(always)]
 unsafe fn py_enter_general(
+    py: Python<'_>,
     core: *const Core,
     th: *mut ThreadState,
     code: *mut pyffi::PyObject,
     frame: *mut pyffi::PyFrameObject,
 ) {
-    let st = (*core).state.get();
+    let st = (*core).state.get(py);
     let t = &mut *th;
     let key = code as usize;
     if t.ignored_depth > 0 || depth_exceeded(st, t) {
@@ -266,14 +277,14 @@ unsafe fn py_enter_general(
     let value = match st.funcs.get(funcs::code_key(code)) {
         Some(v) => v,
         // Unreadable code objects come back as u32::MAX: ignored.
-        None => add_code(core, code).unwrap_or(u32::MAX),
+        None => add_code(py, core, code).unwrap_or(u32::MAX),
     };
     if funcs::is_ignored(value) {
         push_ignored(&mut *th, key, 0, true);
         return;
     }
     if st.opts.log_func_args || st.opts.log_async {
-        py_enter_with_extras(core, th, code, frame, funcs::id_of(value));
+        py_enter_with_extras(py, core, th, code, frame, funcs::id_of(value));
         return;
     }
     let t = &mut *th;
@@ -289,9 +300,8 @@ unsafe fn py_enter_general(
 /// state.
 #[cold]
 #[inline(never)]
-unsafe fn add_code(core: *const Core, code: *mut pyffi::PyObject) -> Option<u32> {
-    let st = (*core).state.get();
-    let py = Python::assume_attached();
+unsafe fn add_code(py: Python<'_>, core: *const Core, code: *mut pyffi::PyObject) -> Option<u32> {
+    let st = (*core).state.get(py);
     let code_obj = Bound::from_borrowed_ptr(py, code);
     let filters = &st.opts.filters;
     st.funcs.add_code(py, &code_obj, filters)
@@ -306,22 +316,22 @@ unsafe fn add_code(core: *const Core, code: *mut pyffi::PyObject) -> Option<u32>
 /// collecting, so it is still owned by it.
 #[cold]
 unsafe fn py_enter_with_extras(
+    py: Python<'_>,
     core: *const Core,
     th: *mut ThreadState,
     code: *mut pyffi::PyObject,
     frame: *mut pyffi::PyFrameObject,
     func: u32,
 ) {
-    let py = Python::assume_attached();
-    let gen = (*core).state.get().gen;
+    let gen = (*core).state.get(py).gen;
     let hold = Hold::new(core);
     let (log_args, log_async) = {
-        let o = &(*core).state.get().opts;
+        let o = &(*core).state.get(py).opts;
         (o.log_func_args, o.log_async)
     };
     let args = if log_args {
         let code_obj = Bound::from_borrowed_ptr(py, code);
-        let names = (*core).state.get().funcs.arg_names(py, func, &code_obj);
+        let names = (*core).state.get(py).funcs.arg_names(py, func, &code_obj);
         let frame = if frame.is_null() { ffi::current_frame() } else { frame };
         Some(crate::core::args::capture_args(py, core, frame, &names))
     } else {
@@ -330,7 +340,7 @@ unsafe fn py_enter_with_extras(
     if log_async {
         crate::core::args::update_task(py, core, th, code);
     }
-    if !hold.still_running(gen) {
+    if !hold.still_running(py, gen) {
         return;
     }
     let t = &mut *th;
@@ -345,9 +355,9 @@ unsafe fn py_enter_with_extras(
 /// # Safety
 /// Called from an event hook: GIL held, no reference into the tracer's state alive.
 #[inline(always)]
-unsafe fn exit_fast<const TSC: bool>(key: usize, kind: u32, hot_mask: u8) -> bool {
-    let Some((core, th)) = fast_slot::hot() else { return false };
-    let st = (*core).state.get();
+unsafe fn exit_fast<const TSC: bool>(py: Python<'_>, key: usize, kind: u32, hot_mask: u8) -> bool {
+    let Some((core, th)) = fast_slot::hot(py) else { return false };
+    let st = (*core).state.get(py);
     let t = &mut *th;
     let Some(top) = t.stack.last() else { return false };
     if top.key != key || top.flags != kind || top.args.is_some() || st.hot & hot_mask != 0 || t.task_depth != 0 {
@@ -371,8 +381,8 @@ unsafe fn exit_fast<const TSC: bool>(key: usize, kind: u32, hot_mask: u8) -> boo
 /// # Safety
 /// As `exit_fast`; `code` is only compared by address.
 #[inline(always)]
-pub unsafe fn py_exit_fast<const TSC: bool>(code: *mut pyffi::PyObject) -> bool {
-    exit_fast::<TSC>(code as usize, 0, HOT_EXIT)
+pub unsafe fn py_exit_fast<const TSC: bool>(py: Python<'_>, code: *mut pyffi::PyObject) -> bool {
+    exit_fast::<TSC>(py, code as usize, 0, HOT_EXIT)
 }
 
 /// A Python frame ends, in general. `retval` is the value returned or yielded, the
@@ -382,9 +392,9 @@ pub unsafe fn py_exit_fast<const TSC: bool>(code: *mut pyffi::PyObject) -> bool 
 /// As `exit_fast`; `code` is the code object of the frame that ends, `retval` null or
 /// a live object borrowed for the call.
 #[inline(always)]
-pub unsafe fn py_exit_slow(code: *mut pyffi::PyObject, retval: *mut pyffi::PyObject) {
-    let Some((core, th)) = current() else { return };
-    py_exit_general(core, th, code, retval);
+pub unsafe fn py_exit_slow(py: Python<'_>, code: *mut pyffi::PyObject, retval: *mut pyffi::PyObject) {
+    let Some((core, th)) = current(py) else { return };
+    py_exit_general(py, core, th, code, retval);
 }
 
 /// `py_exit` beyond the common case: mismatched returns, ignored frames, return
@@ -394,16 +404,17 @@ pub unsafe fn py_exit_slow(code: *mut pyffi::PyObject, retval: *mut pyffi::PyObj
 /// The core contract (module docs); `code` and `retval` as in `py_exit_slow`.
 #[inline(always)]
 unsafe fn py_exit_general(
+    py: Python<'_>,
     core: *const Core,
     th: *mut ThreadState,
     code: *mut pyffi::PyObject,
     retval: *mut pyffi::PyObject,
 ) {
-    let Some((f, end)) = pop_returning(core, th, code as usize, false) else { return };
-    let garbage = if (*core).state.get().opts.log_func_retval || (*th).task_depth > 0 {
-        py_exit_with_extras(core, th, f, end, retval)
+    let Some((f, end)) = pop_returning(py, core, th, code as usize, false) else { return };
+    let garbage = if (*core).state.get(py).opts.log_func_retval || (*th).task_depth > 0 {
+        py_exit_with_extras(py, core, th, f, end, retval)
     } else {
-        finish_frame(core, th, f, end)
+        finish_frame(py, core, th, f, end)
     };
     drop(garbage);
 }
@@ -417,16 +428,16 @@ unsafe fn py_exit_general(
 /// kept collecting.
 #[cold]
 unsafe fn py_exit_with_extras(
+    py: Python<'_>,
     core: *const Core,
     th: *mut ThreadState,
     mut f: Frame,
     end: u64,
     retval: *mut pyffi::PyObject,
 ) -> Vec<Payload> {
-    let py = Python::assume_attached();
-    let gen = (*core).state.get().gen;
+    let gen = (*core).state.get(py).gen;
     let hold = Hold::new(core);
-    if (*core).state.get().opts.log_func_retval {
+    if (*core).state.get(py).opts.log_func_retval {
         let text = if retval.is_null() {
             String::from("None")
         } else {
@@ -435,10 +446,10 @@ unsafe fn py_exit_with_extras(
         let args = f.args.get_or_insert_with(|| PyDict::new(py).unbind());
         let _ = args.bind(py).set_item("return_value", text);
     }
-    if !hold.still_running(gen) {
+    if !hold.still_running(py, gen) {
         return Vec::new();
     }
-    let garbage = finish_frame(core, th, f, end);
+    let garbage = finish_frame(py, core, th, f, end);
     // The async task that began in this frame is over once the frame returns.
     let t = &mut *th;
     if t.task != 0 && t.stack.len() < t.task_depth {
@@ -456,10 +467,16 @@ unsafe fn py_exit_with_extras(
 /// # Safety
 /// The core contract (module docs).
 #[inline(always)]
-unsafe fn pop_returning(core: *const Core, th: *mut ThreadState, key: usize, c_only: bool) -> Option<(Frame, u64)> {
+unsafe fn pop_returning(
+    py: Python<'_>,
+    core: *const Core,
+    th: *mut ThreadState,
+    key: usize,
+    c_only: bool,
+) -> Option<(Frame, u64)> {
     let t = &mut *th;
     if t.stack.last()?.key != key {
-        drop(unwind_to(core, th, key, c_only));
+        drop(unwind_to(py, core, th, key, c_only));
         return None;
     }
     let end = t.tick();
@@ -479,8 +496,8 @@ unsafe fn pop_returning(core: *const Core, th: *mut ThreadState, key: usize, c_o
 /// # Safety
 /// The core contract (module docs).
 #[cold]
-unsafe fn unwind_to(core: *const Core, th: *mut ThreadState, key: usize, c_only: bool) -> Vec<Payload> {
-    let st = (*core).state.get();
+unsafe fn unwind_to(py: Python<'_>, core: *const Core, th: *mut ThreadState, key: usize, c_only: bool) -> Vec<Payload> {
+    let st = (*core).state.get(py);
     st.mismatches += 1;
     let t = &mut *th;
     let mut found = None;
@@ -502,7 +519,7 @@ unsafe fn unwind_to(core: *const Core, th: *mut ThreadState, key: usize, c_only:
             pop_ignored(&mut *th, &f);
             continue;
         }
-        garbage.extend(finish_frame(core, th, f, end));
+        garbage.extend(finish_frame(py, core, th, f, end));
     }
     garbage
 }
@@ -518,9 +535,9 @@ unsafe fn unwind_to(core: *const Core, th: *mut ThreadState, key: usize, c_only:
 /// Called from an event hook: GIL held, no reference into the tracer's state alive;
 /// `cf` was classified from the live callable of this call event.
 #[inline(always)]
-pub unsafe fn c_enter_fast<const TSC: bool>(cf: &CFunc) -> bool {
-    let Some((core, th)) = fast_slot::hot() else { return false };
-    let st = (*core).state.get();
+pub unsafe fn c_enter_fast<const TSC: bool>(py: Python<'_>, cf: &CFunc) -> bool {
+    let Some((core, th)) = fast_slot::hot(py) else { return false };
+    let st = (*core).state.get(py);
     let t = &mut *th;
     if st.hot & (HOT_ENTER | HOT_NO_C) != 0 || t.ignored_depth != 0 || t.paused {
         return false;
@@ -536,9 +553,9 @@ pub unsafe fn c_enter_fast<const TSC: bool>(cf: &CFunc) -> bool {
 /// # Safety
 /// As `c_enter_fast`.
 #[inline(always)]
-pub unsafe fn c_enter_slow(cf: &CFunc) {
-    let Some((core, th)) = current() else { return };
-    c_enter_general(core, th, cf);
+pub unsafe fn c_enter_slow(py: Python<'_>, cf: &CFunc) {
+    let Some((core, th)) = current(py) else { return };
+    c_enter_general(py, core, th, cf);
 }
 
 /// `c_enter` beyond the common case (see `py_enter_general`).
@@ -546,8 +563,8 @@ pub unsafe fn c_enter_slow(cf: &CFunc) {
 /// # Safety
 /// The core contract (module docs); `cf` as in `c_enter_fast`.
 #[inline(always)]
-unsafe fn c_enter_general(core: *const Core, th: *mut ThreadState, cf: &CFunc) {
-    let st = (*core).state.get();
+unsafe fn c_enter_general(py: Python<'_>, core: *const Core, th: *mut ThreadState, cf: &CFunc) {
+    let st = (*core).state.get(py);
     if st.opts.ignore_c_function {
         return;
     }
@@ -563,7 +580,7 @@ unsafe fn c_enter_general(core: *const Core, th: *mut ThreadState, cf: &CFunc) {
     }
     let id = match st.funcs.get(key) {
         Some(v) => v,
-        None => match add_c(core, cf) {
+        None => match add_c(py, core, cf) {
             Some(v) => v,
             None => {
                 push_ignored(&mut *th, cf.frame_key(), F_C, true);
@@ -582,9 +599,8 @@ unsafe fn c_enter_general(core: *const Core, th: *mut ThreadState, cf: &CFunc) {
 /// The core contract for `core` (module docs); `cf` as in `c_enter_fast`.
 #[cold]
 #[inline(never)]
-unsafe fn add_c(core: *const Core, cf: &CFunc) -> Option<u32> {
-    let st = (*core).state.get();
-    let py = Python::assume_attached();
+unsafe fn add_c(py: Python<'_>, core: *const Core, cf: &CFunc) -> Option<u32> {
+    let st = (*core).state.get(py);
     let sanitize = st.opts.sanitize_function_name;
     st.funcs.add_c(py, cf, sanitize)
 }
@@ -596,8 +612,8 @@ unsafe fn add_c(core: *const Core, cf: &CFunc) -> Option<u32> {
 /// # Safety
 /// As `exit_fast`; `callable` is only compared by address.
 #[inline(always)]
-pub unsafe fn c_exit_fast<const TSC: bool>(callable: *mut pyffi::PyObject) -> bool {
-    exit_fast::<TSC>(ffi::c_frame_key(callable), F_C, HOT_EXIT | HOT_NO_C)
+pub unsafe fn c_exit_fast<const TSC: bool>(py: Python<'_>, callable: *mut pyffi::PyObject) -> bool {
+    exit_fast::<TSC>(py, ffi::c_frame_key(callable), F_C, HOT_EXIT | HOT_NO_C)
 }
 
 /// A builtin returns or raises, in general.
@@ -605,9 +621,9 @@ pub unsafe fn c_exit_fast<const TSC: bool>(callable: *mut pyffi::PyObject) -> bo
 /// # Safety
 /// As `c_enter_fast` (for the return event).
 #[inline(always)]
-pub unsafe fn c_exit_slow(cf: &CFunc) {
-    let Some((core, th)) = current() else { return };
-    c_exit_general(core, th, cf.frame_key());
+pub unsafe fn c_exit_slow(py: Python<'_>, cf: &CFunc) {
+    let Some((core, th)) = current(py) else { return };
+    c_exit_general(py, core, th, cf.frame_key());
 }
 
 /// `c_exit` beyond the common case (see `py_exit_general`).
@@ -615,11 +631,11 @@ pub unsafe fn c_exit_slow(cf: &CFunc) {
 /// # Safety
 /// The core contract (module docs).
 #[inline(always)]
-unsafe fn c_exit_general(core: *const Core, th: *mut ThreadState, key: usize) {
-    if (*core).state.get().opts.ignore_c_function {
+unsafe fn c_exit_general(py: Python<'_>, core: *const Core, th: *mut ThreadState, key: usize) {
+    if (*core).state.get(py).opts.ignore_c_function {
         return;
     }
-    let Some((f, end)) = pop_returning(core, th, key, true) else { return };
-    let garbage = finish_frame(core, th, f, end);
+    let Some((f, end)) = pop_returning(py, core, th, key, true) else { return };
+    let garbage = finish_frame(py, core, th, f, end);
     drop(garbage);
 }

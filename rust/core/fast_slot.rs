@@ -8,7 +8,6 @@
 use super::state::Core;
 use crate::buffers::thread::ThreadState;
 use crate::ffi::gil::GilCell;
-#[cfg(Py_3_12)]
 use pyo3::prelude::*;
 #[cfg(Py_3_12)]
 use pyo3::types::PyDict;
@@ -79,42 +78,41 @@ fn thread_id_fast() -> usize {
 }
 
 /// The collecting tracer and the calling thread's state in it, if the fast slot holds
-/// them. Called with the GIL held.
+/// them.
 #[inline(always)]
-pub fn hot() -> Option<(*const Core, *mut ThreadState)> {
+pub fn hot(py: Python<'_>) -> Option<(*const Core, *mut ThreadState)> {
     if FAST_THREAD.load(Ordering::Relaxed) == thread_id_fast() {
-        // SAFETY: GIL held by every caller; only this thread stores its own id, after
-        // filling the slot with non-null pointers.
-        let f = unsafe { *FAST.get() };
+        // SAFETY: the reference is copied out at once, so it is the only one; only this
+        // thread stores its own id, after filling the slot with non-null pointers.
+        let f = unsafe { *FAST.get(py) };
         return Some((f.core, f.state));
     }
     None
 }
 
 /// The calling thread's interpreter thread state, if the fast slot is this thread's
-/// (3.12+; the slot is emptied before a thread state could be freed). Called with
-/// the GIL held.
+/// (3.12+; the slot is emptied before a thread state could be freed).
 #[cfg(Py_3_12)]
 #[inline(always)]
-pub fn hot_tstate() -> Option<*mut pyo3::ffi::PyThreadState> {
+pub fn hot_tstate(py: Python<'_>) -> Option<*mut pyo3::ffi::PyThreadState> {
     if FAST_THREAD.load(Ordering::Relaxed) == thread_id_fast() {
         // SAFETY: as in `hot`.
-        let tstate = unsafe { FAST.get() }.tstate;
+        let tstate = unsafe { FAST.get(py) }.tstate;
         // Null when the guard could not be set up (see `guarded_tstate`).
         return (!tstate.is_null()).then_some(tstate);
     }
     None
 }
 
-/// Fills the fast slot for the calling thread. GIL held; `core` is collecting and
-/// `state` is the calling thread's state in it (registered with `set_cached`).
-pub fn set_hot(core: *const Core, state: *mut ThreadState) {
+/// Fills the fast slot for the calling thread. `core` is collecting and `state` is
+/// the calling thread's state in it (registered with `set_cached`).
+pub fn set_hot(py: Python<'_>, core: *const Core, state: *mut ThreadState) {
     FAST_THREAD.store(0, Ordering::Relaxed);
     #[cfg(Py_3_12)]
-    let tstate = guarded_tstate();
-    // SAFETY: GIL held by the caller.
+    let tstate = guarded_tstate(py);
+    // SAFETY: the only reference, written through at once.
     unsafe {
-        *FAST.get() = FastSlot {
+        *FAST.get(py) = FastSlot {
             core,
             state,
             #[cfg(Py_3_12)]
@@ -137,20 +135,19 @@ struct TstateGuard {
 #[cfg(Py_3_12)]
 impl Drop for TstateGuard {
     fn drop(&mut self) {
-        // Runs in the dict's dealloc, GIL held.
-        // SAFETY: GIL held; no other reference to FAST is alive during a dealloc.
-        if unsafe { FAST.get() }.tstate as usize == self.tstate {
+        // SAFETY: runs in the dict's dealloc, with the GIL held.
+        let py = unsafe { Python::assume_attached() };
+        // SAFETY: no other reference to FAST is alive during a dealloc.
+        if unsafe { FAST.get(py) }.tstate as usize == self.tstate {
             clear_hot();
         }
     }
 }
 
 /// The calling thread's thread state, with a `TstateGuard` in its dict (or null:
-/// then `hot_tstate` gives nothing and callers use the API). GIL held.
+/// then `hot_tstate` gives nothing and callers use the API).
 #[cfg(Py_3_12)]
-fn guarded_tstate() -> *mut pyo3::ffi::PyThreadState {
-    // SAFETY: the caller holds the GIL.
-    let py = unsafe { Python::assume_attached() };
+fn guarded_tstate(py: Python<'_>) -> *mut pyo3::ffi::PyThreadState {
     // SAFETY: GIL held.
     let tstate = unsafe { crate::ffi::current_tstate() };
     // SAFETY: GIL held; the dict is borrowed from the thread state, which is alive.

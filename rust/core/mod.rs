@@ -24,4 +24,4 @@ pub mod funcs;
 pub mod ops;
 pub mod state;
 
-pub use state::{activate, active, deactivate, min_duration_ticks, Core, State};
+pub use state::{activate, active, deactivate, min_duration_ticks, take_active_hook, Core, InstalledHook, State};

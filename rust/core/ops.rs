@@ -7,6 +7,7 @@ use crate::buffers::payload::Payload;
 use crate::buffers::record::Record;
 use crate::buffers::thread::{Frame, ThreadState};
 use crate::ffi;
+use pyo3::prelude::*;
 
 // ---------------------------------------------------------------------------------
 // Operations used by the Python-facing methods
@@ -18,20 +19,20 @@ use crate::ffi;
 /// # Safety
 /// The core contract for `core` (module docs). Registering a thread may call Python
 /// (the thread namer).
-pub unsafe fn thread_of(core: *const Core) -> Option<*mut ThreadState> {
-    let gen = (*core).state.get().gen;
+pub unsafe fn thread_of(py: Python<'_>, core: *const Core) -> Option<*mut ThreadState> {
+    let gen = (*core).state.get(py).gen;
     if let Some(th) = fast_slot::cached(gen) {
         return Some(th);
     }
     let tid = ffi::native_thread_id();
-    let st = (*core).state.get();
+    let st = (*core).state.get(py);
     if let Some(&p) = st.threads.iter().find(|&&p| (*p).tid == tid) {
         fast_slot::set_cached(gen, p);
         return Some(p);
     }
-    register_thread(core, gen).or_else(|| {
+    register_thread(py, core, gen).or_else(|| {
         // Not collecting (e.g. `add_raw` before `start()`): register without a name lookup.
-        let st = (*core).state.get();
+        let st = (*core).state.get(py);
         let p = Box::into_raw(Box::new(ThreadState::new(tid, ffi::thread_ident(), None)));
         st.threads.push(p);
         fast_slot::set_cached(gen, p);
@@ -44,11 +45,11 @@ pub unsafe fn thread_of(core: *const Core) -> Option<*mut ThreadState> {
 /// # Safety
 /// The core contract for `core` (module docs), with no reference into any of its
 /// thread states alive.
-pub unsafe fn record_payload(core: *const Core, payload: Payload) -> Vec<Payload> {
-    let Some(th) = thread_of(core) else { return vec![payload] };
+pub unsafe fn record_payload(py: Python<'_>, core: *const Core, payload: Payload) -> Vec<Payload> {
+    let Some(th) = thread_of(py, core) else { return vec![payload] };
     let ts = (*th).tick();
     match (*th).payloads.insert(payload) {
-        Some(i) => push_record(core, th, Record::payload_event(ts, i)),
+        Some(i) => push_record(py, core, th, Record::payload_event(ts, i)),
         None => Vec::new(),
     }
 }
@@ -59,8 +60,8 @@ pub unsafe fn record_payload(core: *const Core, payload: Payload) -> Vec<Payload
 /// # Safety
 /// The core contract for `core` (module docs), with no reference into any of its
 /// thread states alive.
-pub unsafe fn flush_stacks(core: *const Core, as_finished: bool) -> Vec<Payload> {
-    let st = (*core).state.get();
+pub unsafe fn flush_stacks(py: Python<'_>, core: *const Core, as_finished: bool) -> Vec<Payload> {
+    let st = (*core).state.get(py);
     let threads = st.threads.clone();
     let mut garbage = Vec::new();
     for th in threads {
@@ -71,10 +72,10 @@ pub unsafe fn flush_stacks(core: *const Core, as_finished: bool) -> Vec<Payload>
                 continue;
             }
             if as_finished {
-                garbage.extend(finish_frame(core, th, f, end));
+                garbage.extend(finish_frame(py, core, th, f, end));
             } else {
-                let payload = store_args(th, f.args, 0);
-                garbage.extend(push_record(core, th, Record::begin(f.start, f.func, payload)));
+                let payload = store_args(py, th, f.args, 0);
+                garbage.extend(push_record(py, core, th, Record::begin(f.start, f.func, payload)));
             }
         }
     }
@@ -91,8 +92,8 @@ pub unsafe fn flush_stacks(core: *const Core, as_finished: bool) -> Vec<Payload>
 /// thread states alive; the core is not collecting. The thread states freed here must
 /// not be used again: the fast slot is cleared and the new generation makes every
 /// other cached pointer miss.
-pub unsafe fn prune_threads(core: *const Core) {
-    let st = (*core).state.get();
+pub unsafe fn prune_threads(py: Python<'_>, core: *const Core) {
+    let st = (*core).state.get(py);
     st.threads.retain(|&p| {
         let t = &*p;
         let keep = !t.ring.is_empty() || !t.stack.is_empty();
@@ -115,8 +116,8 @@ pub type ForkGarbage = (Vec<crate::buffers::payload::Slab>, Vec<Frame>, Vec<Box<
 /// The core contract for `core` (module docs), with no reference into any of its
 /// thread states alive; called in the child right after `fork`, where only the
 /// calling thread exists.
-pub unsafe fn reset_after_fork(core: *const Core) -> ForkGarbage {
-    let st = (*core).state.get();
+pub unsafe fn reset_after_fork(py: Python<'_>, core: *const Core) -> ForkGarbage {
+    let st = (*core).state.get(py);
     let mine = fast_slot::cached(st.gen);
     let mut slabs = Vec::new();
     let mut frames = Vec::new();

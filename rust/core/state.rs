@@ -52,6 +52,18 @@ pub struct State {
     /// The options the hot path must look at, folded into one word (`HOT_*`), so the
     /// common event checks a single byte. Kept in step by `refresh_hot`.
     pub hot: u8,
+    /// The event source this tracer installed, while it collects.
+    pub hook: Option<Box<dyn InstalledHook>>,
+}
+
+/// An installed event source (`hooks::Installed`), owned by the tracer that collects
+/// through it. The core knows the hooks only through this trait: `hooks/` depends on
+/// `core/`, not the other way round.
+pub trait InstalledHook: Send {
+    /// The sys.monitoring tool id in use (3.12+).
+    fn tool_id(&self) -> Option<u8>;
+    /// Removes the event source.
+    fn uninstall(self: Box<Self>, py: Python<'_>) -> PyResult<()>;
 }
 
 /// `State::hot`: a frame start needs the general path (depth limit, argument or
@@ -84,8 +96,9 @@ pub struct Core {
     pub state: GilCell<State>,
 }
 
-// SAFETY: the raw pointers in `State` are only dereferenced with the GIL held (see
-// gil_cell.rs); the states they point to are owned by the core.
+// SAFETY: the raw pointers in `State` are only dereferenced with the GIL held (the
+// state is reached through `GilCell::get`, which takes a GIL token); the states they
+// point to are owned by the core.
 unsafe impl Send for State {}
 
 static ACTIVE: AtomicPtr<Core> = AtomicPtr::new(std::ptr::null_mut());
@@ -108,6 +121,7 @@ impl Core {
                 mismatches: 0,
                 task_names: Vec::new(),
                 hot: 0,
+                hook: None,
             }),
         })
     }
@@ -115,9 +129,8 @@ impl Core {
 
 impl Drop for Core {
     fn drop(&mut self) {
-        // SAFETY: the core is being destroyed, so nothing else refers to its state; the
-        // thread states were created with Box::into_raw by `register_thread`.
-        let st = unsafe { self.state.get() };
+        // The core is being destroyed: `&mut self` is the only reference to its state.
+        let st = self.state.get_mut();
         for p in st.threads.drain(..) {
             // SAFETY: `p` came from Box::into_raw in `register_thread`, and draining the
             // list means it is freed exactly once.
@@ -132,29 +145,41 @@ pub fn active() -> *const Core {
 }
 
 /// Makes `core` the collecting tracer. The registry keeps one strong count.
-pub fn activate(core: &Arc<Core>) {
+pub fn activate(py: Python<'_>, core: &Arc<Core>) {
     let gen = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
     fast_slot::clear_hot();
-    // SAFETY: GIL held by the caller (a Python method).
-    let st = unsafe { core.state.get() };
+    // SAFETY: the only reference into the state (the caller holds none).
+    let st = unsafe { core.state.get(py) };
     st.gen = gen;
     st.collecting = true;
     let old = ACTIVE.swap(Arc::into_raw(core.clone()) as *mut Core, Ordering::AcqRel);
     if !old.is_null() {
         // SAFETY: `old` came from Arc::into_raw in an earlier activate.
         let old = unsafe { Arc::from_raw(old) };
-        // SAFETY: GIL held by the caller; `st` is not used past this point, so this is
-        // the only live reference to a core's state (even were `old` the same core).
-        unsafe { old.state.get() }.collecting = false;
+        // SAFETY: `st` is not used past this point, so this is the only live reference
+        // to a core's state (even were `old` the same core).
+        unsafe { old.state.get(py) }.collecting = false;
     }
 }
 
+/// Takes the event source of the collecting tracer (to remove it before another
+/// tracer installs its own), if one collects.
+pub fn take_active_hook(py: Python<'_>) -> Option<Box<dyn InstalledHook>> {
+    let core = active();
+    if core.is_null() {
+        return None;
+    }
+    // SAFETY: the registry's strong count keeps the active core alive; the caller (a
+    // Python method) holds no reference into any core's state.
+    unsafe { (*core).state.get(py) }.hook.take()
+}
+
 /// Stops `core` from collecting (no-op if another tracer is active).
-pub fn deactivate(core: &Arc<Core>) {
+pub fn deactivate(py: Python<'_>, core: &Arc<Core>) {
     let ptr = Arc::as_ptr(core) as *mut Core;
     fast_slot::clear_hot();
-    // SAFETY: GIL held.
-    unsafe { core.state.get() }.collecting = false;
+    // SAFETY: the only reference into the state (the caller holds none).
+    unsafe { core.state.get(py) }.collecting = false;
     if ACTIVE.compare_exchange(ptr, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
         // SAFETY: balances the Arc::into_raw of `activate`.
         drop(unsafe { Arc::from_raw(ptr) });
@@ -169,7 +194,7 @@ impl Hold {
     ///
     /// # Safety
     /// `core` is the data pointer of a live `Arc<Core>` (`Arc::into_raw` or
-    /// `Arc::as_ptr`), and the GIL is held.
+    /// `Arc::as_ptr`).
     pub(crate) unsafe fn new(core: *const Core) -> Hold {
         Arc::increment_strong_count(core);
         Hold(core)
@@ -177,11 +202,11 @@ impl Hold {
     /// True if `core` is still collecting the same session.
     ///
     /// # Safety
-    /// GIL held, and no reference into the core's state is alive in the caller (this
-    /// takes one for a moment).
-    pub(crate) unsafe fn still_running(&self, gen: u64) -> bool {
+    /// No reference into the core's state is alive in the caller (this takes one for
+    /// a moment).
+    pub(crate) unsafe fn still_running(&self, py: Python<'_>, gen: u64) -> bool {
         std::ptr::eq(ACTIVE.load(Ordering::Acquire), self.0) && {
-            let st = (*self.0).state.get();
+            let st = (*self.0).state.get(py);
             st.collecting && st.gen == gen
         }
     }
@@ -189,7 +214,7 @@ impl Hold {
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        // SAFETY: balances increment_strong_count in `new`; GIL held.
+        // SAFETY: balances increment_strong_count in `new`.
         unsafe { Arc::decrement_strong_count(self.0) };
     }
 }

@@ -17,6 +17,15 @@ mod setprofile;
 #[cfg(not(Py_3_12))]
 pub use setprofile::{enable_current_thread, install, uninstall, Installed};
 
+impl crate::core::InstalledHook for Installed {
+    fn tool_id(&self) -> Option<u8> {
+        Installed::tool_id(self)
+    }
+    fn uninstall(self: Box<Self>, py: pyo3::Python<'_>) -> pyo3::PyResult<()> {
+        uninstall(py, *self)
+    }
+}
+
 /// What the hooks need to know when they are installed (the C profile hook of
 /// 3.9-3.11 uses only `noop`: there, C calls are filtered in `core`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -53,8 +62,12 @@ pub(crate) fn guard(f: impl FnOnce()) {
 /// As `core::py_enter_slow`.
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn py_enter_slow(code: *mut pyo3::ffi::PyObject, frame: *mut pyo3::ffi::PyFrameObject) {
-    guard(|| crate::core::events::py_enter_slow(code, frame));
+pub(crate) unsafe fn py_enter_slow(
+    py: pyo3::Python<'_>,
+    code: *mut pyo3::ffi::PyObject,
+    frame: *mut pyo3::ffi::PyFrameObject,
+) {
+    guard(|| crate::core::events::py_enter_slow(py, code, frame));
 }
 
 /// `core::py_exit_slow`, out of line and guarded.
@@ -63,8 +76,12 @@ pub(crate) unsafe fn py_enter_slow(code: *mut pyo3::ffi::PyObject, frame: *mut p
 /// As `core::py_exit_slow`.
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn py_exit_slow(code: *mut pyo3::ffi::PyObject, retval: *mut pyo3::ffi::PyObject) {
-    guard(|| crate::core::events::py_exit_slow(code, retval));
+pub(crate) unsafe fn py_exit_slow(
+    py: pyo3::Python<'_>,
+    code: *mut pyo3::ffi::PyObject,
+    retval: *mut pyo3::ffi::PyObject,
+) {
+    guard(|| crate::core::events::py_exit_slow(py, code, retval));
 }
 
 /// `core::c_enter_slow`, out of line and guarded.
@@ -73,8 +90,8 @@ pub(crate) unsafe fn py_exit_slow(code: *mut pyo3::ffi::PyObject, retval: *mut p
 /// As `core::c_enter_slow`.
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn c_enter_slow(cf: &crate::ffi::CFunc) {
-    guard(|| crate::core::events::c_enter_slow(cf));
+pub(crate) unsafe fn c_enter_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc) {
+    guard(|| crate::core::events::c_enter_slow(py, cf));
 }
 
 /// `core::c_exit_slow`, out of line and guarded.
@@ -83,6 +100,6 @@ pub(crate) unsafe fn c_enter_slow(cf: &crate::ffi::CFunc) {
 /// As `core::c_exit_slow`.
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn c_exit_slow(cf: &crate::ffi::CFunc) {
-    guard(|| crate::core::events::c_exit_slow(cf));
+pub(crate) unsafe fn c_exit_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc) {
+    guard(|| crate::core::events::c_exit_slow(py, cf));
 }

@@ -42,9 +42,9 @@ pub struct SnapData {
 /// Moves every recorded event out of `core`.
 ///
 /// # Safety
-/// GIL held; no other reference into `core`'s state is alive.
-pub unsafe fn take(core: &Core) -> SnapData {
-    let st = core.state.get();
+/// No other reference into `core`'s state or its thread states is alive.
+pub unsafe fn take(py: Python<'_>, core: &Core) -> SnapData {
+    let st = core.state.get(py);
     let mut threads = Vec::with_capacity(st.threads.len());
     let mut entries = 0;
     for &p in &st.threads {

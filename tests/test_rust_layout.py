@@ -26,7 +26,8 @@ UNSAFE_ALLOWED = {
     # (core/mod.rs), because a reference could not be held across the calls into
     # Python that the slow paths make, and the fast paths must not pay for a check.
     "core/events.rs",
-    # The operations behind the Python methods, on the same raw pointers.
+    # The operations behind the Python methods, on the same raw pointers, and their
+    # safe wrappers for api/tracer.rs.
     "core/ops.rs",
     # The opt-in argument and return-value reprs: they call Python with raw pointers
     # of the core and the thread state, under the core contract.
@@ -41,12 +42,8 @@ UNSAFE_ALLOWED = {
     "core/funcs.rs",
     # `take` moves the rings out of the thread states (raw pointers of the registry).
     "output/snapshot.rs",
-    # `Tracer::state` (the only place the Python methods reach the state) and
-    # `Snapshot::data` (a `GilCell`).
+    # `Tracer::state`: the one place the Python methods reach the state cell.
     "api/tracer.rs",
-    "api/snapshot.rs",
-    # Module initialisation checks the frame layout against the C API.
-    "api/mod.rs",
 }
 
 

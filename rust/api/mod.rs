@@ -52,8 +52,7 @@ fn _call_site_stats(py: Python<'_>) -> (u64, u32) {
 #[pymodule(gil_used = true)]
 fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     clock::init();
-    // SAFETY: module init runs with the GIL held.
-    unsafe { ffi::check_frame_layout() };
+    ffi::check_frame_layout(m.py());
     m.add_class::<tracer::Tracer>()?;
     m.add_class::<snapshot::Snapshot>()?;
     m.add_function(wrap_pyfunction!(guard_sigterm, m)?)?;

@@ -3,14 +3,13 @@
 
 use crate::api::error::TraceError;
 use crate::buffers::payload::Payload;
-use crate::ffi::gil::GilCell;
 use crate::output::snapshot::{self, Header, SnapData};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use std::fs::File;
 use std::io::BufWriter;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{RwLock, TryLockError};
 
 /// `(tid, ident, name seen at the first event, number of events)`.
 type ThreadRow = (u64, u64, Option<String>, usize);
@@ -18,37 +17,34 @@ type ThreadRow = (u64, u64, Option<String>, usize);
 /// Recorded events taken out of a tracer, ready to be written or loaded.
 #[pyclass(module = "viztracer._snaptrace", frozen)]
 pub struct Snapshot {
-    data: GilCell<Option<SnapData>>,
-    /// Set while a write runs without the GIL: the data must not change meanwhile.
-    busy: AtomicBool,
+    /// `None` once released. A write holds it exclusively, also while the GIL is
+    /// released; readers share it. Nothing waits for it: a method that cannot have it
+    /// at once raises (`try_read`, `try_write`).
+    data: RwLock<Option<SnapData>>,
 }
 
-struct BusyGuard<'a>(&'a AtomicBool);
+const BUSY: &str = "the snapshot is being written by another thread";
+const RELEASED: &str = "the snapshot was released";
 
-impl Drop for BusyGuard<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+/// The lock's guard even if a panic (turned into a Python exception) poisoned it: the
+/// data is never left half-changed (it is only taken whole).
+fn unpoisoned<G>(r: std::sync::TryLockResult<G>) -> PyResult<G> {
+    match r {
+        Ok(g) => Ok(g),
+        Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+        Err(TryLockError::WouldBlock) => Err(PyRuntimeError::new_err(BUSY)),
     }
 }
 
 impl Snapshot {
     pub(crate) fn new(data: SnapData) -> Snapshot {
-        Snapshot { data: GilCell::new(Some(data)), busy: AtomicBool::new(false) }
+        Snapshot { data: RwLock::new(Some(data)) }
     }
 
-    fn data<'a>(&'a self, py: Python<'a>) -> PyResult<&'a SnapData> {
-        if self.busy.load(Ordering::Acquire) {
-            return Err(PyRuntimeError::new_err("the snapshot is being written by another thread"));
-        }
-        // SAFETY: not busy, so nothing mutates it now (`release` takes the busy flag first).
-        unsafe { self.data.get(py) }.as_ref().ok_or_else(|| PyRuntimeError::new_err("the snapshot was released"))
-    }
-
-    fn lock(&self) -> PyResult<BusyGuard<'_>> {
-        if self.busy.swap(true, Ordering::AcqRel) {
-            return Err(PyRuntimeError::new_err("the snapshot is being written by another thread"));
-        }
-        Ok(BusyGuard(&self.busy))
+    /// Runs `f` on the data, shared with other readers.
+    fn read<R>(&self, f: impl FnOnce(&SnapData) -> PyResult<R>) -> PyResult<R> {
+        let guard = unpoisoned(self.data.try_read())?;
+        f(guard.as_ref().ok_or_else(|| PyRuntimeError::new_err(RELEASED))?)
     }
 
     fn write_to<W: std::io::Write + Send>(
@@ -58,8 +54,8 @@ impl Snapshot {
         header: &Header<'_>,
         progress: Option<&Bound<'_, PyAny>>,
     ) -> Result<(W, usize), TraceError> {
-        let data = self.data(py)?;
-        let _guard = self.lock()?;
+        let guard = unpoisoned(self.data.try_write())?;
+        let data = guard.as_ref().ok_or_else(|| PyRuntimeError::new_err(RELEASED))?;
         let rendered = snapshot::render_all(py, data);
         // Progress callbacks need the GIL: the writer reports counts, we call Python
         // only between chunks of work.
@@ -86,48 +82,49 @@ impl Snapshot {
 impl Snapshot {
     /// Number of events (metadata not counted).
     #[getter]
-    fn entries(&self, py: Python<'_>) -> PyResult<usize> {
-        Ok(self.data(py)?.entries)
+    fn entries(&self) -> PyResult<usize> {
+        self.read(|d| Ok(d.entries))
     }
 
     /// Whether old events were dropped because the buffer was full.
     #[getter]
-    fn overflow(&self, py: Python<'_>) -> PyResult<bool> {
-        Ok(self.data(py)?.overflow)
+    fn overflow(&self) -> PyResult<bool> {
+        self.read(|d| Ok(d.overflow))
     }
 
     /// `[(tid, ident, name_hint, count)]` for every thread that has events.
-    fn threads(&self, py: Python<'_>) -> PyResult<Vec<ThreadRow>> {
-        Ok(self
-            .data(py)?
-            .threads
-            .iter()
-            .map(|t| (t.tid, t.ident, t.name.clone(), t.chunks.iter().map(Vec::len).sum()))
-            .collect())
+    fn threads(&self) -> PyResult<Vec<ThreadRow>> {
+        self.read(|d| {
+            Ok(d.threads
+                .iter()
+                .map(|t| (t.tid, t.ident, t.name.clone(), t.chunks.iter().map(Vec::len).sum()))
+                .collect())
+        })
     }
 
     /// `[(tid, name)]` of the async tasks seen with log_async.
-    fn task_names(&self, py: Python<'_>) -> PyResult<Vec<(u32, String)>> {
-        Ok(self.data(py)?.task_names.clone())
+    fn task_names(&self) -> PyResult<Vec<(u32, String)>> {
+        self.read(|d| Ok(d.task_names.clone()))
     }
 
     /// `[(name, file, line)]` of the Python functions that appear in the events.
-    fn functions(&self, py: Python<'_>) -> PyResult<Vec<(String, String, u32)>> {
-        Ok(snapshot::functions(self.data(py)?))
+    fn functions(&self) -> PyResult<Vec<(String, String, u32)>> {
+        self.read(|d| Ok(snapshot::functions(d)))
     }
 
     /// The raw event dicts (`add_raw`), for building `file_info`.
     fn raw_events(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        let data = self.data(py)?;
-        let list = PyList::empty(py);
-        for t in &data.threads {
-            for rec in t.chunks.iter().flatten() {
-                if let Some(Payload::Raw(r)) = rec.payload().and_then(|i| t.payloads.get(i)) {
-                    list.append(r.bind(py))?;
+        self.read(|data| {
+            let list = PyList::empty(py);
+            for t in &data.threads {
+                for rec in t.chunks.iter().flatten() {
+                    if let Some(Payload::Raw(r)) = rec.payload().and_then(|i| t.payloads.get(i)) {
+                        list.append(r.bind(py))?;
+                    }
                 }
             }
-        }
-        Ok(list.unbind())
+            Ok(list.unbind())
+        })
     }
 
     /// Writes the trace file (`.json`, or gzip with `gzip=True`) and returns the number
@@ -186,15 +183,13 @@ impl Snapshot {
         process_name: &str,
         thread_names: Vec<(u64, String)>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let events = snapshot::to_events(py, self.data(py)?, pid, process_name, &thread_names)?;
+        let events = self.read(|d| snapshot::to_events(py, d, pid, process_name, &thread_names))?;
         PyList::new(py, events)
     }
 
     /// Frees the events now instead of when the snapshot is garbage collected.
-    fn release(&self, py: Python<'_>) -> PyResult<()> {
-        let _guard = self.lock()?;
-        // SAFETY: GIL held and we own the busy flag.
-        let data = unsafe { self.data.get(py) }.take();
+    fn release(&self) -> PyResult<()> {
+        let data = unpoisoned(self.data.try_write())?.take();
         drop(data);
         Ok(())
     }

@@ -41,9 +41,7 @@ impl Tracer {
     }
 
     fn record(&self, py: Python<'_>, payload: Payload) {
-        // SAFETY: no reference into the state is alive; garbage is dropped after the
-        // call returns.
-        let garbage = unsafe { core::ops::record_payload(py, Arc::as_ptr(&self.core), payload) };
+        let garbage = core::ops::record(py, &self.core, payload);
         drop(garbage);
     }
 
@@ -354,31 +352,24 @@ impl Tracer {
             Some(h) => h.uninstall(py),
             None => Ok(()),
         };
-        // SAFETY: GIL held; no reference into the state is alive.
-        let garbage = unsafe { core::ops::flush_stacks(py, Arc::as_ptr(&self.core), flush_as_finish) };
+        let garbage = core::ops::flush(py, &self.core, flush_as_finish);
         drop(garbage);
         result
     }
 
     /// Stops recording on the calling thread until `resume()`.
     fn pause(&self, py: Python<'_>) {
-        if let Some(th) = self.current_thread(py) {
-            // SAFETY: GIL held.
-            unsafe { (*th).paused = true };
-        }
+        core::ops::set_paused(py, &self.core, true);
     }
 
     fn resume(&self, py: Python<'_>) {
-        if let Some(th) = self.current_thread(py) {
-            // SAFETY: GIL held.
-            unsafe { (*th).paused = false };
-        }
+        core::ops::set_paused(py, &self.core, false);
     }
 
     /// Drops every recorded event (stacks and thread names are kept).
     fn clear(&self, py: Python<'_>) {
-        // SAFETY: GIL held; the taken data is dropped after the state reference is gone.
-        let mut taken = unsafe { snapshot::take(py, &self.core) };
+        // The taken data is dropped after the state reference is gone.
+        let mut taken = snapshot::take(py, &self.core);
         let st = self.state(py);
         st.budget.reset_overflow();
         // The chunks' memory serves the next events (records hold no Python objects).
@@ -392,19 +383,14 @@ impl Tracer {
 
     /// Forgets the calling thread's shadow stack: frames running now are never recorded.
     fn reset_stack(&self, py: Python<'_>) {
-        if let Some(th) = self.current_thread(py) {
-            // SAFETY: GIL held.
-            let frames = unsafe { (*th).take_stack() };
-            drop(frames);
-        }
+        let frames = core::ops::take_stack(py, &self.core);
+        drop(frames);
     }
 
     /// In a forked child: drop the parent's events, threads and stacks, and re-identify
     /// the surviving thread (its OS tid changed).
     fn after_fork(&self, py: Python<'_>) {
-        let core = Arc::as_ptr(&self.core);
-        // SAFETY: GIL held; in the child only the calling thread exists.
-        let garbage = unsafe { core::ops::reset_after_fork(py, core) };
+        let garbage = core::ops::after_fork(py, &self.core);
         drop(garbage);
     }
 
@@ -478,7 +464,7 @@ impl Tracer {
         if !self.collecting(py) {
             return Ok(());
         }
-        let Some(dict) = self.func_args_dict(py, true) else { return Ok(()) };
+        let Some(dict) = core::ops::func_args(py, &self.core, true) else { return Ok(()) };
         dict.bind(py).set_item(key, value)
     }
 
@@ -489,7 +475,7 @@ impl Tracer {
         if !self.collecting(py) {
             return None;
         }
-        self.func_args_dict(py, create)
+        core::ops::func_args(py, &self.core, create)
     }
 
     /// Calls `func(*args, **kwargs)` with the calling thread's ignored subtree lifted,
@@ -502,15 +488,10 @@ impl Tracer {
         args: Bound<'_, pyo3::types::PyTuple>,
         kwargs: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let saved = self.current_thread(py).map(|th| {
-            // SAFETY: GIL held; the reference ends here.
-            unsafe { std::mem::replace(&mut (*th).ignored_depth, 0) }
-        });
+        let saved = core::ops::lift_ignored(py, &self.core);
         let result = func.call(args, kwargs.as_ref());
-        if let (Some(depth), Some(th)) = (saved, self.current_thread(py)) {
-            // SAFETY: GIL held. Frames pushed inside `func` have all returned, so the
-            // ignored frames on the stack are those counted before.
-            unsafe { (*th).ignored_depth = depth };
+        if let Some(depth) = saved {
+            core::ops::restore_ignored(py, &self.core, depth);
         }
         result.map(Bound::unbind)
     }
@@ -539,15 +520,13 @@ impl Tracer {
 
     /// Moves every recorded event into a `Snapshot` and empties the buffers.
     fn snapshot(&self, py: Python<'_>) -> Snapshot {
-        // SAFETY: GIL held.
-        let data = unsafe { snapshot::take(py, &self.core) };
+        let data = snapshot::take(py, &self.core);
         let st = self.state(py);
         if !st.collecting {
             // No frame refers to a function id any more: let code objects go, and
             // forget the threads that have nothing left.
             let garbage = std::mem::take(&mut st.funcs);
-            // SAFETY: GIL held; not collecting, so no hook runs.
-            unsafe { core::ops::prune_threads(py, Arc::as_ptr(&self.core)) };
+            core::ops::prune(py, &self.core);
             drop(garbage);
         }
         Snapshot::new(data)
@@ -555,33 +534,14 @@ impl Tracer {
 
     /// Counts for diagnostics: entries held, threads, known functions.
     fn stats(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        let held = core::ops::entries_held(py, &self.core);
         let st = self.state(py);
         let d = PyDict::new(py);
-        // SAFETY: GIL held; read-only.
-        let held: usize = st.threads.iter().map(|&p| unsafe { (*p).ring.len() }).sum();
         d.set_item("entries", held)?;
         d.set_item("threads", st.threads.len())?;
         d.set_item("functions", st.funcs.len())?;
         d.set_item("mismatches", st.mismatches)?;
         d.set_item("overflow", st.budget.overflowed())?;
         Ok(d.unbind())
-    }
-}
-
-impl Tracer {
-    fn current_thread(&self, py: Python<'_>) -> Option<*mut crate::buffers::thread::ThreadState> {
-        // SAFETY: GIL held.
-        unsafe { core::ops::thread_of(py, Arc::as_ptr(&self.core)) }
-    }
-
-    fn func_args_dict(&self, py: Python<'_>, create: bool) -> Option<Py<PyDict>> {
-        let th = self.current_thread(py)?;
-        // SAFETY: GIL held; the reference is dropped before returning.
-        let t = unsafe { &mut *th };
-        let frame = t.stack.iter_mut().rev().find(|f| !f.ignored())?;
-        if frame.args.is_none() && create {
-            frame.args = Some(PyDict::new(py).unbind());
-        }
-        frame.args.as_ref().map(|a| a.clone_ref(py))
     }
 }

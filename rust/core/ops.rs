@@ -8,6 +8,8 @@ use crate::buffers::record::Record;
 use crate::buffers::thread::{Frame, ThreadState};
 use crate::ffi;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::sync::Arc;
 
 // ---------------------------------------------------------------------------------
 // Operations used by the Python-facing methods
@@ -147,4 +149,99 @@ pub unsafe fn reset_after_fork(py: Python<'_>, core: *const Core) -> ForkGarbage
         fast_slot::set_cached(gen, p);
     }
     (slabs, frames, dead)
+}
+
+// ---------------------------------------------------------------------------------
+// Safe entry points of the Python methods (api/tracer.rs)
+// ---------------------------------------------------------------------------------
+//
+// Each takes the GIL token and the tracer's `Arc<Core>` (so the core is alive), and
+// holds its references into the state only inside the call, letting go of them before
+// anything that could run Python. What they need of their caller is what
+// `Tracer::state` already requires: no reference from it is alive across the call.
+// The garbage they return is dropped by the caller once no reference is held.
+
+/// Records a payload-only event on the calling thread (see `record_payload`).
+pub fn record(py: Python<'_>, core: &Arc<Core>, payload: Payload) -> Vec<Payload> {
+    // SAFETY: the core contract: the core is alive (`Arc`), the GIL proven by `py`, and
+    // the caller holds no reference into the state (see above).
+    unsafe { record_payload(py, Arc::as_ptr(core), payload) }
+}
+
+/// Ends every thread's unfinished frames (see `flush_stacks`).
+pub fn flush(py: Python<'_>, core: &Arc<Core>, as_finished: bool) -> Vec<Payload> {
+    // SAFETY: as in `record`.
+    unsafe { flush_stacks(py, Arc::as_ptr(core), as_finished) }
+}
+
+/// Frees the thread states that hold nothing (see `prune_threads`); a no-op while the
+/// core collects.
+pub fn prune(py: Python<'_>, core: &Arc<Core>) {
+    // SAFETY: as in `record`; `prune_threads` needs a core that does not collect,
+    // checked here.
+    unsafe {
+        if !core.state.get(py).collecting {
+            prune_threads(py, Arc::as_ptr(core));
+        }
+    }
+}
+
+/// In a forked child (see `reset_after_fork`).
+pub fn after_fork(py: Python<'_>, core: &Arc<Core>) -> ForkGarbage {
+    // SAFETY: as in `record`; called by the Python method that runs in the child right
+    // after `fork`, where only the calling thread exists.
+    unsafe { reset_after_fork(py, Arc::as_ptr(core)) }
+}
+
+/// Runs `f` on the calling thread's state in `core` (registered if needed, which may
+/// call the thread namer before `f` runs). `f` runs no Python code.
+fn on_thread<R>(py: Python<'_>, core: &Arc<Core>, f: impl FnOnce(&mut ThreadState) -> R) -> Option<R> {
+    // SAFETY: as in `record`; the thread state is the calling thread's, and the only
+    // reference into it is the one `f` gets (the functions below pass closures that
+    // call no Python code).
+    unsafe {
+        let th = thread_of(py, Arc::as_ptr(core))?;
+        Some(f(&mut *th))
+    }
+}
+
+/// `pause()` / `resume()` on the calling thread.
+pub fn set_paused(py: Python<'_>, core: &Arc<Core>, paused: bool) {
+    on_thread(py, core, |t| t.paused = paused);
+}
+
+/// Empties the calling thread's shadow stack; returns the frames to drop.
+pub fn take_stack(py: Python<'_>, core: &Arc<Core>) -> Vec<Frame> {
+    on_thread(py, core, ThreadState::take_stack).unwrap_or_default()
+}
+
+/// Lifts the calling thread out of an ignored subtree; returns the depth to restore.
+pub fn lift_ignored(py: Python<'_>, core: &Arc<Core>) -> Option<u32> {
+    on_thread(py, core, |t| std::mem::replace(&mut t.ignored_depth, 0))
+}
+
+/// Puts back what `lift_ignored` took. Frames pushed meanwhile have all returned, so
+/// the ignored frames on the stack are those counted before.
+pub fn restore_ignored(py: Python<'_>, core: &Arc<Core>, depth: u32) {
+    on_thread(py, core, |t| t.ignored_depth = depth);
+}
+
+/// The args dict of the calling thread's innermost recorded frame (with `create`, an
+/// empty one is attached if there was none).
+pub fn func_args(py: Python<'_>, core: &Arc<Core>, create: bool) -> Option<Py<PyDict>> {
+    on_thread(py, core, |t| {
+        let frame = t.stack.iter_mut().rev().find(|f| !f.ignored())?;
+        if frame.args.is_none() && create {
+            // A new empty dict: no Python code runs.
+            frame.args = Some(PyDict::new(py).unbind());
+        }
+        frame.args.as_ref().map(|a| a.clone_ref(py))
+    })
+    .flatten()
+}
+
+/// The records held by every thread of `core`.
+pub fn entries_held(py: Python<'_>, core: &Arc<Core>) -> usize {
+    // SAFETY: as in `record`; read-only, and the references end with the sum.
+    unsafe { core.state.get(py).threads.iter().map(|&p| (*p).ring.len()).sum() }
 }

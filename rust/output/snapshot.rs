@@ -39,11 +39,20 @@ pub struct SnapData {
     pub conv: Conversion,
 }
 
-/// Moves every recorded event out of `core`.
+/// Moves every recorded event out of `core`. Its caller (a Python method) holds no
+/// reference into the core's state or its thread states (see `core::ops`).
+pub fn take(py: Python<'_>, core: &Core) -> SnapData {
+    // SAFETY: the caller holds no reference into the state (above); the thread states
+    // are owned by the registry and live while it lists them; every reference taken
+    // here ends before this returns, and nothing here calls Python.
+    unsafe { take_unchecked(py, core) }
+}
+
+/// `take`, under its contract.
 ///
 /// # Safety
 /// No other reference into `core`'s state or its thread states is alive.
-pub unsafe fn take(py: Python<'_>, core: &Core) -> SnapData {
+unsafe fn take_unchecked(py: Python<'_>, core: &Core) -> SnapData {
     let st = core.state.get(py);
     let mut threads = Vec::with_capacity(st.threads.len());
     let mut entries = 0;

@@ -229,3 +229,56 @@ def test_allow_list_is_documented():
         doc = f.read()
     missing = [p for p in sorted(UNSAFE_ALLOWED) if f"`rust/{p}`" not in doc]
     assert not missing, "docs/architecture.md does not justify: " + ", ".join(missing)
+
+
+# Statics whose value changes after initialisation other than through an atomic or a
+# once-cell, each explained where it is declared and in docs/architecture.md ("Mutable
+# statics"). Everything else is an atomic, a `OnceCell`, or owned by a tracer object.
+MUTABLE_STATICS = {
+    # The fast slot: read by every event before it knows its tracer (`GilCell`).
+    ("core/fast_slot.rs", "FAST"),
+    # Thread-locals: per thread by construction.
+    ("core/fast_slot.rs", "SLOT"),
+    ("core/fast_slot.rs", "EXIT_GUARD"),
+    # The call-site registry (the dict watcher has no context; watcher ids are
+    # process-wide) and its two direct-mapped tables read by CALL and PY_START events.
+    ("hooks/callsites.rs", "REGISTRY"),
+    ("hooks/callsites.rs", "SITE_CACHE"),
+    ("hooks/callsites.rs", "GUARDS"),
+    # A C symbol of the interpreter, declared in an `extern` block.
+    ("ffi/cpython.rs", "PyMethod_Type"),
+}
+
+# Types that make a static safe to share and change: atomics and once-cells.
+_SYNC_STATIC = re.compile(r"^(?:std::sync::atomic::|core::sync::atomic::)?Atomic[A-Za-z0-9]*\b|^(?:once_cell::sync::)?OnceCell\b")
+
+
+def _statics():
+    """`(file, name, type, is_mut)` of every `static` item (thread-locals included)."""
+    out = []
+    for path in _rust_files():
+        with open(os.path.join(RUST, path), encoding="utf-8") as f:
+            code = _code_only(f.read())
+        for m in re.finditer(r"(?<!')\bstatic\s+(mut\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^=;]+)", code):
+            out.append((path, m.group(2), m.group(3).strip(), bool(m.group(1))))
+    return out
+
+
+def test_mutable_statics_are_the_documented_ones():
+    statics = _statics()
+    assert any(name == "ACTIVE" for _, name, _, _ in statics), statics  # the scan works
+    mutable = {(path, name) for path, name, ty, is_mut in statics if is_mut or not _SYNC_STATIC.match(ty)}
+    # Plain immutable data would be fine too; there is none today, so every static that
+    # is neither an atomic nor a once-cell must be listed.
+    assert mutable == MUTABLE_STATICS, (
+        f"new mutable statics: {sorted(mutable - MUTABLE_STATICS)}; "
+        f"listed but gone: {sorted(MUTABLE_STATICS - mutable)}"
+    )
+
+
+def test_mutable_statics_are_documented():
+    with open(os.path.join(ROOT, "docs", "architecture.md"), encoding="utf-8") as f:
+        doc = f.read()
+    section = doc[doc.index("### Mutable statics"):]
+    missing = [name for _, name in sorted(MUTABLE_STATICS) if f"`{name}`" not in section]
+    assert not missing, "docs/architecture.md, Mutable statics, does not mention: " + ", ".join(missing)

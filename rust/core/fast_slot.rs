@@ -41,7 +41,7 @@ impl Drop for ExitGuard {
 /// `FAST_THREAD` names the thread the slot belongs to (0: nobody). The slot is only
 /// filled, read and cleared with the GIL held, and it is cleared whenever it could go
 /// stale: when a tracer starts or stops collecting and whenever thread states are
-/// freed (see core.rs). A thread pointer can be reused by a new thread once its owner
+/// freed (see `core/state.rs` and `core/ops.rs`). A thread pointer can be reused by a new thread once its owner
 /// exits, so an exiting thread also clears its own entry (`ExitGuard`).
 #[derive(Clone, Copy)]
 struct FastSlot {
@@ -52,10 +52,17 @@ struct FastSlot {
     tstate: *mut pyo3::ffi::PyThreadState,
 }
 
-// SAFETY: the pointers are only dereferenced with the GIL held (see core.rs).
+// SAFETY: the pointers are only dereferenced with the GIL held (the slot is reached
+// through `GilCell::get`, which takes a GIL token).
 unsafe impl Send for FastSlot {}
 
 static FAST_THREAD: AtomicUsize = AtomicUsize::new(0);
+// A mutable static on purpose (docs/architecture.md, "Mutable statics"): every event
+// starts here, before it knows which tracer collects. The profile hook gets a null
+// `obj`, and sys.monitoring passes our callback object, made once for every session:
+// reaching a tracer-owned slot through it would add dependent loads to every event; a
+// global costs one load, a thread-local a call into the dynamic loader. Reached only
+// with a GIL token (`GilCell::get`).
 static FAST: GilCell<FastSlot> = GilCell::new(FastSlot {
     core: std::ptr::null(),
     state: std::ptr::null_mut(),

@@ -128,6 +128,14 @@ struct Registry {
 // SAFETY: `disable` points to an immortal singleton; all access holds the GIL.
 unsafe impl Send for Registry {}
 
+// The three statics below are mutable on purpose (docs/architecture.md, "Mutable
+// statics"), each reached only with a GIL token (`GilCell::get`):
+// - the dict watcher is called with no context at all, and dict watcher ids are a
+//   process-wide resource (8 per interpreter), so the registry that owns ours is
+//   process-wide too (created on the first session, reused by later ones);
+// - `SITE_CACHE` and `GUARDS` are read by every CALL and PY_START event, before the
+//   event knows its tracer (see `core/fast_slot.rs`): a static array costs one indexed
+//   load, anything owned by the tracer at least one more dependent load.
 static REGISTRY: GilCell<Option<Registry>> = GilCell::new(None);
 
 /// Direct-mapped cache in front of `Registry::codes` (code → its boxed sites).

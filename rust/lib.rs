@@ -1,25 +1,30 @@
 //! `viztracer._snaptrace`: the native hot path of viztracer.
 //!
-//! Layout (folders by concern; the dependencies only go down this list's arrows, see
-//! `tests/test_rust_layout.py`):
+//! Layout: folders by concern, in layers. A module uses only the modules listed
+//! below it (`tests/test_rust_layout.py` checks it), so there is no cycle, and what a
+//! lower layer needs from a higher one is passed in (the thread namer and task getter
+//! are Python callables set on the tracer; the installed hook is held by the core as a
+//! `core::InstalledHook` trait object).
 //!
-//! - `api/`: what Python sees: the module, `Tracer` and `Snapshot` classes, the
-//!   SIGTERM entry points, errors. Uses everything below.
+//! - `api/`: what Python sees: the module, the `Tracer` and `Snapshot` classes, the
+//!   SIGTERM entry points, errors.
 //! - `hooks/`: event sources, one per Python version: `monitoring` (sys.monitoring,
 //!   3.12+), `setprofile` (the C profile hook, 3.9-3.11); `callsites` and `bytecode`:
-//!   which call sites may stop sending CALL events (3.12+). → `core`
-//! - `output/`: taking events out and writing the trace file (`snapshot`, `json`,
-//!   `pyjson`). → `core`, `buffers`
+//!   which call sites may stop sending CALL events (3.12+).
+//! - `output/`: the writer: taking events out and streaming the trace file
+//!   (`snapshot`, `json`, `pyjson`).
 //! - `core/`: the hot path (`events`: what happens on every call and return), the
-//!   fast slot that finds the calling thread's state, the tracer's state and options
-//!   (`state`), the function table (`funcs`), the opt-in argument/return reprs
-//!   (`args`) and the operations behind the Python methods (`ops`). → `buffers`
+//!   fast slot that finds the calling thread's state (`fast_slot`), the tracer's state
+//!   and options (`state`), the function table (`funcs`), the opt-in argument and
+//!   return-value reprs (`args`) and what the Python methods do to the state (`ops`).
 //! - `buffers/`: per-thread storage of events: `thread` (shadow stack), `ring`,
-//!   `record`, `payload`. → `clock`
-//! - `clock.rs`: TSC ticks and their conversion to ns. → `ffi`
-//! - `ffi/`: the unsafe layer: CPython struct reads, our callback type, the GIL token
-//!   and `GilCell`, pushes that never grow a vector, clock registers and the SIGTERM
-//!   handler. Depends on nothing of ours.
+//!   `record`, `payload`.
+//! - `clock.rs`: TSC ticks and their conversion to ns.
+//! - `ffi/`: the unsafe layer: CPython struct reads, our callback type, the GIL-guarded
+//!   `GilCell`, pushes that never grow a vector, clock registers, the SIGTERM handler.
+//!
+//! The GIL is carried by types: tracer state is reached through `GilCell::get`, which
+//! takes a `Python<'_>` token (see `ffi/gil.rs`).
 //!
 //! `unsafe` lives in `ffi/` and `hooks/` (the functions the interpreter calls), plus
 //! the short allow-list of `tests/test_rust_layout.py`, each entry justified in

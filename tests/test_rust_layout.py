@@ -165,6 +165,19 @@ def test_top_level_modules_form_no_cycle():
     assert cycle is None, "module cycle in rust/: " + " -> ".join(cycle)
 
 
+# The layers, top down: a module uses only modules below it (rust/lib.rs, and
+# docs/architecture.md, "Module dependencies"). Acyclic follows; this says more.
+LAYERS = ["api", "hooks", "output", "core", "buffers", "clock", "ffi"]
+
+
+def test_modules_use_only_layers_below_them():
+    graph = module_graph()
+    assert set(graph) == set(LAYERS), "a new top-level module needs its place in LAYERS"
+    upward = [f"{a} -> {b}" for a, deps in sorted(graph.items()) for b in sorted(deps)
+              if LAYERS.index(b) <= LAYERS.index(a)]
+    assert not upward, "rust/ modules that use a module at or above their layer: " + ", ".join(upward)
+
+
 def test_ffi_layer_depends_on_nothing_of_ours():
     assert module_graph().get("ffi", set()) == set()
 

@@ -12,7 +12,7 @@ use crate::hooks;
 use pyo3::prelude::*;
 
 /// Puts a C handler in front of the SIGTERM handler just set with `signal.signal`,
-/// which repeats the signal until `sigterm_received()` is called (see term_signal.rs).
+/// which repeats the signal until `sigterm_received()` is called (see ffi/term_signal.rs).
 /// Returns whether it could.
 #[pyfunction]
 fn guard_sigterm() -> bool {
@@ -48,7 +48,7 @@ fn _call_site_stats(py: Python<'_>) -> (u64, u32) {
     hooks::callsites::stats(py)
 }
 
-// The GIL guards all tracer state (gil_cell.rs); pyo3 0.30's default is Py_MOD_GIL_NOT_USED.
+// The GIL guards all tracer state (ffi/gil.rs); pyo3 0.30's default is Py_MOD_GIL_NOT_USED.
 #[pymodule(gil_used = true)]
 fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     clock::init();

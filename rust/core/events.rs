@@ -129,7 +129,7 @@ fn pop_ignored(th: &mut ThreadState, f: &Frame) {
 /// dropping a Python object can run a `__del__` that calls back into the tracer.
 ///
 /// # Safety
-/// The core contract (module docs).
+/// The core contract (`core/mod.rs`).
 #[inline(always)]
 pub(crate) unsafe fn push_record(py: Python<'_>, core: *const Core, th: *mut ThreadState, rec: Record) -> Vec<Payload> {
     match (*th).ring.try_push(rec) {
@@ -188,7 +188,7 @@ pub(crate) unsafe fn store_args(
 /// Writes the record of a finished frame.
 ///
 /// # Safety
-/// The core contract (module docs); `f` was popped from `th`'s stack.
+/// The core contract (`core/mod.rs`); `f` was popped from `th`'s stack.
 #[inline(always)]
 pub(crate) unsafe fn finish_frame(
     py: Python<'_>,
@@ -254,7 +254,7 @@ pub unsafe fn py_enter_slow(py: Python<'_>, code: *mut pyffi::PyObject, frame: *
 /// argument and async task logging.
 ///
 /// # Safety
-/// The core contract (module docs); `code` and `frame` as in `py_enter_slow`.
+/// The core contract (`core/mod.rs`); `code` and `frame` as in `py_enter_slow`.
 #[inline(always)]
 unsafe fn py_enter_general(
     py: Python<'_>,
@@ -295,7 +295,7 @@ unsafe fn py_enter_general(
 /// First call of a code object: read its attributes and decide its filters.
 ///
 /// # Safety
-/// The core contract for `core` (module docs); `code` is a live code object. Reading
+/// The core contract for `core` (`core/mod.rs`); `code` is a live code object. Reading
 /// its attributes can call Python: the caller holds no reference into the core's
 /// state.
 #[cold]
@@ -310,7 +310,7 @@ unsafe fn add_code(py: Python<'_>, core: *const Core, code: *mut pyffi::PyObject
 /// `py_enter` for the options that call Python: argument reprs and async tasks.
 ///
 /// # Safety
-/// The core contract (module docs); `code` and `frame` as in `py_enter_slow`, `func`
+/// The core contract (`core/mod.rs`); `code` and `frame` as in `py_enter_slow`, `func`
 /// the id of `code` in the core's function table. Calls Python (reprs, the task
 /// getter): `th` is used again only once `still_running` says the core kept
 /// collecting, so it is still owned by it.
@@ -401,7 +401,7 @@ pub unsafe fn py_exit_slow(py: Python<'_>, code: *mut pyffi::PyObject, retval: *
 /// values, async tasks, minimum duration, a full ring.
 ///
 /// # Safety
-/// The core contract (module docs); `code` and `retval` as in `py_exit_slow`.
+/// The core contract (`core/mod.rs`); `code` and `retval` as in `py_exit_slow`.
 #[inline(always)]
 unsafe fn py_exit_general(
     py: Python<'_>,
@@ -423,7 +423,7 @@ unsafe fn py_exit_general(
 /// async tasks. Returns the payloads to drop once no reference is held.
 ///
 /// # Safety
-/// The core contract (module docs); `f` was popped from `th`'s stack, `retval` is
+/// The core contract (`core/mod.rs`); `f` was popped from `th`'s stack, `retval` is
 /// null or a live object. `th` is used again only once `still_running` says the core
 /// kept collecting.
 #[cold]
@@ -465,7 +465,7 @@ unsafe fn py_exit_with_extras(
 /// searches only C frames with `c_only`).
 ///
 /// # Safety
-/// The core contract (module docs).
+/// The core contract (`core/mod.rs`).
 #[inline(always)]
 unsafe fn pop_returning(
     py: Python<'_>,
@@ -494,7 +494,7 @@ unsafe fn pop_returning(
 /// never saw start and is ignored. `c_only` limits the search to the C frames on top.
 ///
 /// # Safety
-/// The core contract (module docs).
+/// The core contract (`core/mod.rs`).
 #[cold]
 unsafe fn unwind_to(py: Python<'_>, core: *const Core, th: *mut ThreadState, key: usize, c_only: bool) -> Vec<Payload> {
     let st = (*core).state.get(py);
@@ -561,7 +561,7 @@ pub unsafe fn c_enter_slow(py: Python<'_>, cf: &CFunc) {
 /// `c_enter` beyond the common case (see `py_enter_general`).
 ///
 /// # Safety
-/// The core contract (module docs); `cf` as in `c_enter_fast`.
+/// The core contract (`core/mod.rs`); `cf` as in `c_enter_fast`.
 #[inline(always)]
 unsafe fn c_enter_general(py: Python<'_>, core: *const Core, th: *mut ThreadState, cf: &CFunc) {
     let st = (*core).state.get(py);
@@ -596,7 +596,7 @@ unsafe fn c_enter_general(py: Python<'_>, core: *const Core, th: *mut ThreadStat
 /// First call of a builtin: read its names and give it an id.
 ///
 /// # Safety
-/// The core contract for `core` (module docs); `cf` as in `c_enter_fast`.
+/// The core contract for `core` (`core/mod.rs`); `cf` as in `c_enter_fast`.
 #[cold]
 #[inline(never)]
 unsafe fn add_c(py: Python<'_>, core: *const Core, cf: &CFunc) -> Option<u32> {
@@ -629,7 +629,7 @@ pub unsafe fn c_exit_slow(py: Python<'_>, cf: &CFunc) {
 /// `c_exit` beyond the common case (see `py_exit_general`).
 ///
 /// # Safety
-/// The core contract (module docs).
+/// The core contract (`core/mod.rs`).
 #[inline(always)]
 unsafe fn c_exit_general(py: Python<'_>, core: *const Core, th: *mut ThreadState, key: usize) {
     if (*core).state.get(py).opts.ignore_c_function {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 /// such as `add_instant`, which may come from a thread that never traced a call).
 ///
 /// # Safety
-/// The core contract for `core` (module docs). Registering a thread may call Python
+/// The core contract for `core` (`core/mod.rs`). Registering a thread may call Python
 /// (the thread namer).
 pub unsafe fn thread_of(py: Python<'_>, core: *const Core) -> Option<*mut ThreadState> {
     let gen = (*core).state.get(py).gen;
@@ -45,7 +45,7 @@ pub unsafe fn thread_of(py: Python<'_>, core: *const Core) -> Option<*mut Thread
 /// Records a payload-only event (instant, counter, object, raw) on the calling thread.
 ///
 /// # Safety
-/// The core contract for `core` (module docs), with no reference into any of its
+/// The core contract for `core` (`core/mod.rs`), with no reference into any of its
 /// thread states alive.
 pub unsafe fn record_payload(py: Python<'_>, core: *const Core, payload: Payload) -> Vec<Payload> {
     let Some(th) = thread_of(py, core) else { return vec![payload] };
@@ -60,7 +60,7 @@ pub unsafe fn record_payload(py: Python<'_>, core: *const Core, payload: Payload
 /// (`flush_as_finish`), or as `B` events. Stacks are emptied either way.
 ///
 /// # Safety
-/// The core contract for `core` (module docs), with no reference into any of its
+/// The core contract for `core` (`core/mod.rs`), with no reference into any of its
 /// thread states alive.
 pub unsafe fn flush_stacks(py: Python<'_>, core: *const Core, as_finished: bool) -> Vec<Payload> {
     let st = (*core).state.get(py);
@@ -90,7 +90,7 @@ pub unsafe fn flush_stacks(py: Python<'_>, core: *const Core, as_finished: bool)
 /// event; the new generation makes every cached pointer miss.
 ///
 /// # Safety
-/// The core contract for `core` (module docs), with no reference into any of its
+/// The core contract for `core` (`core/mod.rs`), with no reference into any of its
 /// thread states alive; the core is not collecting. The thread states freed here must
 /// not be used again: the fast slot is cleared and the new generation makes every
 /// other cached pointer miss.
@@ -115,7 +115,7 @@ pub type ForkGarbage = (Vec<crate::buffers::payload::Slab>, Vec<Frame>, Vec<Box<
 /// thread's stack, and re-identify the calling thread (fork gives it a new OS tid).
 ///
 /// # Safety
-/// The core contract for `core` (module docs), with no reference into any of its
+/// The core contract for `core` (`core/mod.rs`), with no reference into any of its
 /// thread states alive; called in the child right after `fork`, where only the
 /// calling thread exists.
 pub unsafe fn reset_after_fork(py: Python<'_>, core: *const Core) -> ForkGarbage {

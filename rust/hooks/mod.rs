@@ -56,10 +56,10 @@ pub(crate) fn guard(f: impl FnOnce()) {
 // The slow paths of every event, out of line and guarded: the callbacks themselves
 // then have no unwinding landing pad and need no stack frame for their common case.
 
-/// `core::py_enter_slow`, out of line and guarded.
+/// `core::events::py_enter_slow`, out of line and guarded.
 ///
 /// # Safety
-/// As `core::py_enter_slow`.
+/// As `core::events::py_enter_slow`.
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn py_enter_slow(
@@ -70,10 +70,10 @@ pub(crate) unsafe fn py_enter_slow(
     guard(|| crate::core::events::py_enter_slow(py, code, frame));
 }
 
-/// `core::py_exit_slow`, out of line and guarded.
+/// `core::events::py_exit_slow`, out of line and guarded.
 ///
 /// # Safety
-/// As `core::py_exit_slow`.
+/// As `core::events::py_exit_slow`.
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn py_exit_slow(
@@ -84,20 +84,20 @@ pub(crate) unsafe fn py_exit_slow(
     guard(|| crate::core::events::py_exit_slow(py, code, retval));
 }
 
-/// `core::c_enter_slow`, out of line and guarded.
+/// `core::events::c_enter_slow`, out of line and guarded.
 ///
 /// # Safety
-/// As `core::c_enter_slow`.
+/// As `core::events::c_enter_slow`.
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn c_enter_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc) {
     guard(|| crate::core::events::c_enter_slow(py, cf));
 }
 
-/// `core::c_exit_slow`, out of line and guarded.
+/// `core::events::c_exit_slow`, out of line and guarded.
 ///
 /// # Safety
-/// As `core::c_exit_slow`.
+/// As `core::events::c_exit_slow`.
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn c_exit_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc) {

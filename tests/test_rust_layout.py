@@ -56,6 +56,10 @@ def _rust_files() -> List[str]:
     return sorted(out)
 
 
+def _ident_char_before(text: str, i: int) -> bool:
+    return i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_")
+
+
 def _code_only(text: str) -> str:
     """The source without comments, string literals and char literals, so neither a
     word in a comment nor one in a message counts."""
@@ -75,7 +79,7 @@ def _code_only(text: str) -> str:
                     depth, i = depth - 1, i + 2
                 else:
                     i += 1
-        elif c == "r" and re.match(r'r#*"', text[i:i + 10]) and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+        elif c == "r" and re.match(r'r#*"', text[i:i + 10]) and not _ident_char_before(text, i):
             hashes = re.match(r"r(#*)\"", text[i:]).group(1)
             end = text.find('"' + hashes, i + 2 + len(hashes))
             out.append('""')
@@ -263,7 +267,9 @@ MUTABLE_STATICS = {
 }
 
 # Types that make a static safe to share and change: atomics and once-cells.
-_SYNC_STATIC = re.compile(r"^(?:std::sync::atomic::|core::sync::atomic::)?Atomic[A-Za-z0-9]*\b|^(?:once_cell::sync::)?OnceCell\b")
+_SYNC_STATIC = re.compile(
+    r"^(?:std::sync::atomic::|core::sync::atomic::)?Atomic[A-Za-z0-9]*\b|^(?:once_cell::sync::)?OnceCell\b"
+)
 
 
 def _statics():

@@ -296,7 +296,7 @@ impl Tracer {
         if !self.collecting(py) {
             return None;
         }
-        self.state(py).hook.as_ref().and_then(|h| h.tool_id())
+        self.core.hook_tool_id(py)
     }
 
     /// Returns that did not match the shadow stack (tolerated and counted).
@@ -329,7 +329,7 @@ impl Tracer {
         core::activate(py, &self.core);
         match hooks::install(py, hook_opts) {
             Ok(h) => {
-                self.state(py).hook = Some(Box::new(h));
+                self.core.set_hook(py, Box::new(h));
                 Ok(!replaced)
             }
             Err(e) => {
@@ -347,7 +347,7 @@ impl Tracer {
             return Ok(());
         }
         core::deactivate(py, &self.core);
-        let hook = self.state(py).hook.take();
+        let hook = self.core.take_hook(py);
         let result = match hook {
             Some(h) => h.uninstall(py),
             None => Ok(()),

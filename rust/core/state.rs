@@ -52,8 +52,6 @@ pub struct State {
     /// The options the hot path must look at, folded into one word (`HOT_*`), so the
     /// common event checks a single byte. Kept in step by `refresh_hot`.
     pub hot: u8,
-    /// The event source this tracer installed, while it collects.
-    pub hook: Option<Box<dyn InstalledHook>>,
 }
 
 /// An installed event source (`hooks::Installed`), owned by the tracer that collects
@@ -94,6 +92,10 @@ impl State {
 
 pub struct Core {
     pub state: GilCell<State>,
+    /// The event source this tracer installed, while it collects. A cell apart from
+    /// `state`, which the hot path reads (its layout stays as it was), and private:
+    /// only the methods below reach it, none of them calling Python meanwhile.
+    hook: GilCell<Option<Box<dyn InstalledHook>>>,
 }
 
 // SAFETY: the raw pointers in `State` are only dereferenced with the GIL held (the
@@ -121,9 +123,31 @@ impl Core {
                 mismatches: 0,
                 task_names: Vec::new(),
                 hot: 0,
-                hook: None,
             }),
+            hook: GilCell::new(None),
         })
+    }
+}
+
+impl Core {
+    /// Keeps `hook`, the event source this tracer just installed.
+    pub fn set_hook(&self, py: Python<'_>, hook: Box<dyn InstalledHook>) {
+        // SAFETY: `hook` is reached only by these three methods, none of which calls
+        // Python or returns a reference into the cell: this is the only one alive.
+        let old = unsafe { self.hook.get(py) }.replace(hook);
+        drop(old);
+    }
+
+    /// Takes the event source back (to remove it).
+    pub fn take_hook(&self, py: Python<'_>) -> Option<Box<dyn InstalledHook>> {
+        // SAFETY: as in `set_hook`.
+        unsafe { self.hook.get(py) }.take()
+    }
+
+    /// The sys.monitoring tool id of the installed event source, if any.
+    pub fn hook_tool_id(&self, py: Python<'_>) -> Option<u8> {
+        // SAFETY: as in `set_hook` (`tool_id` only reads a field).
+        unsafe { self.hook.get(py) }.as_ref().and_then(|h| h.tool_id())
     }
 }
 
@@ -171,7 +195,7 @@ pub fn take_active_hook(py: Python<'_>) -> Option<Box<dyn InstalledHook>> {
     }
     // SAFETY: the registry's strong count keeps the active core alive; the caller (a
     // Python method) holds no reference into any core's state.
-    unsafe { (*core).state.get(py) }.hook.take()
+    unsafe { (*core).take_hook(py) }
 }
 
 /// Stops `core` from collecting (no-op if another tracer is active).

@@ -12,6 +12,7 @@
 //! Once measured, the factor never changes in this process, so every value we hand
 //! out (`getts`, event timestamps) is on one consistent time axis.
 
+use crate::ffi::os;
 use once_cell::sync::OnceCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -87,20 +88,13 @@ impl Conversion {
     }
 }
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes to it.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
-}
-
 /// Nanoseconds on the monotonic clock (the clock every traced process shares).
 pub fn monotonic_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC)
+    os::clock_ns(libc::CLOCK_MONOTONIC)
 }
 
 fn realtime_ns() -> u64 {
-    clock_ns(libc::CLOCK_REALTIME)
+    os::clock_ns(libc::CLOCK_REALTIME)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -127,8 +121,7 @@ pub fn ticks<const TSC: bool>() -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
         if TSC {
-            // SAFETY: rdtsc has no preconditions on x86-64.
-            return unsafe { std::arch::x86_64::_rdtsc() };
+            return os::rdtsc();
         }
     }
     monotonic_ns()
@@ -140,8 +133,7 @@ pub fn now_ticks() -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
         if USE_TSC.load(Ordering::Relaxed) {
-            // SAFETY: rdtsc has no preconditions on x86-64.
-            return unsafe { std::arch::x86_64::_rdtsc() };
+            return os::rdtsc();
         }
     }
     monotonic_ns()

@@ -24,10 +24,10 @@
 //! code object with different globals, one suspended inside the other).
 //! Everything here runs with the GIL held (callbacks and watchers are called with it).
 
-use crate::bytecode::{global_call_sites, OpTable};
+use super::bytecode::{global_call_sites, OpTable};
+use crate::core::funcs::PtrHash;
+use crate::ffi::gil::GilCell;
 use crate::ffi::{self, dict_event};
-use crate::funcs::PtrHash;
-use crate::gil_cell::GilCell;
 use hashbrown::HashMap;
 use pyo3::ffi as pyffi;
 use pyo3::prelude::*;
@@ -128,6 +128,14 @@ struct Registry {
 // SAFETY: `disable` points to an immortal singleton; all access holds the GIL.
 unsafe impl Send for Registry {}
 
+// The three statics below are mutable on purpose (docs/architecture.md, "Mutable
+// statics"), each reached only with a GIL token (`GilCell::get`):
+// - the dict watcher is called with no context at all, and dict watcher ids are a
+//   process-wide resource (8 per interpreter), so the registry that owns ours is
+//   process-wide too (created on the first session, reused by later ones);
+// - `SITE_CACHE` and `GUARDS` are read by every CALL and PY_START event, before the
+//   event knows its tracer (see `core/fast_slot.rs`): a static array costs one indexed
+//   load, anything owned by the tracer at least one more dependent load.
 static REGISTRY: GilCell<Option<Registry>> = GilCell::new(None);
 
 /// Direct-mapped cache in front of `Registry::codes` (code → its boxed sites).
@@ -146,7 +154,7 @@ fn guard_slot(code: usize) -> usize {
 /// (all 8 taken) it stays off: every CALL event is then delivered, as before.
 pub fn activate(py: Python<'_>, mon: &Bound<'_, PyAny>, disable: *mut pyffi::PyObject) -> PyResult<()> {
     // SAFETY: GIL held; no other reference into the registry is alive.
-    let slot = unsafe { REGISTRY.get() };
+    let slot = unsafe { REGISTRY.get(py) };
     let reg = match slot {
         Some(reg) => reg,
         None => slot.insert(Registry {
@@ -180,12 +188,12 @@ pub fn activate(py: Python<'_>, mon: &Bound<'_, PyAny>, disable: *mut pyffi::PyO
 /// Ends a session: unwatches every dict and forgets every decision. Returns whether
 /// some site may still be disabled (the caller restarts events after freeing its
 /// tool id, so the next tool with that id gets every event).
-pub fn deactivate() -> bool {
+pub fn deactivate(py: Python<'_>) -> bool {
     // SAFETY: GIL held (called from uninstall); nothing else borrows the registry.
-    let Some(reg) = (unsafe { REGISTRY.get() }) else { return false };
+    let Some(reg) = (unsafe { REGISTRY.get(py) }) else { return false };
     let was = reg.disabled_any;
     reg.active = false;
-    forget_decisions(reg);
+    forget_decisions(py, reg);
     if let Some(id) = reg.watcher {
         for &dict in reg.watched.keys().chain(reg.to_unwatch.iter()) {
             // SAFETY: dicts leave `watched` and `to_unwatch` when freed
@@ -197,7 +205,7 @@ pub fn deactivate() -> bool {
     reg.strikes.clear();
     reg.busy.clear();
     // SAFETY: GIL held; the cache must not outlive the boxes it points to.
-    unsafe { SITE_CACHE.get() }.fill((0, 0));
+    unsafe { SITE_CACHE.get(py) }.fill((0, 0));
     // Dropped once the registry is no longer borrowed: freeing a code object can run
     // a weakref callback, which may change a dict and reach the watcher.
     let dropped = (std::mem::take(&mut reg.watched), std::mem::take(&mut reg.codes), reg.restart_events.take());
@@ -207,9 +215,9 @@ pub fn deactivate() -> bool {
 
 /// All sites report again: guards go, names are no longer disabled (their dicts stay
 /// watched until the session ends).
-fn forget_decisions(reg: &mut Registry) {
+fn forget_decisions(py: Python<'_>, reg: &mut Registry) {
     // SAFETY: GIL held (every caller has it); no other reference to GUARDS is alive.
-    unsafe { GUARDS.get() }.fill(Guard::default());
+    unsafe { GUARDS.get(py) }.fill(Guard::default());
     for w in reg.watched.values_mut() {
         w.names.clear();
     }
@@ -218,13 +226,13 @@ fn forget_decisions(reg: &mut Registry) {
 }
 
 /// Re-enables every disabled site now.
-fn restart(reg: &mut Registry) {
-    forget_decisions(reg);
+fn restart(py: Python<'_>, reg: &mut Registry) {
+    forget_decisions(py, reg);
     reg.restarts += 1;
     if reg.restarts >= MAX_RESTARTS {
         reg.active = false;
         // SAFETY: GIL held (every caller has it).
-        unsafe { SITE_CACHE.get() }.fill((0, 0));
+        unsafe { SITE_CACHE.get(py) }.fill((0, 0));
     }
     if let Some(f) = &reg.restart_events {
         // SAFETY: GIL held. A watcher or callback must not leave an error behind,
@@ -281,16 +289,17 @@ unsafe fn analyse(py: Python<'_>, table: &OpTable, code: *mut pyffi::PyObject) -
 /// GIL held; the arguments are those of a live CALL event.
 #[inline(always)]
 pub unsafe fn decide(
+    py: Python<'_>,
     code: *mut pyffi::PyObject,
     offset: *mut pyffi::PyObject,
     callable: *mut pyffi::PyObject,
 ) -> *mut pyffi::PyObject {
     let null = std::ptr::null_mut();
-    let slot = SITE_CACHE.get()[site_cache_slot(code)];
+    let slot = SITE_CACHE.get(py)[site_cache_slot(code)];
     let cs = if slot.0 == code as usize {
         &*(slot.1 as *const CodeSites)
     } else {
-        match code_sites_slow(code) {
+        match code_sites_slow(py, code) {
             Some(cs) => cs,
             None => return null,
         }
@@ -304,7 +313,7 @@ pub unsafe fn decide(
     if refused {
         return null;
     }
-    decide_site(code, i, name, callable)
+    decide_site(py, code, i, name, callable)
 }
 
 /// The out-of-line part of `decide`: the call comes from a site whose callee is a
@@ -316,17 +325,18 @@ pub unsafe fn decide(
 #[cold]
 #[inline(never)]
 unsafe fn decide_site(
+    py: Python<'_>,
     code: *mut pyffi::PyObject,
     i: usize,
     name: *mut pyffi::PyObject,
     callable: *mut pyffi::PyObject,
 ) -> *mut pyffi::PyObject {
     let mut result = None;
-    super::guard(|| result = disable_site(code, name, callable));
+    super::guard(|| result = disable_site(py, code, name, callable));
     if let Some(disable) = result {
         return disable;
     }
-    if let Some(cs) = REGISTRY.get().as_mut().and_then(|reg| reg.codes.get_mut(&(code as usize))) {
+    if let Some(cs) = REGISTRY.get(py).as_mut().and_then(|reg| reg.codes.get_mut(&(code as usize))) {
         if let Some(site) = cs.sites.get_mut(i) {
             site.refused = true;
         }
@@ -348,9 +358,9 @@ fn site_cache_slot(code: *mut pyffi::PyObject) -> usize {
 /// event, before anything can end the session.
 #[cold]
 #[inline(never)]
-unsafe fn code_sites_slow<'a>(code: *mut pyffi::PyObject) -> Option<&'a CodeSites> {
+unsafe fn code_sites_slow<'a>(py: Python<'a>, code: *mut pyffi::PyObject) -> Option<&'a CodeSites> {
     let mut out = None;
-    super::guard(|| out = code_sites(code));
+    super::guard(|| out = code_sites(py, code));
     out
 }
 
@@ -358,22 +368,22 @@ unsafe fn code_sites_slow<'a>(code: *mut pyffi::PyObject) -> Option<&'a CodeSite
 ///
 /// # Safety
 /// As `code_sites_slow`.
-unsafe fn code_sites<'a>(code: *mut pyffi::PyObject) -> Option<&'a CodeSites> {
-    let reg = REGISTRY.get().as_mut()?;
+unsafe fn code_sites<'a>(py: Python<'a>, code: *mut pyffi::PyObject) -> Option<&'a CodeSites> {
+    let reg = REGISTRY.get(py).as_mut()?;
     if !reg.active {
         return None;
     }
     if !reg.codes.contains_key(&(code as usize)) {
         let table = reg.table.take()?;
         // No registry borrow across the analysis: it calls into the interpreter.
-        let sites = analyse(Python::assume_attached(), &table, code);
-        let reg = REGISTRY.get().as_mut()?;
+        let sites = analyse(py, &table, code);
+        let reg = REGISTRY.get(py).as_mut()?;
         reg.table = Some(table);
         reg.codes.insert(code as usize, Box::new(sites));
     }
-    let reg = REGISTRY.get().as_mut()?;
+    let reg = REGISTRY.get(py).as_mut()?;
     let cs: &CodeSites = reg.codes.get(&(code as usize))?;
-    SITE_CACHE.get()[site_cache_slot(code)] = (code as usize, cs as *const CodeSites as usize);
+    SITE_CACHE.get(py)[site_cache_slot(code)] = (code as usize, cs as *const CodeSites as usize);
     Some(cs)
 }
 
@@ -386,11 +396,12 @@ unsafe fn code_sites<'a>(code: *mut pyffi::PyObject) -> Option<&'a CodeSites> {
 /// is a str of `code`'s `co_names`, `callable` the event's live callable; no
 /// reference into the registry or the guards is alive.
 unsafe fn disable_site(
+    py: Python<'_>,
     code: *mut pyffi::PyObject,
     name: *mut pyffi::PyObject,
     callable: *mut pyffi::PyObject,
 ) -> Option<*mut pyffi::PyObject> {
-    let reg = REGISTRY.get().as_mut()?;
+    let reg = REGISTRY.get(py).as_mut()?;
     let watcher = reg.watcher?;
     let globals = ffi::current_globals();
     if globals.is_null() || pyffi::PyDict_CheckExact(globals) == 0 {
@@ -419,7 +430,7 @@ unsafe fn disable_site(
     }) {
         return None;
     }
-    let g = &mut GUARDS.get()[guard_slot(code as usize)];
+    let g = &mut GUARDS.get(py)[guard_slot(code as usize)];
     if g.code == 0 {
         *g = Guard { code: code as usize, globals: globals as usize };
     } else if g.code != code as usize || g.globals != globals as usize {
@@ -440,7 +451,7 @@ unsafe fn disable_site(
         if !names.iter().any(|n| n.name.as_ptr() == name) {
             let hash = ffi::str_hash(name); // an exact str from co_names: cannot fail
             reg.name_bits |= name_bit(hash);
-            names.push(WatchedName { hash, name: Bound::from_borrowed_ptr(Python::assume_attached(), name).unbind() });
+            names.push(WatchedName { hash, name: Bound::from_borrowed_ptr(py, name).unbind() });
         }
     }
     reg.disabled_any = true;
@@ -455,10 +466,10 @@ unsafe fn disable_site(
 /// # Safety
 /// GIL held; called from a PY_START-like callback, with the new frame current.
 #[inline(always)]
-pub unsafe fn check_globals(code: *mut pyffi::PyObject) {
-    let g = GUARDS.get()[guard_slot(code as usize)];
-    if g.code == code as usize && globals_now() as usize != g.globals {
-        other_globals();
+pub unsafe fn check_globals(py: Python<'_>, code: *mut pyffi::PyObject) {
+    let g = GUARDS.get(py)[guard_slot(code as usize)];
+    if g.code == code as usize && globals_now(py) as usize != g.globals {
+        other_globals(py);
     }
 }
 
@@ -467,8 +478,8 @@ pub unsafe fn check_globals(code: *mut pyffi::PyObject) {
 /// # Safety
 /// GIL held, from a PY_START event (so a frame runs).
 #[inline(always)]
-unsafe fn globals_now() -> *mut pyffi::PyObject {
-    match crate::thread::hot_tstate() {
+unsafe fn globals_now(py: Python<'_>) -> *mut pyffi::PyObject {
+    match crate::core::fast_slot::hot_tstate(py) {
         Some(tstate) => ffi::frame_globals(tstate),
         None => ffi::current_globals(),
     }
@@ -481,9 +492,9 @@ unsafe fn globals_now() -> *mut pyffi::PyObject {
 /// GIL held; no reference into the registry or the guards is alive.
 #[cold]
 #[inline(never)]
-unsafe fn other_globals() {
-    if let Some(reg) = REGISTRY.get() {
-        restart(reg);
+unsafe fn other_globals(py: Python<'_>) {
+    if let Some(reg) = REGISTRY.get(py) {
+        restart(py, reg);
     }
 }
 
@@ -494,7 +505,7 @@ unsafe fn other_globals() {
 /// GIL held; `reg` is the registry (the only reference into it) and `dict` a live
 /// dict it watches.
 #[cold]
-unsafe fn give_up_dict(reg: &mut Registry, dict: *mut pyffi::PyObject) {
+unsafe fn give_up_dict(py: Python<'_>, reg: &mut Registry, dict: *mut pyffi::PyObject) {
     let had_names = reg.watched.remove(&(dict as usize)).is_some_and(|w| !w.names.is_empty());
     reg.busy.insert(dict as usize, ());
     // If the pending call cannot be queued, the session's end unwatches it.
@@ -503,15 +514,17 @@ unsafe fn give_up_dict(reg: &mut Registry, dict: *mut pyffi::PyObject) {
     }
     reg.to_unwatch.push(dict as usize);
     if had_names {
-        restart(reg);
+        restart(py, reg);
     }
 }
 
 /// The pending call of `give_up_dict`: runs with the GIL, outside any dict change.
 extern "C" fn unwatch_busy(_arg: *mut std::ffi::c_void) -> std::ffi::c_int {
-    // SAFETY: pending calls run with the GIL held, outside our callbacks.
+    // SAFETY: pending calls run with the GIL held, outside our callbacks (so no other
+    // reference into the registry is alive).
     unsafe {
-        if let Some(reg) = REGISTRY.get() {
+        let py = Python::assume_attached();
+        if let Some(reg) = REGISTRY.get(py) {
             if let Some(id) = reg.watcher {
                 for &dict in &reg.to_unwatch {
                     // Live: a freed dict leaves `to_unwatch` (DEALLOCATED).
@@ -542,14 +555,16 @@ unsafe extern "C" fn on_dict_event(
     key: *mut pyffi::PyObject,
     new_value: *mut pyffi::PyObject,
 ) -> std::ffi::c_int {
-    let Some(reg) = REGISTRY.get() else { return 0 };
+    // The GIL token of this event: the interpreter calls watchers with the GIL held.
+    let py = Python::assume_attached();
+    let Some(reg) = REGISTRY.get(py) else { return 0 };
     let d = dict as usize;
     match event {
         dict_event::ADDED | dict_event::MODIFIED | dict_event::DELETED => {
             let Some(w) = reg.watched.get_mut(&d) else { return 0 };
             w.changes += 1;
             if w.changes >= BUSY_CHANGES {
-                give_up_dict(reg, dict);
+                give_up_dict(py, reg, dict);
                 return 0;
             }
             let names = &w.names;
@@ -564,7 +579,7 @@ unsafe extern "C" fn on_dict_event(
             if !exact {
                 // A key of another type may still compare equal to a name (a str
                 // subclass, say): its hash would run Python code, so assume it does.
-                restart(reg);
+                restart(py, reg);
                 return 0;
             }
             let Some(name) = names.iter().find(|n| n.hash == hash && ffi::same_str(n.name.as_ptr(), key)) else {
@@ -575,15 +590,15 @@ unsafe extern "C" fn on_dict_event(
                 return 0; // set to the object it already holds
             }
             *reg.strikes.entry((d, name as usize)).or_insert(0) += 1;
-            restart(reg);
+            restart(py, reg);
         }
         dict_event::CLONED | dict_event::CLEARED if reg.watched.get(&d).is_some_and(|w| !w.names.is_empty()) => {
-            restart(reg);
+            restart(py, reg);
         }
         dict_event::DEALLOCATED => {
             // Its address may come back as another dict: codes decided under it must
             // check again, and it is no longer ours to unwatch.
-            for g in GUARDS.get().iter_mut().filter(|g| g.globals == d) {
+            for g in GUARDS.get(py).iter_mut().filter(|g| g.globals == d) {
                 g.globals = DEAD_GLOBALS;
             }
             reg.watched.remove(&d);
@@ -598,18 +613,18 @@ unsafe extern "C" fn on_dict_event(
 
 /// A session without safe disabling (`fast_calls`, no C events): the stats start
 /// from zero all the same.
-pub fn reset_stats() {
+pub fn reset_stats(py: Python<'_>) {
     // SAFETY: GIL held (called from install).
-    if let Some(reg) = unsafe { REGISTRY.get() } {
+    if let Some(reg) = unsafe { REGISTRY.get(py) } {
         reg.disabled_count = 0;
         reg.restarts = 0;
     }
 }
 
 /// `(sites disabled, events restarted)` in the current or last session.
-pub fn stats() -> (u64, u32) {
+pub fn stats(py: Python<'_>) -> (u64, u32) {
     // SAFETY: GIL held (called from a Python-facing function).
-    match unsafe { REGISTRY.get() } {
+    match unsafe { REGISTRY.get(py) } {
         Some(reg) => (reg.disabled_count, reg.restarts),
         None => (0, 0),
     }

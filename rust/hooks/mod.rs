@@ -2,6 +2,9 @@
 //! callbacks called directly through vectorcall); 3.9-3.11 use the C profile hook,
 //! installed on every existing thread and on threads started later by `threading`.
 
+// The call-site analysis serves sys.monitoring (3.12+); its tests run everywhere.
+#[cfg_attr(not(Py_3_12), allow(dead_code))]
+mod bytecode;
 #[cfg(Py_3_12)]
 pub(crate) mod callsites;
 #[cfg(Py_3_12)]
@@ -13,6 +16,15 @@ pub use monitoring::{enable_current_thread, install, uninstall, Installed};
 mod setprofile;
 #[cfg(not(Py_3_12))]
 pub use setprofile::{enable_current_thread, install, uninstall, Installed};
+
+impl crate::core::InstalledHook for Installed {
+    fn tool_id(&self) -> Option<u8> {
+        Installed::tool_id(self)
+    }
+    fn uninstall(self: Box<Self>, py: pyo3::Python<'_>) -> pyo3::PyResult<()> {
+        uninstall(py, *self)
+    }
+}
 
 /// What the hooks need to know when they are installed (the C profile hook of
 /// 3.9-3.11 uses only `noop`: there, C calls are filtered in `core`).
@@ -44,42 +56,50 @@ pub(crate) fn guard(f: impl FnOnce()) {
 // The slow paths of every event, out of line and guarded: the callbacks themselves
 // then have no unwinding landing pad and need no stack frame for their common case.
 
-/// `core::py_enter_slow`, out of line and guarded.
+/// `core::events::py_enter_slow`, out of line and guarded.
 ///
 /// # Safety
-/// As `core::py_enter_slow`.
+/// As `core::events::py_enter_slow`.
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn py_enter_slow(code: *mut pyo3::ffi::PyObject, frame: *mut pyo3::ffi::PyFrameObject) {
-    guard(|| crate::core::py_enter_slow(code, frame));
+pub(crate) unsafe fn py_enter_slow(
+    py: pyo3::Python<'_>,
+    code: *mut pyo3::ffi::PyObject,
+    frame: *mut pyo3::ffi::PyFrameObject,
+) {
+    guard(|| crate::core::events::py_enter_slow(py, code, frame));
 }
 
-/// `core::py_exit_slow`, out of line and guarded.
+/// `core::events::py_exit_slow`, out of line and guarded.
 ///
 /// # Safety
-/// As `core::py_exit_slow`.
+/// As `core::events::py_exit_slow`.
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn py_exit_slow(code: *mut pyo3::ffi::PyObject, retval: *mut pyo3::ffi::PyObject) {
-    guard(|| crate::core::py_exit_slow(code, retval));
+pub(crate) unsafe fn py_exit_slow(
+    py: pyo3::Python<'_>,
+    code: *mut pyo3::ffi::PyObject,
+    retval: *mut pyo3::ffi::PyObject,
+) {
+    guard(|| crate::core::events::py_exit_slow(py, code, retval));
 }
 
-/// `core::c_enter_slow`, out of line and guarded.
+/// `core::events::c_enter_slow`, out of line and guarded.
 ///
 /// # Safety
-/// As `core::c_enter_slow`.
+/// As `core::events::c_enter_slow`.
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn c_enter_slow(cf: &crate::ffi::CFunc) {
-    guard(|| crate::core::c_enter_slow(cf));
+pub(crate) unsafe fn c_enter_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc) {
+    guard(|| crate::core::events::c_enter_slow(py, cf));
 }
 
-/// `core::c_exit_slow`, out of line and guarded.
+/// `core::events::c_exit_slow`, out of line and guarded.
 ///
 /// # Safety
-/// As `core::c_exit_slow`.
+/// As `core::events::c_exit_slow`.
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn c_exit_slow(cf: &crate::ffi::CFunc) {
-    guard(|| crate::core::c_exit_slow(cf));
+pub(crate) unsafe fn c_exit_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc) {
+    guard(|| crate::core::events::c_exit_slow(py, cf));
 }

@@ -7,7 +7,7 @@
 //! own, so cProfile and other tools keep working next to us.
 
 use super::callsites;
-use crate::core;
+use crate::core::events;
 use crate::ffi;
 use once_cell::sync::OnceCell;
 use pyo3::exceptions::PyRuntimeError;
@@ -41,7 +41,7 @@ const TOOL_NAME: &str = "viztracer";
 /// `$body` when the interpreter passes at least `$min` arguments (it always does; the
 /// check keeps a stray call from Python from reading past them), then returns None.
 macro_rules! callback {
-    ($(#[$doc:meta])* $name:ident, $min:expr, |$args:ident| $body:block) => {
+    ($(#[$doc:meta])* $name:ident, $min:expr, |$py:ident, $args:ident| $body:block) => {
         $(#[$doc])*
         ///
         /// # Safety
@@ -53,36 +53,38 @@ macro_rules! callback {
             nargs: usize,
             _kwnames: *mut pyffi::PyObject,
         ) -> *mut pyffi::PyObject {
+            // The GIL token of this event: the interpreter calls us with the GIL held.
+            let $py = Python::assume_attached();
             if pyffi::PyVectorcall_NARGS(nargs) >= $min $body
             ffi::callback_none()
         }
     };
 }
 
-callback!(on_py_start, 1, |args| {
+callback!(on_py_start, 1, |py, args| {
     let code = *args;
-    callsites::check_globals(code);
-    if !core::py_enter_fast::<TSC>(code) {
-        super::py_enter_slow(code, std::ptr::null_mut());
+    callsites::check_globals(py, code);
+    if !events::py_enter_fast::<TSC>(py, code) {
+        super::py_enter_slow(py, code, std::ptr::null_mut());
     }
 });
 
-callback!(on_py_return, 3, |args| {
+callback!(on_py_return, 3, |py, args| {
     let code = *args;
-    if !core::py_exit_fast::<TSC>(code) {
-        super::py_exit_slow(code, *args.add(2));
+    if !events::py_exit_fast::<TSC>(py, code) {
+        super::py_exit_slow(py, code, *args.add(2));
     }
 });
 
-callback!(on_call, 4, |args| {
+callback!(on_call, 4, |py, args| {
     let callable = *args.add(2);
     // Most calls are of Python functions, which PY_START reports, or of classes,
     // which are never recorded: leave at once, with the builtin path out of line so
     // this one needs no stack frame.
     if !ffi::is_function_or_class(callable) {
-        on_call_other::<TSC>(callable, *args.add(3));
+        on_call_other::<TSC>(py, callable, *args.add(3));
     } else {
-        let disable = on_call_python(*args, *args.add(1), callable);
+        let disable = on_call_python(py, *args, *args.add(1), callable);
         if !disable.is_null() {
             return disable;
         }
@@ -96,11 +98,12 @@ callback!(on_call, 4, |args| {
 /// As `callsites::decide`: GIL held, the arguments are those of a live CALL event.
 #[inline(never)]
 unsafe fn on_call_python(
+    py: Python<'_>,
     code: *mut pyffi::PyObject,
     offset: *mut pyffi::PyObject,
     callable: *mut pyffi::PyObject,
 ) -> *mut pyffi::PyObject {
-    callsites::decide(code, offset, callable)
+    callsites::decide(py, code, offset, callable)
 }
 
 /// A call of anything but a Python function or a class: recorded if it is a builtin.
@@ -109,11 +112,11 @@ unsafe fn on_call_python(
 /// GIL held, from a CALL event: `callable` and `arg0` are its live arguments (`arg0`
 /// may be `sys.monitoring.MISSING`).
 #[inline(never)]
-unsafe fn on_call_other<const TSC: bool>(callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
+unsafe fn on_call_other<const TSC: bool>(py: Python<'_>, callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
     // Anything but a builtin (a callable object, say) is never recorded.
     let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
-    if !core::c_enter_fast::<TSC>(&cf) {
-        super::c_enter_slow(&cf);
+    if !events::c_enter_fast::<TSC>(py, &cf) {
+        super::c_enter_slow(py, &cf);
     }
 }
 
@@ -123,7 +126,7 @@ static DISABLE: AtomicPtr<pyffi::PyObject> = AtomicPtr::new(std::ptr::null_mut()
 callback!(
     /// `on_call` with `fast_calls`: answers `sys.monitoring.DISABLE` to calls of
     /// Python functions and classes, so that call site stops reporting CALL events.
-    on_call_fast, 4, |args| {
+    on_call_fast, 4, |py, args| {
         let callable = *args.add(2);
         if ffi::is_python_level_callable(callable) {
             let disable = DISABLE.load(Ordering::Relaxed);
@@ -132,17 +135,17 @@ callback!(
                 return disable;
             }
         }
-        on_call_other::<TSC>(callable, *args.add(3));
+        on_call_other::<TSC>(py, callable, *args.add(3));
     }
 );
 
-callback!(on_c_return, 4, |args| {
+callback!(on_c_return, 4, |py, args| {
     let callable = *args.add(2);
     // Classes (and Python functions the interpreter did not inline) end with
     // C_RETURN too: they were never recorded.
-    if !ffi::is_function_or_class(callable) && !core::c_exit_fast::<TSC>(callable) {
+    if !ffi::is_function_or_class(callable) && !events::c_exit_fast::<TSC>(py, callable) {
         if let Some(cf) = ffi::classify_c_callable(callable, *args.add(3)) {
-            super::c_exit_slow(&cf);
+            super::c_exit_slow(py, &cf);
         }
     }
 });
@@ -258,7 +261,7 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
     if safe_disable {
         callsites::activate(py, &mon, DISABLE.load(Ordering::Relaxed))?;
     } else {
-        callsites::reset_stats();
+        callsites::reset_stats(py);
     }
     mon.call_method1("set_events", (tool_id, mask))?;
     Ok(Installed {
@@ -279,7 +282,7 @@ pub fn uninstall(py: Python<'_>, installed: Installed) -> PyResult<()> {
         let _ = mon.call_method1("register_callback", (id, *event, py.None()));
     }
     let r2 = mon.call_method1("free_tool_id", (id,));
-    let disabled_some = installed.safe_disable && callsites::deactivate();
+    let disabled_some = installed.safe_disable && callsites::deactivate(py);
     if installed.fast_calls || disabled_some {
         // Call sites we disabled would stay silent for the next tool (or session)
         // that takes this id.

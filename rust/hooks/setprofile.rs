@@ -5,7 +5,7 @@
 //! `threading` starts afterwards: the first event of such a thread calls a native
 //! bootstrap that replaces itself with the C hook and forwards the event.
 
-use crate::core;
+use crate::core::events;
 use crate::ffi;
 use once_cell::sync::OnceCell;
 use pyo3::ffi as pyffi;
@@ -33,29 +33,31 @@ unsafe extern "C" fn profile<const TSC: bool>(
     what: c_int,
     arg: *mut pyffi::PyObject,
 ) -> c_int {
+    // The GIL token of this event: the interpreter calls us with the GIL held.
+    let py = Python::assume_attached();
     match what {
         pyffi::PyTrace_CALL => {
             let code = ffi::frame_code(frame);
-            if !core::py_enter_fast::<TSC>(code) {
-                super::py_enter_slow(code, frame);
+            if !events::py_enter_fast::<TSC>(py, code) {
+                super::py_enter_slow(py, code, frame);
             }
         }
         pyffi::PyTrace_RETURN => {
             let code = ffi::frame_code(frame);
-            if !core::py_exit_fast::<TSC>(code) {
-                super::py_exit_slow(code, arg);
+            if !events::py_exit_fast::<TSC>(py, code) {
+                super::py_exit_slow(py, code, arg);
             }
         }
         pyffi::PyTrace_C_CALL => {
             if let Some(cf) = ffi::classify_c_callable(arg, std::ptr::null_mut()) {
-                if !core::c_enter_fast::<TSC>(&cf) {
-                    super::c_enter_slow(&cf);
+                if !events::c_enter_fast::<TSC>(py, &cf) {
+                    super::c_enter_slow(py, &cf);
                 }
             }
         }
-        pyffi::PyTrace_C_RETURN | pyffi::PyTrace_C_EXCEPTION if !core::c_exit_fast::<TSC>(arg) => {
+        pyffi::PyTrace_C_RETURN | pyffi::PyTrace_C_EXCEPTION if !events::c_exit_fast::<TSC>(py, arg) => {
             if let Some(cf) = ffi::classify_c_callable(arg, std::ptr::null_mut()) {
-                super::c_exit_slow(&cf);
+                super::c_exit_slow(py, &cf);
             }
         }
         _ => {}

@@ -12,10 +12,20 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use std::cell::UnsafeCell;
 
+/// A cell whose lock is the GIL: `get` takes a `Python<'py>` token, which pyo3 hands
+/// out only to code running with the GIL (a `#[pymethods]` argument, `Python::attach`),
+/// or which the interpreter's callbacks make with `Python::assume_attached` (they are
+/// called with the GIL: see `hooks/`). Code without a token cannot reach the value:
+/// the GIL half of the contract is carried by the type.
+///
+/// The other half, that no two references obtained from cells are alive at once, stays
+/// a documented contract (`get` is `unsafe`): a run-time borrow flag would cost a load,
+/// a store and a branch on every event, and the raw-pointer core (core/mod.rs, "the core
+/// contract") already lets go of every reference before it calls into Python.
 pub struct GilCell<T>(UnsafeCell<T>);
 
-// SAFETY: all access goes through `get`, whose contract requires the GIL, so no two
-// threads ever touch the inner value at the same time. (`Send` needs no impl: the
+// SAFETY: all access goes through `get`, which takes a GIL token, so no two threads
+// ever touch the inner value at the same time. (`Send` needs no impl: the
 // `UnsafeCell<T>` inside is already `Send` when `T` is.)
 unsafe impl<T: Send> Sync for GilCell<T> {}
 
@@ -24,18 +34,26 @@ impl<T> GilCell<T> {
         GilCell(UnsafeCell::new(value))
     }
 
-    /// Returns a mutable reference to the inner value.
+    /// A mutable reference to the inner value, for as long as the GIL token lives.
     ///
     /// # Safety
-    /// The caller holds the GIL, and no other reference obtained from this cell is
-    /// alive: in particular the reference is never held across a call into Python,
-    /// which could re-enter the tracer (a `__del__`, a `repr`, a thread switch).
-    // Handing out `&mut` from `&self` is what this cell is for: the `# Safety`
-    // contract above stands in for the borrow checker.
+    /// No other reference obtained from this cell is alive: in particular the
+    /// reference is never held across a call into Python, which could re-enter the
+    /// tracer (a `__del__`, a `repr`, a thread switch). (That the GIL is held is proven
+    /// by `_py`.)
+    // Handing out `&mut` from `&self` is what this cell is for: the token proves the
+    // GIL, the `# Safety` contract above stands in for the borrow checker.
     #[allow(clippy::mut_from_ref)]
     #[inline(always)]
-    pub unsafe fn get(&self) -> &mut T {
+    pub unsafe fn get<'a>(&'a self, _py: Python<'a>) -> &'a mut T {
         &mut *self.0.get()
+    }
+
+    /// The inner value, through the unique reference to the cell (no GIL needed: no
+    /// one else can reach it).
+    #[inline(always)]
+    pub fn get_mut(&mut self) -> &mut T {
+        self.0.get_mut()
     }
 }
 

@@ -5,8 +5,8 @@
 //! The caller holds no reference into the tracer state while these run: a `repr`
 //! executes arbitrary Python code, which can switch threads or call the tracer.
 
+use crate::buffers::thread::ThreadState;
 use crate::core::Core;
-use crate::thread::ThreadState;
 use pyo3::ffi as pyffi;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -22,7 +22,7 @@ const CO_ASYNC_FLAGS: i64 = 0x80 | 0x100 | 0x200;
 /// # Safety
 /// GIL held; no reference into `core`'s state is alive.
 pub unsafe fn repr_value(py: Python<'_>, core: *const Core, value: &Bound<'_, PyAny>) -> String {
-    let custom = (*core).state.get().opts.log_func_repr.as_ref().map(|f| f.clone_ref(py));
+    let custom = (*core).state.get(py).opts.log_func_repr.as_ref().map(|f| f.clone_ref(py));
     let text = match custom {
         Some(f) => f.bind(py).call1((value,)).and_then(|r| r.str()),
         None => value.repr(),
@@ -74,7 +74,7 @@ pub unsafe fn update_task(py: Python<'_>, core: *const Core, th: *mut ThreadStat
     if flags & CO_ASYNC_FLAGS == 0 {
         return;
     }
-    let getter = (*core).state.get().opts.task_getter.as_ref().map(|g| g.clone_ref(py));
+    let getter = (*core).state.get(py).opts.task_getter.as_ref().map(|g| g.clone_ref(py));
     let Some(getter) = getter else { return };
     let found = match getter.bind(py).call0() {
         Ok(v) if !v.is_none() => v.extract::<(u64, String)>().ok(),
@@ -85,7 +85,7 @@ pub unsafe fn update_task(py: Python<'_>, core: *const Core, th: *mut ThreadStat
     let tid = ((task_id & 0xFF_FFFF) as u32).max(1);
     (*th).task = tid;
     (*th).task_depth = (*th).stack.len() + 1;
-    let st = (*core).state.get();
+    let st = (*core).state.get(py);
     if !st.task_names.iter().any(|(t, _)| *t == tid) {
         st.task_names.push((tid, name));
     }

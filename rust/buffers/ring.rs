@@ -9,7 +9,7 @@
 //! after an overflow the trace keeps the most recent `tracer_entries - chunk` to
 //! `tracer_entries` records.
 
-use crate::record::Record;
+use crate::buffers::record::Record;
 use std::collections::VecDeque;
 
 /// Largest chunk a thread reserves at once.
@@ -120,7 +120,7 @@ impl Ring {
     pub fn try_push(&mut self, r: Record) -> Result<(), Record> {
         if self.cur.len() < self.cur_cap {
             // `start_chunk` reserved `cur_cap`, so this never finds the vector full.
-            crate::vec_ext::push_within_capacity(&mut self.cur, r)?;
+            crate::ffi::vec_ext::push_within_capacity(&mut self.cur, r)?;
             self.len += 1;
             Ok(())
         } else {

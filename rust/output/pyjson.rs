@@ -4,7 +4,7 @@
 //! raise (sets, arbitrary objects, cycles, non-finite floats) we write a string
 //! instead: a trace should never fail to save because of one odd argument.
 
-use crate::json::escape_json_string;
+use crate::output::json::escape_json_string;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 

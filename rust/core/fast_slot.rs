@@ -1,119 +1,18 @@
-//! Per-thread tracing state: the shadow call stack, the ring of records and the
-//! payload slab.
+//! Finding the calling thread's state on every event: the fast slot (a global that
+//! names the last thread that traced) and the thread-local slot behind it.
 //!
-//! States are owned by the tracer's registry (so a dead thread's events survive until
-//! the dump); the thread-local slot only caches a pointer to the calling thread's
-//! state, tagged with the generation of the tracer that created it. The slot has no
-//! destructor, so thread exit never needs the GIL.
+//! The thread-local slot only caches a pointer to the calling thread's state, tagged
+//! with the generation of the tracer that created it. It has no destructor, so thread
+//! exit never needs the GIL.
 
-use crate::core::Core;
-use crate::gil_cell::GilCell;
-use crate::payload::Slab;
-use crate::ring::Ring;
+use super::state::Core;
+use crate::buffers::thread::ThreadState;
+use crate::ffi::gil::GilCell;
 use pyo3::prelude::*;
+#[cfg(Py_3_12)]
 use pyo3::types::PyDict;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// Frame flags: not recorded; a C function; not recorded and nothing under it either
-/// (a filtered-out function or the depth limit, counted in `ignored_depth`).
-pub const F_IGNORED: u32 = 1;
-pub const F_C: u32 = 2;
-pub const F_PRUNES: u32 = 4;
-
-/// One entry of the shadow stack.
-#[derive(Debug)]
-pub struct Frame {
-    pub start: u64,
-    /// Code pointer for Python frames, tagged `PyMethodDef` pointer for C frames.
-    pub key: usize,
-    pub func: u32,
-    pub flags: u32,
-    /// The `args` dict of this call (`log_func_args`, `add_func_args`), if any.
-    pub args: Option<Py<PyDict>>,
-}
-
-impl Frame {
-    #[inline(always)]
-    pub fn ignored(&self) -> bool {
-        self.flags & F_IGNORED != 0
-    }
-
-    #[inline(always)]
-    pub fn prunes(&self) -> bool {
-        self.flags & F_PRUNES != 0
-    }
-}
-
-pub struct ThreadState {
-    /// OS thread id (what the trace shows as `tid`).
-    pub tid: u64,
-    /// `threading.get_ident()` of the thread, to find its `threading.Thread` later.
-    pub ident: u64,
-    /// Name found when the thread was first seen, if any.
-    pub name: Option<String>,
-    pub stack: Vec<Frame>,
-    /// How many pruning frames are on `stack`: > 0 means we are in an ignored subtree.
-    pub ignored_depth: u32,
-    /// Set by `pause()`: frames that start meanwhile are tracked but not recorded.
-    pub paused: bool,
-    /// Last tick handed out on this thread, to keep timestamps strictly increasing.
-    pub last_tick: u64,
-    pub ring: Ring,
-    pub payloads: Slab,
-    /// Async pseudo-thread of the running task (0: none) and the stack depth it began at.
-    pub task: u32,
-    pub task_depth: usize,
-}
-
-impl ThreadState {
-    pub fn new(tid: u64, ident: u64, name: Option<String>) -> Self {
-        ThreadState {
-            tid,
-            ident,
-            name,
-            stack: Vec::with_capacity(64),
-            ignored_depth: 0,
-            paused: false,
-            last_tick: 0,
-            ring: Ring::new(),
-            payloads: Slab::new(),
-            task: 0,
-            task_depth: 0,
-        }
-    }
-
-    /// A tick for this thread, never equal to or below the previous one, so siblings
-    /// never overlap and children never start before their parent.
-    #[inline(always)]
-    pub fn tick(&mut self) -> u64 {
-        self.bump(crate::clock::now_ticks())
-    }
-
-    /// `tick` with the clock chosen at compile time (see `clock::ticks`).
-    #[inline(always)]
-    pub fn tick_with<const TSC: bool>(&mut self) -> u64 {
-        self.bump(crate::clock::ticks::<TSC>())
-    }
-
-    #[inline(always)]
-    fn bump(&mut self, mut t: u64) -> u64 {
-        if t <= self.last_tick {
-            t = self.last_tick + 1;
-        }
-        self.last_tick = t;
-        t
-    }
-
-    /// Empties the shadow stack (frames that began before a reset are never
-    /// recorded). Returns the frames so the caller drops them without references held.
-    pub fn take_stack(&mut self) -> Vec<Frame> {
-        self.ignored_depth = 0;
-        self.task = 0;
-        self.task_depth = 0;
-        std::mem::take(&mut self.stack)
-    }
-}
 
 thread_local! {
     /// (tracer generation, state) of the calling thread.
@@ -142,7 +41,7 @@ impl Drop for ExitGuard {
 /// `FAST_THREAD` names the thread the slot belongs to (0: nobody). The slot is only
 /// filled, read and cleared with the GIL held, and it is cleared whenever it could go
 /// stale: when a tracer starts or stops collecting and whenever thread states are
-/// freed (see core.rs). A thread pointer can be reused by a new thread once its owner
+/// freed (see `core/state.rs` and `core/ops.rs`). A thread pointer can be reused by a new thread once its owner
 /// exits, so an exiting thread also clears its own entry (`ExitGuard`).
 #[derive(Clone, Copy)]
 struct FastSlot {
@@ -153,10 +52,17 @@ struct FastSlot {
     tstate: *mut pyo3::ffi::PyThreadState,
 }
 
-// SAFETY: the pointers are only dereferenced with the GIL held (see core.rs).
+// SAFETY: the pointers are only dereferenced with the GIL held (the slot is reached
+// through `GilCell::get`, which takes a GIL token).
 unsafe impl Send for FastSlot {}
 
 static FAST_THREAD: AtomicUsize = AtomicUsize::new(0);
+// A mutable static on purpose (docs/architecture.md, "Mutable statics"): every event
+// starts here, before it knows which tracer collects. The profile hook gets a null
+// `obj`, and sys.monitoring passes our callback object, made once for every session:
+// reaching a tracer-owned slot through it would add dependent loads to every event; a
+// global costs one load, a thread-local a call into the dynamic loader. Reached only
+// with a GIL token (`GilCell::get`).
 static FAST: GilCell<FastSlot> = GilCell::new(FastSlot {
     core: std::ptr::null(),
     state: std::ptr::null_mut(),
@@ -170,13 +76,7 @@ static FAST: GilCell<FastSlot> = GilCell::new(FastSlot {
 fn thread_id_fast() -> usize {
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     {
-        let tp: usize;
-        // SAFETY: on x86-64 Linux (glibc and musl) fs:0 holds the thread pointer, a
-        // self-reference every thread has; reading it has no side effects.
-        unsafe {
-            std::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags));
-        }
-        tp
+        crate::ffi::os::thread_pointer()
     }
     #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
     {
@@ -185,42 +85,41 @@ fn thread_id_fast() -> usize {
 }
 
 /// The collecting tracer and the calling thread's state in it, if the fast slot holds
-/// them. Called with the GIL held.
+/// them.
 #[inline(always)]
-pub fn hot() -> Option<(*const Core, *mut ThreadState)> {
+pub fn hot(py: Python<'_>) -> Option<(*const Core, *mut ThreadState)> {
     if FAST_THREAD.load(Ordering::Relaxed) == thread_id_fast() {
-        // SAFETY: GIL held by every caller; only this thread stores its own id, after
-        // filling the slot with non-null pointers.
-        let f = unsafe { *FAST.get() };
+        // SAFETY: the reference is copied out at once, so it is the only one; only this
+        // thread stores its own id, after filling the slot with non-null pointers.
+        let f = unsafe { *FAST.get(py) };
         return Some((f.core, f.state));
     }
     None
 }
 
 /// The calling thread's interpreter thread state, if the fast slot is this thread's
-/// (3.12+; the slot is emptied before a thread state could be freed). Called with
-/// the GIL held.
+/// (3.12+; the slot is emptied before a thread state could be freed).
 #[cfg(Py_3_12)]
 #[inline(always)]
-pub fn hot_tstate() -> Option<*mut pyo3::ffi::PyThreadState> {
+pub fn hot_tstate(py: Python<'_>) -> Option<*mut pyo3::ffi::PyThreadState> {
     if FAST_THREAD.load(Ordering::Relaxed) == thread_id_fast() {
         // SAFETY: as in `hot`.
-        let tstate = unsafe { FAST.get() }.tstate;
+        let tstate = unsafe { FAST.get(py) }.tstate;
         // Null when the guard could not be set up (see `guarded_tstate`).
         return (!tstate.is_null()).then_some(tstate);
     }
     None
 }
 
-/// Fills the fast slot for the calling thread. GIL held; `core` is collecting and
-/// `state` is the calling thread's state in it (registered with `set_cached`).
-pub fn set_hot(core: *const Core, state: *mut ThreadState) {
+/// Fills the fast slot for the calling thread. `core` is collecting and `state` is
+/// the calling thread's state in it (registered with `set_cached`).
+pub fn set_hot(py: Python<'_>, core: *const Core, state: *mut ThreadState) {
     FAST_THREAD.store(0, Ordering::Relaxed);
     #[cfg(Py_3_12)]
-    let tstate = guarded_tstate();
-    // SAFETY: GIL held by the caller.
+    let tstate = guarded_tstate(py);
+    // SAFETY: the only reference, written through at once.
     unsafe {
-        *FAST.get() = FastSlot {
+        *FAST.get(py) = FastSlot {
             core,
             state,
             #[cfg(Py_3_12)]
@@ -243,20 +142,19 @@ struct TstateGuard {
 #[cfg(Py_3_12)]
 impl Drop for TstateGuard {
     fn drop(&mut self) {
-        // Runs in the dict's dealloc, GIL held.
-        // SAFETY: GIL held; no other reference to FAST is alive during a dealloc.
-        if unsafe { FAST.get() }.tstate as usize == self.tstate {
+        // SAFETY: runs in the dict's dealloc, with the GIL held.
+        let py = unsafe { Python::assume_attached() };
+        // SAFETY: no other reference to FAST is alive during a dealloc.
+        if unsafe { FAST.get(py) }.tstate as usize == self.tstate {
             clear_hot();
         }
     }
 }
 
 /// The calling thread's thread state, with a `TstateGuard` in its dict (or null:
-/// then `hot_tstate` gives nothing and callers use the API). GIL held.
+/// then `hot_tstate` gives nothing and callers use the API).
 #[cfg(Py_3_12)]
-fn guarded_tstate() -> *mut pyo3::ffi::PyThreadState {
-    // SAFETY: the caller holds the GIL.
-    let py = unsafe { Python::assume_attached() };
+fn guarded_tstate(py: Python<'_>) -> *mut pyo3::ffi::PyThreadState {
     // SAFETY: GIL held.
     let tstate = unsafe { crate::ffi::current_tstate() };
     // SAFETY: GIL held; the dict is borrowed from the thread state, which is alive.

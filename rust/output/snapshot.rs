@@ -4,13 +4,13 @@
 //! Python payloads of the few rich events are rendered to JSON text while the GIL is
 //! still held; then the bulk of the file is streamed with the GIL released.
 
+use crate::buffers::payload::{Payload, Slab};
+use crate::buffers::record::{Kind, Record};
 use crate::clock::{self, Conversion};
+use crate::core::funcs::FuncInfo;
 use crate::core::Core;
-use crate::funcs::FuncInfo;
-use crate::json::{escape_json_string, JsonWriter};
-use crate::payload::{Payload, Slab};
-use crate::pyjson::write_py;
-use crate::record::{Kind, Record};
+use crate::output::json::{escape_json_string, JsonWriter};
+use crate::output::pyjson::write_py;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use std::io::{self, Write};
@@ -39,12 +39,21 @@ pub struct SnapData {
     pub conv: Conversion,
 }
 
-/// Moves every recorded event out of `core`.
+/// Moves every recorded event out of `core`. Its caller (a Python method) holds no
+/// reference into the core's state or its thread states (see `core::ops`).
+pub fn take(py: Python<'_>, core: &Core) -> SnapData {
+    // SAFETY: the caller holds no reference into the state (above); the thread states
+    // are owned by the registry and live while it lists them; every reference taken
+    // here ends before this returns, and nothing here calls Python.
+    unsafe { take_unchecked(py, core) }
+}
+
+/// `take`, under its contract.
 ///
 /// # Safety
-/// GIL held; no other reference into `core`'s state is alive.
-pub unsafe fn take(core: &Core) -> SnapData {
-    let st = core.state.get();
+/// No other reference into `core`'s state or its thread states is alive.
+unsafe fn take_unchecked(py: Python<'_>, core: &Core) -> SnapData {
+    let st = core.state.get(py);
     let mut threads = Vec::with_capacity(st.threads.len());
     let mut entries = 0;
     for &p in &st.threads {

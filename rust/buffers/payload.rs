@@ -77,7 +77,7 @@ impl Slab {
             return Some(i);
         }
         let i = self.items.len() as u32;
-        if i > crate::record::MAX_PAYLOAD {
+        if i > crate::buffers::record::MAX_PAYLOAD {
             return None;
         }
         self.items.push(Some(p));

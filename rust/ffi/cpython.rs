@@ -297,29 +297,32 @@ static FRAME_LAYOUT_OK: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 
 /// Checks once, on a real frame, that the direct read agrees with the C API, and only
 /// then lets `frame_code` use it (a build with an unexpected layout keeps the API).
-///
-/// # Safety
-/// GIL held.
 #[cfg(not(Py_3_12))]
-pub unsafe fn check_frame_layout() {
-    let frame = ffi::PyEval_GetFrame();
-    if frame.is_null() {
-        return;
-    }
-    let code = ffi::PyFrame_GetCode(frame).cast::<ffi::PyObject>();
-    let ok = frame_code_direct(frame) == code;
-    ffi::Py_DECREF(code);
+pub fn check_frame_layout(_py: pyo3::Python<'_>) {
+    // SAFETY: the GIL is held (`_py`): the current frame, if any, and its code object
+    // stay alive while we read them.
+    let ok = unsafe {
+        let frame = ffi::PyEval_GetFrame();
+        if frame.is_null() {
+            return;
+        }
+        let code = ffi::PyFrame_GetCode(frame).cast::<ffi::PyObject>();
+        let ok = frame_code_direct(frame) == code;
+        ffi::Py_DECREF(code);
+        ok
+    };
     FRAME_LAYOUT_OK.store(ok, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// 3.12+: checks the layout `frame_globals` reads (a frame runs: the import).
-///
-/// # Safety
-/// GIL held.
 #[cfg(Py_3_12)]
-pub unsafe fn check_frame_layout() {
-    let api = ffi::PyEval_GetGlobals();
-    let ok = !api.is_null() && frame_globals_direct(current_tstate()) == api;
+pub fn check_frame_layout(_py: pyo3::Python<'_>) {
+    // SAFETY: the GIL is held (`_py`), so the calling thread's state and its current
+    // frame are alive.
+    let ok = unsafe {
+        let api = ffi::PyEval_GetGlobals();
+        !api.is_null() && frame_globals_direct(current_tstate()) == api
+    };
     DIRECT_GLOBALS.store(ok, std::sync::atomic::Ordering::Relaxed);
 }
 

@@ -1,0 +1,196 @@
+//! `_snaptrace.Snapshot`: recorded events taken out of a tracer, written to a file
+//! by `output::snapshot` with the GIL released.
+
+use crate::api::error::TraceError;
+use crate::buffers::payload::Payload;
+use crate::output::snapshot::{self, Header, SnapData};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+use std::fs::File;
+use std::io::BufWriter;
+use std::sync::{RwLock, TryLockError};
+
+/// `(tid, ident, name seen at the first event, number of events)`.
+type ThreadRow = (u64, u64, Option<String>, usize);
+
+/// Recorded events taken out of a tracer, ready to be written or loaded.
+#[pyclass(module = "viztracer._snaptrace", frozen)]
+pub struct Snapshot {
+    /// `None` once released. A write holds it exclusively, also while the GIL is
+    /// released; readers share it. Nothing waits for it: a method that cannot have it
+    /// at once raises (`try_read`, `try_write`).
+    data: RwLock<Option<SnapData>>,
+}
+
+const BUSY: &str = "the snapshot is being written by another thread";
+const RELEASED: &str = "the snapshot was released";
+
+/// The lock's guard even if a panic (turned into a Python exception) poisoned it: the
+/// data is never left half-changed (it is only taken whole).
+fn unpoisoned<G>(r: std::sync::TryLockResult<G>) -> PyResult<G> {
+    match r {
+        Ok(g) => Ok(g),
+        Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+        Err(TryLockError::WouldBlock) => Err(PyRuntimeError::new_err(BUSY)),
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn new(data: SnapData) -> Snapshot {
+        Snapshot { data: RwLock::new(Some(data)) }
+    }
+
+    /// Runs `f` on the data, shared with other readers.
+    fn read<R>(&self, f: impl FnOnce(&SnapData) -> PyResult<R>) -> PyResult<R> {
+        let guard = unpoisoned(self.data.try_read())?;
+        f(guard.as_ref().ok_or_else(|| PyRuntimeError::new_err(RELEASED))?)
+    }
+
+    fn write_to<W: std::io::Write + Send>(
+        &self,
+        py: Python<'_>,
+        sink: W,
+        header: &Header<'_>,
+        progress: Option<&Bound<'_, PyAny>>,
+    ) -> Result<(W, usize), TraceError> {
+        let guard = unpoisoned(self.data.try_write())?;
+        let data = guard.as_ref().ok_or_else(|| PyRuntimeError::new_err(RELEASED))?;
+        let rendered = snapshot::render_all(py, data);
+        // Progress callbacks need the GIL: the writer reports counts, we call Python
+        // only between chunks of work.
+        let report = progress.map(|p| p.clone().unbind());
+        let written = py.detach(|| {
+            let mut last = 0usize;
+            let on_progress = |n: usize| {
+                if let Some(cb) = &report {
+                    if n >= last + 1_000_000 || n == data.entries {
+                        last = n;
+                        Python::attach(|py| {
+                            let _ = cb.bind(py).call1((n, data.entries));
+                        });
+                    }
+                }
+            };
+            snapshot::write_trace(sink, data, &rendered, header, on_progress)
+        })?;
+        Ok(written)
+    }
+}
+
+#[pymethods]
+impl Snapshot {
+    /// Number of events (metadata not counted).
+    #[getter]
+    fn entries(&self) -> PyResult<usize> {
+        self.read(|d| Ok(d.entries))
+    }
+
+    /// Whether old events were dropped because the buffer was full.
+    #[getter]
+    fn overflow(&self) -> PyResult<bool> {
+        self.read(|d| Ok(d.overflow))
+    }
+
+    /// `[(tid, ident, name_hint, count)]` for every thread that has events.
+    fn threads(&self) -> PyResult<Vec<ThreadRow>> {
+        self.read(|d| {
+            Ok(d.threads
+                .iter()
+                .map(|t| (t.tid, t.ident, t.name.clone(), t.chunks.iter().map(Vec::len).sum()))
+                .collect())
+        })
+    }
+
+    /// `[(tid, name)]` of the async tasks seen with log_async.
+    fn task_names(&self) -> PyResult<Vec<(u32, String)>> {
+        self.read(|d| Ok(d.task_names.clone()))
+    }
+
+    /// `[(name, file, line)]` of the Python functions that appear in the events.
+    fn functions(&self) -> PyResult<Vec<(String, String, u32)>> {
+        self.read(|d| Ok(snapshot::functions(d)))
+    }
+
+    /// The raw event dicts (`add_raw`), for building `file_info`.
+    fn raw_events(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        self.read(|data| {
+            let list = PyList::empty(py);
+            for t in &data.threads {
+                for rec in t.chunks.iter().flatten() {
+                    if let Some(Payload::Raw(r)) = rec.payload().and_then(|i| t.payloads.get(i)) {
+                        list.append(r.bind(py))?;
+                    }
+                }
+            }
+            Ok(list.unbind())
+        })
+    }
+
+    /// Writes the trace file (`.json`, or gzip with `gzip=True`) and returns the number
+    /// of events written. The GIL is released while writing.
+    #[pyo3(signature = (path, *, gzip, pid, process_name, thread_names, metadata_json, file_info_json = None, progress = None))]
+    // The parameters are the Python method's keyword arguments, one each.
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        gzip: bool,
+        pid: i64,
+        process_name: &str,
+        thread_names: Vec<(u64, String)>,
+        metadata_json: &str,
+        file_info_json: Option<&str>,
+        progress: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        let header = Header { pid, process_name, thread_names: &thread_names, metadata_json, file_info_json };
+        let file = File::create(path).map_err(|e| TraceError::file(path, e))?;
+        let sink = BufWriter::with_capacity(1 << 20, file);
+        let count = if gzip {
+            let enc = flate2::write::GzEncoder::new(sink, flate2::Compression::new(6));
+            let (enc, n) = self.write_to(py, enc, &header, progress.as_ref())?;
+            enc.finish().map_err(|e| TraceError::file(path, e))?;
+            n
+        } else {
+            let (_, n) = self.write_to(py, sink, &header, progress.as_ref())?;
+            n
+        };
+        Ok(count)
+    }
+
+    /// The trace file's content as bytes (for writing to a stream or a socket).
+    #[pyo3(signature = (*, pid, process_name, thread_names, metadata_json, file_info_json = None))]
+    fn to_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        pid: i64,
+        process_name: &str,
+        thread_names: Vec<(u64, String)>,
+        metadata_json: &str,
+        file_info_json: Option<&str>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let header = Header { pid, process_name, thread_names: &thread_names, metadata_json, file_info_json };
+        let (buf, _) = self.write_to(py, Vec::new(), &header, None)?;
+        Ok(PyBytes::new(py, &buf))
+    }
+
+    /// The events as a list of dicts (metadata events first).
+    fn to_events<'py>(
+        &self,
+        py: Python<'py>,
+        pid: i64,
+        process_name: &str,
+        thread_names: Vec<(u64, String)>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let events = self.read(|d| snapshot::to_events(py, d, pid, process_name, &thread_names))?;
+        PyList::new(py, events)
+    }
+
+    /// Frees the events now instead of when the snapshot is garbage collected.
+    fn release(&self) -> PyResult<()> {
+        let data = unpoisoned(self.data.try_write())?.take();
+        drop(data);
+        Ok(())
+    }
+}

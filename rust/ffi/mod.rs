@@ -1,0 +1,18 @@
+//! The unsafe layer: everything that talks to C through raw pointers.
+//!
+//! - `cpython`: reads of CPython structs, our callback type, thread-state and frame
+//!   access, the dict watcher and the C API wrappers the hot path uses;
+//! - `gil`: the GIL token (`Gil<'py>`, made from a `Python<'py>`) and `GilCell`, the
+//!   interior mutability whose lock is the GIL;
+//! - `vec_ext`: pushes that never grow a vector (the hot path must not contain the
+//!   growth path of `Vec::push`);
+//! - `os`: the clock registers and system calls (`rdtsc`, `clock_gettime`);
+//! - `term_signal`: the C SIGTERM handler that repeats the signal until Python's runs.
+
+pub mod cpython;
+pub mod gil;
+pub mod os;
+pub mod term_signal;
+pub mod vec_ext;
+
+pub use cpython::*;

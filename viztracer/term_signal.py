@@ -4,7 +4,7 @@ CPython runs a Python signal handler only when the main thread next checks for
 signals. A SIGTERM that lands just before the main thread enters a blocking wait
 (a ``multiprocessing.Pool`` worker terminated as it reaches for the queue's lock) is
 then never handled and the process waits forever, where it would have died untraced.
-The native side (``rust/term_signal.rs``) repeats the signal until the handler runs.
+The native side (``rust/ffi/term_signal.rs``) repeats the signal until the handler runs.
 """
 
 from __future__ import annotations

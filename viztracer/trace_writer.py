@@ -5,7 +5,7 @@ This module owns
 - the output kinds (``.json``, ``.gz``/``.json.gz``, ``.html``) and how a file of each
   kind is opened for writing (:func:`open_trace`): plain, gzip at :data:`GZIP_LEVEL`,
   or the self-contained viewer page of :mod:`viztracer.html_report` around the bytes;
-- the file's envelope, the layout the native writer (``rust/snapshot.rs``) streams and
+- the file's envelope, the layout the native writer (``rust/output/snapshot.rs``) streams and
   everything else here copies: :data:`HEAD`, then one event per line separated by
   :data:`SEPARATOR`, then :func:`closing`, which starts with :data:`TAIL` when the
   trace has metadata. Escaped JSON never holds a raw newline, so the events of a file
@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 OUTPUT_KINDS = ("json", "gz", "html")
 # The level of every gzip file written here; the native writer writes gzip at the
-# same level (``flate2::Compression::new(6)`` in rust/tracer.rs).
+# same level (``flate2::Compression::new(6)`` in rust/api/snapshot.rs).
 GZIP_LEVEL = 6
 
 EVENTS = "traceEvents"

@@ -412,6 +412,7 @@ def test_abbreviated_options(tmp_path):
     (["-o", "noext", "prog.py"], "Only html, json and gz are supported"),
     (["--min_duration", "0.0.3s", "prog.py"], "Can't convert 0.0.3s to time. Format should be 0.3ms or 13us"),
     (["--min_duration", "fast", "prog.py"], "Can't convert fast to time. Format should be 0.3ms or 13us"),
+    (["--min_duration", "10usx", "prog.py"], "Can't convert 10usx to time. Format should be 0.3ms or 13us"),
     (["--include_files", "a", "--exclude_files", "b", "--", "prog.py"],
      "include_files and exclude_files can't be both specified!"),
     (["--tracer_entries", "0", "prog.py"], "tracer_entries must be between"),

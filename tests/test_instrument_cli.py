@@ -360,3 +360,17 @@ def test_plugin_importable_from_the_current_directory(tmp_path):
     untraced = run_python([str(script)], cwd=work)
     assert "cwd on path: False" in untraced.stdout
     assert "cwd on path: False" in result.stdout
+
+
+def test_log_attr_records_starred_targets(tmp_path):
+    # (Upstream VizTracer 1.1.1 leaves out `*o.rest`; see docs/differences.md.)
+    source = """
+        class O:
+            pass
+        o = O()
+        o.attr, *o.rest = 1, 2, 3
+        [o.first, *o.others] = [4, 5]
+    """
+    trace, _ = traced(tmp_path, "--log_attr", ".*", source=source)
+    assert instant_names(trace) == ["Attribute Assign - o.attr = 1", "Attribute Assign - o.rest = [2, 3]",
+                                    "Attribute Assign - o.first = 4", "Attribute Assign - o.others = [5]"]

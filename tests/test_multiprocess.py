@@ -432,3 +432,26 @@ def test_loky_workers_are_collected_and_the_program_exits(tmp_path, library):
     squares = calls_per_pid(trace, "square ")
     assert sum(squares.values()) == 5 and root not in squares, squares
     assert all(processes(trace)[pid].startswith("LokyProcess") for pid in squares)
+
+
+def test_string_command_without_shell_fails_as_untraced(tmp_path):
+    # A command string without shell=True names a program file: untraced it fails
+    # (FileNotFoundError). Tracing does not turn it into an argv that runs (upstream
+    # VizTracer 1.1.1 does; see docs/differences.md).
+    import subprocess
+
+    from cli_support import VIZTRACER, clean_env
+
+    (tmp_path / "prog.py").write_text(
+        "import subprocess, sys\n"
+        "try:\n"
+        "    subprocess.run(sys.executable + ' -c \"print(1)\"')\n"
+        "except FileNotFoundError as e:\n"
+        "    print('FileNotFoundError', e.filename == sys.executable + ' -c \"print(1)\"')\n")
+    plain = subprocess.run([sys.executable, "prog.py"], cwd=tmp_path, capture_output=True, text=True,
+                           env=clean_env(), timeout=120)
+    traced = subprocess.run([VIZTRACER, "-o", "out.json", "prog.py"], cwd=tmp_path, capture_output=True,
+                            text=True, env=clean_env(), timeout=120)
+    assert plain.stdout == "FileNotFoundError True\n"
+    assert traced.returncode == 0, traced.stderr
+    assert traced.stdout.splitlines()[0] == "FileNotFoundError True"

@@ -177,7 +177,9 @@ def test_json_routes(viewer, traces):
     with pytest.raises(urllib.error.HTTPError) as e:
         v.get("/localtrace", headers={"Host": f"evil.example:{v.port}"})
     assert e.value.code == 403
-    assert v.get("/localtrace", headers={"Host": f"localhost:{v.port}"}).status == 200
+    answer = v.get("/localtrace", headers={"Host": f"localhost:{v.port}"})
+    assert answer.status == 200
+    assert "Access-Control-Allow-Origin" not in answer.headers  # no other site may read it
     assert v.stop() == 0
 
 

@@ -120,17 +120,21 @@ def test_log_gc_validation_and_callback():
         VizTracer(log_gc="yes")
     before = len(gc.callbacks)
     t.log_gc = True
-    assert t.log_gc is True and len(gc.callbacks) == before + 1
+    assert t.log_gc is True and len(gc.callbacks) == before  # only while recording
+    t.start()
+    assert len(gc.callbacks) == before + 1
     t.log_gc = True  # idempotent
     assert len(gc.callbacks) == before + 1
-    t.log_gc = False
+    t.log_gc = False  # switched off while recording: at once
     assert t.log_gc is False and len(gc.callbacks) == before
-    t2 = VizTracer(verbose=0, log_gc=True)
+    t.log_gc = True  # and on again
     assert len(gc.callbacks) == before + 1
+    t.stop()
+    assert len(gc.callbacks) == before  # nothing of it outlives the recording
+    t2 = VizTracer(verbose=0, log_gc=True)
+    assert len(gc.callbacks) == before
     del t2
     builtins.__dict__.pop("__viz_tracer__", None)
-    gc.collect()
-    assert len(gc.callbacks) == before  # the callback goes with its tracer
 
 
 def test_log_gc_records_collections_with_counts(tmp_path):

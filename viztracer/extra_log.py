@@ -100,19 +100,15 @@ class GcLogger:
                                 "uncollectable": uncollectable}})
 
         self.callback = callback
-        self._finalizer: Optional[weakref.finalize] = None
 
-    def install(self, tracer: "VizTracer") -> None:
+    # The callback is in gc.callbacks only while the tracer records (start to stop):
+    # nothing of it outlives the recording.
+    def install(self) -> None:
         if self.callback not in gc.callbacks:
             gc.callbacks.append(self.callback)
-        if self._finalizer is None or not self._finalizer.alive:
-            self._finalizer = weakref.finalize(tracer, _remove_gc_callback, self.callback)
 
     def uninstall(self) -> None:
         _remove_gc_callback(self.callback)
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
 
 
 def _remove_gc_callback(callback: Callable[..., None]) -> None:

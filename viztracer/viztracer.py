@@ -197,7 +197,8 @@ class VizTracer:
             if self._gc_logger is None:
                 from .extra_log import GcLogger
                 self._gc_logger = GcLogger(self)
-                self._gc_logger.install(self)
+                if self.enable:
+                    self._gc_logger.install()
         elif self._gc_logger is not None:
             self._gc_logger.uninstall()
             self._gc_logger = None
@@ -687,7 +688,9 @@ class VizTracer:
             self._plugin_manager.event(when)
 
     def _extras_start(self) -> None:
-        """Before the native start: the torch profiler, then the print hook."""
+        """Before the native start: the gc callback, the torch profiler, then the print hook."""
+        if self._gc_logger is not None:
+            self._gc_logger.install()
         if self.log_torch:
             from .extra_log import TorchProfiler
             self._torch_profiler = TorchProfiler()
@@ -702,6 +705,8 @@ class VizTracer:
             self._print_logger.install()
 
     def _extras_stop(self) -> None:
+        if self._gc_logger is not None:
+            self._gc_logger.uninstall()
         if self._print_logger is not None:
             self._print_logger.uninstall()
         if self._torch_profiler is not None:

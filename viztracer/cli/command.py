@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 from .arguments import build_parser, build_tracer, leave_outer_trace, output_path, parse_command_line, tracer_kwargs
 from .attach import run_attach
 from .errors import CliError, ProgramFailedToStart
-from .program import prepare_program, program_import_path
+from .program import launch_state_restored, prepare_program, program_import_path
 from .trace_files import run_combine, run_compress, run_decompress
 from .traced_run import TracedRun
 
@@ -47,12 +47,13 @@ class CommandLine:
 
     def trace_program(self) -> int:
         ns = self.ns
-        program = prepare_program(ns, self.command)
-        output = output_path(ns, program.base_name)
-        leave_outer_trace()
-        with program_import_path(program):
-            tracer = build_tracer(tracer_kwargs(ns, output))
-        return TracedRun(tracer, program, log_exit=ns.log_exit, open_viewer=ns.open).run()
+        with launch_state_restored():
+            program = prepare_program(ns, self.command)
+            output = output_path(ns, program.base_name)
+            leave_outer_trace()
+            with program_import_path(program):
+                tracer = build_tracer(tracer_kwargs(ns, output))
+            return TracedRun(tracer, program, log_exit=ns.log_exit, open_viewer=ns.open).run()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

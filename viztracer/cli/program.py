@@ -35,6 +35,22 @@ class Program:
 
 
 @contextlib.contextmanager
+def launch_state_restored() -> Iterator[None]:
+    """``sys.argv``, ``sys.path`` and ``sys.modules["__main__"]`` as they were before
+    the program was set up, once it is over: code that calls the command line in its
+    own process (a test, a notebook) gets its own back."""
+    argv, path, main = list(sys.argv), list(sys.path), sys.modules.get("__main__")
+    try:
+        yield
+    finally:
+        sys.argv[:] = argv
+        sys.path[:] = path
+        if main is not None:
+            sys.modules["__main__"] = main
+        _path0_done.clear()
+
+
+@contextlib.contextmanager
 def program_import_path(program: Program) -> Iterator[None]:
     """While the tracer is built, its plugins (``--plugins pkg.module``) import as the
     program would import them: from the program's directory and the current

@@ -68,8 +68,16 @@ class TracedRun:
             self.exit_save.disarm()
 
     def _run(self) -> int:
+        import atexit
+        import threading
+
         self.install_program()
         self.exit_save.arm()
+        # Exit callbacks registered before the program started belong to whoever calls
+        # the command line in its own process (a test runner, a notebook): they stay.
+        host_threading_atexits = len(getattr(threading, "_threading_atexits", ()))
+        host_has_atexits = atexit._ncallbacks() > 0
+        host_threads = threading.enumerate()
         tracer = self.tracer
         code, main_globals = self.program.code, self.program.globals
         error: Optional[BaseException] = None
@@ -87,18 +95,23 @@ class TracedRun:
 
         # Interpreter shutdown, in Python's order; called from this frame so that it is
         # recorded with --log_exit.
-        for callback in self.take_threading_atexits():
+        was_shutting_down = getattr(threading, "_SHUTTING_DOWN", None)
+        for callback in self.take_threading_atexits(host_threading_atexits):
             try:
                 callback()
             except Exception:
                 self.print_exception()
+        if was_shutting_down is not None:
+            threading._SHUTTING_DOWN = was_shutting_down  # type: ignore[attr-defined]
         try:
-            for thread in self.threads_to_join():
+            for thread in self.threads_to_join(host_threads):
                 thread.join()
         except KeyboardInterrupt:
             pass
-        import atexit
-        atexit._run_exitfuncs()
+        if not host_has_atexits:
+            atexit._run_exitfuncs()
+        # (else the program's atexit callbacks run when the calling process exits, as
+        # those of any code it runs do: atexit can't run some of its callbacks alone)
 
         self.exit_save.save()  # (a signal that came meanwhile ends the process here)
         if self.save_failed and status == 0:
@@ -149,26 +162,28 @@ class TracedRun:
         traceback.print_exc()
 
     @staticmethod
-    def take_threading_atexits() -> List[Callable[[], Any]]:
-        """The ``threading`` exit callbacks, newest first (as threading runs them), removed."""
+    def take_threading_atexits(keep: int = 0) -> List[Callable[[], Any]]:
+        """The ``threading`` exit callbacks after the first ``keep`` (the caller's own),
+        newest first (as threading runs them), removed."""
         import threading
 
         callbacks = getattr(threading, "_threading_atexits", None)
-        if not callbacks:
+        if not callbacks or len(callbacks) <= keep:
             return []
-        taken = list(reversed(callbacks))
-        callbacks.clear()
+        taken = list(reversed(callbacks[keep:]))
+        del callbacks[keep:]
         if hasattr(threading, "_SHUTTING_DOWN"):
             threading._SHUTTING_DOWN = True
         return taken
 
     @staticmethod
-    def threads_to_join() -> Any:
-        """Non-daemon threads still running, as python waits for them before atexit."""
+    def threads_to_join(hosts: Any = ()) -> Any:
+        """Non-daemon threads still running, as python waits for them before atexit
+        (not ``hosts``: the threads of whoever runs the command line in-process)."""
         import threading
 
         main = threading.main_thread()
-        seen = set()
+        seen = set(hosts)
         while True:
             left = [t for t in threading.enumerate()
                     if t is not main and not t.daemon and t.is_alive() and t not in seen

@@ -153,10 +153,22 @@ def _exit_with_save(status: int) -> NoReturn:
 _exit_with_save.__doc__ = _real_os_exit.__doc__
 
 
+# What else must happen in a forked child, after the steps below (viztracer.py: each
+# tracer resets itself, and a member of a collection arms an ExitSave of its own).
+_fork_callbacks: List[Callable[[], None]] = []
+
+
+def on_fork_in_child(callback: Callable[[], None]) -> None:
+    """Run ``callback`` in every forked child, after this module's own steps."""
+    _fork_callbacks.append(callback)
+
+
 def _after_fork_in_child() -> None:
-    """The child owns none of its parent's ExitSaves: their SIGTERM handler gives way
-    to the program's own, and ``os._exit`` is the real one again (until the child arms
-    one of its own)."""
+    """Everything viztracer does in a forked child, in this order (one at-fork hook,
+    so the order is written here): the SIGTERM guard's timer is made again; the child
+    owns none of its parent's ExitSaves, so their SIGTERM handler gives way to the
+    program's own and ``os._exit`` is the real one again; then the callbacks."""
+    term_signal.guard_again_in_child()
     inherited = list(_armed)
     _armed.clear()
     for exit_save in inherited:
@@ -168,6 +180,8 @@ def _after_fork_in_child() -> None:
                 pass
     if os._exit is _exit_with_save:
         os._exit = _real_os_exit
+    for callback in _fork_callbacks:
+        callback()
 
 
 class _AfterForkers:

@@ -9,7 +9,6 @@ The native side (``rust/ffi/term_signal.rs``) repeats the signal until the handl
 
 from __future__ import annotations
 
-import os
 import signal
 from typing import Any, Callable
 
@@ -36,14 +35,11 @@ def is_ours(handler: Any) -> bool:
     return getattr(handler, _MARK, False)
 
 
-def _guard_again_in_child() -> None:
-    # The timer that repeats the signal is not inherited by a forked child.
+def guard_again_in_child() -> None:
+    """In a forked child (lifecycle.py calls it): the timer that repeats the signal is
+    not inherited, make the child's own."""
     try:
         if is_ours(signal.getsignal(signal.SIGTERM)):
             _snaptrace.guard_sigterm()
     except Exception:  # never break a child because of this
         pass
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_guard_again_in_child)

@@ -13,7 +13,7 @@ import sys
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import _snaptrace, trace_writer
+from . import _snaptrace, lifecycle, trace_writer
 from .file_info import build_file_info, functions_of_raw_events
 from .lifecycle import ExitSave
 from .options import (
@@ -737,5 +737,4 @@ def _after_fork_in_child() -> None:
             print(f"VizTracer: after-fork reset failed: {e!r}", file=sys.stderr)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+lifecycle.on_fork_in_child(_after_fork_in_child)

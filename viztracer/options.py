@@ -269,7 +269,10 @@ OPTIONS: Tuple[Spec, ...] = (
          sample=0, child=0),
     Spec("max_stack_depth", "int", -1, check_stack_depth,
          help="record only the first N levels of calls (default: no limit)",
-         doc="Record only calls up to this depth (counted from the first traced frame); `-1` is unlimited.",
+         doc="Record only calls up to this depth; `-1` is unlimited. Depth 1 is a call made by the frame that "
+             "called `start()` (on the command line, the script runs under `exec` at depth 1 and its top level "
+             "at 2). A forked child counts from the frame it starts in: the one that called `os.fork()`, or "
+             "`Process._bootstrap` in a `multiprocessing` child (fork, forkserver), where `run()` is at depth 1.",
          sample=7, native="max_stack_depth", cli=Cli("int", RECORDED, "N")),
     Spec("include_files", "Optional[List[str]]", None, check_str_list,
          help="record only code under these files or directories (end the list with --)",

@@ -113,6 +113,9 @@ pub type ForkGarbage = (Vec<crate::buffers::payload::Slab>, Vec<Frame>, Vec<Box<
 
 /// In a forked child: forget the parent's events, its other threads and the calling
 /// thread's stack, and re-identify the calling thread (fork gives it a new OS tid).
+/// With the stack empty, depth counts from the frame that called `fork`, as it counts
+/// from the frame that called `start()` in the parent (a `multiprocessing` child empties
+/// it again in `Process._bootstrap`: `viztracer.ProcessStart`).
 ///
 /// # Safety
 /// The core contract for `core` (`core/mod.rs`), with no reference into any of its

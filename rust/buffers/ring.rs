@@ -54,7 +54,7 @@ impl Budget {
         let max_chunk = (limit / 256).clamp(1, MAX_CHUNK);
         Budget {
             limit,
-            capacity: limit + max_chunk,
+            capacity: limit.saturating_add(max_chunk),
             reserved: 0,
             max_chunk,
             overflowed: false,

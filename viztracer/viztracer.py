@@ -741,8 +741,8 @@ class ProcessStart:
     child (fork, forkserver) runs its program from ``Process._bootstrap``, the child's
     first frame of its own, which calls multiprocessing's after-fork hooks before
     ``run()``: there the tracer forgets the stack again, so ``_bootstrap`` and the fork
-    machinery under it are not recorded, ``run()`` is at depth 1 and the target at 2,
-    however deep the parent was when it started the process."""
+    machinery that called it are not recorded, ``run()`` is at depth 1 and the target
+    at 2, however deep the parent was when it started the process."""
 
     _instance: Optional["ProcessStart"] = None
 

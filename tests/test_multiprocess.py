@@ -5,6 +5,7 @@ import collections
 import json
 import os
 import sys
+import textwrap
 
 import pytest
 
@@ -127,6 +128,89 @@ def test_os_fork_child_does_not_inherit_the_parent_events(tmp_path):
     _, trace = run_program(tmp_path, body)
     counts = calls_per_pid(trace)
     assert sorted(counts.values()) == [5, 25]
+
+
+DEPTH_PROGRAM = """
+    import os, sys
+    import multiprocessing as mp
+    from viztracer import VizTracer
+
+    def factorial(n):
+        return 1 if n < 2 else n * factorial(n - 1)
+
+    def deep(levels, then):
+        # Starts the child from further down the parent's stack than the tracer began.
+        return deep(levels - 1, then) if levels else then()
+
+    def forked():
+        pid = os.fork()
+        if pid == 0:
+            factorial(15)  # called from the frame the child starts in
+            os._exit(0)
+        os.waitpid(pid, 0)
+
+    def process(method):
+        p = mp.get_context(method).Process(target=factorial, args=(15,))
+        p.start()
+        p.join()
+
+    if __name__ == "__main__":
+        tracer = VizTracer(output_file="out.json", ignore_multiprocess=False, verbose=0, max_stack_depth=10)
+        tracer.start()
+        factorial(15)
+        deep(4, lambda: process(sys.argv[1]))
+        deep(4, forked)
+        tracer.stop()
+        tracer.save()
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_max_stack_depth_counts_from_the_frame_a_forked_child_starts_in(tmp_path, method):
+    # Depth 10 from the frame that called start(): factorial at depths 1 to 10. A
+    # multiprocessing child starts in Process._bootstrap: run() at depth 1, factorial
+    # at 2 to 10 (9 frames), however deep the parent was. An os.fork() child starts in
+    # the frame that called os.fork(): factorial at 1 to 10 again.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    result = run_script(tmp_path, DEPTH_PROGRAM, method, env=dict(os.environ, TMPDIR=str(tmp)))
+    assert result.returncode == 0, result.stderr
+    trace = json.loads((tmp_path / "out.json").read_text())
+    procs = processes(trace)
+    # (The os.fork() child is named after the program, sys.argv[0].)
+    counts = {os.path.basename(procs[pid]): n for pid, n in calls_per_pid(trace, "factorial ").items()}
+    kind = {"fork": "Fork", "forkserver": "ForkServer"}[method]
+    assert counts == {"MainProcess": 10, f"{kind}Process-1": 9, "script.py": 10}, counts
+
+
+def test_max_stack_depth_in_a_forked_child_on_the_command_line(tmp_path):
+    # The same program traced and untraced by the command line: the script runs under
+    # exec (depth 1) and <module> (2), so the parent records factorial at depths 3 to
+    # 10; the forked child at 2 to 10, as it does with VizTracer 1.1.1.
+    from cli_support import VIZTRACER, clean_env
+
+    (tmp_path / "prog.py").write_text(textwrap.dedent("""
+        import multiprocessing as mp
+
+        def factorial(n):
+            return 1 if n < 2 else n * factorial(n - 1)
+
+        if __name__ == "__main__":
+            factorial(15)
+            p = mp.get_context("fork").Process(target=factorial, args=(15,))
+            p.start()
+            p.join()
+    """))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    result = __import__("subprocess").run([VIZTRACER, "--max_stack_depth", "10", "-o", "all.json", "prog.py"],
+                                          cwd=tmp_path, capture_output=True, text=True,
+                                          env=clean_env({"TMPDIR": str(tmp)}), timeout=120)
+    assert result.returncode == 0, result.stderr
+    trace = json.loads((tmp_path / "all.json").read_text())
+    procs = processes(trace)
+    counts = {procs[pid]: n for pid, n in calls_per_pid(trace, "factorial ").items()}
+    assert counts == {"MainProcess": 8, "ForkProcess-1": 9}, counts
 
 
 def test_children_of_children(tmp_path):

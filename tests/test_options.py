@@ -32,6 +32,40 @@ def test_tracer_entries_keeps_the_newest_events(tmp_path):
     assert sorted(evs, key=lambda e: e["ts"])[-1]["name"].startswith("fib ")
 
 
+
+def mark(i):
+    return i
+
+
+@pytest.mark.parametrize("entries, calls, every", [(1000, 1973, 0), (1000, 1001, 0), (1000, 1004, 0),
+                                                   (10, 11, 0), (1000, 1973, 7), (300, 2000, 3),
+                                                   (5000, 12_345, 7)])
+def test_tracer_entries_keeps_exactly_the_last_n_events(tmp_path, entries, calls, every):
+    # An entry is an event of the trace: a finished call, an instant, a counter... A
+    # buffer of N keeps exactly the N most recent (eviction drops a chunk of records at
+    # a time: 1973 calls through 1000 entries kept 998). Arguments are logged, so the
+    # kept calls can be told apart and the dropped ones' payloads are freed too; with
+    # `every`, an instant follows every so many calls.
+    path = str(tmp_path / "n.json")
+    tracer = VizTracer(tracer_entries=entries, output_file=path, verbose=0, log_func_args=True)
+    written = []  # what is recorded, in order
+    for i in range(calls):
+        written.append(f"mark {i}")
+        if every and i % every == 0:
+            written.append(f"after {i}")
+    tracer.start()
+    for i in range(calls):
+        mark(i)
+        if every and i % every == 0:
+            tracer.add_instant(f"after {i}")
+    tracer.stop()
+    tracer.save()
+    trace = load_trace(path)
+    assert trace["viztracer_metadata"]["overflow"] is True
+    kept = [f"mark {e['args']['func_args']['i']}" for e in events(trace)]
+    kept += [e["name"] for e in events(trace, "i")]
+    assert sorted(kept) == sorted(written[-entries:])
+
 def test_no_overflow_below_capacity(tmp_path):
     trace = trace_call(tmp_path, lambda: fib(5), tracer_entries=1000)
     assert trace["viztracer_metadata"]["overflow"] is False

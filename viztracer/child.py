@@ -81,9 +81,18 @@ def join_collection() -> None:
         return
     if _FORKSERVER in cmd:
         # Not traced itself, but every process it forks is.
-        os.register_at_fork(after_in_child=lambda: start_member(config))
+        os.register_at_fork(after_in_child=lambda: start_forked_member(config))
         return
     start_member(config)
+
+
+def start_forked_member(config: dict) -> None:
+    """In a child of the forkserver: its depth counts from ``Process._bootstrap``, as
+    in a child of the fork start method (see ``viztracer.ProcessStart``)."""
+    start_member(config)
+    from .viztracer import ProcessStart
+
+    ProcessStart.watch()
 
 
 def start_member(config: dict, process_name: Optional[str] = None) -> None:

@@ -258,9 +258,13 @@ OUTPUT, RECORDED, EXTRA = "output", "recorded", "extra"
 OPTIONS: Tuple[Spec, ...] = (
     Spec("tracer_entries", "int", 1000000, check_tracer_entries,
          help="size of the event buffer; older events are dropped when it is full (default 1000000)",
-         doc="Capacity of the event buffer, for all threads together. When it is full the oldest events are "
-             "dropped and the trace says `\"overflow\": true`. Read-only after construction. Each buffered event "
-             "takes 24 bytes.",
+         doc="Capacity of the event buffer, for all threads together: the trace keeps at most this many "
+             "events. An event is a finished call, a call still running when tracing stopped, an instant, a "
+             "counter, an object or a raw event (process and thread names are not counted). When more were "
+             "recorded the oldest are dropped and the trace says `\"overflow\": true`: with one thread "
+             "recording, the trace holds exactly its last `tracer_entries` events; with several, see "
+             "[Threads](concurrency.md#threads). Read-only after construction. Each buffered event takes 24 "
+             "bytes.",
          sample=54321, store="readonly", native="tracer_entries", cli=Cli("int", RECORDED, "N")),
     Spec("verbose", "int", 1, check_int,
          help="print a line when the trace is saved (--quiet: 0)",
@@ -269,7 +273,10 @@ OPTIONS: Tuple[Spec, ...] = (
          sample=0, child=0),
     Spec("max_stack_depth", "int", -1, check_stack_depth,
          help="record only the first N levels of calls (default: no limit)",
-         doc="Record only calls up to this depth (counted from the first traced frame); `-1` is unlimited.",
+         doc="Record only calls up to this depth; `-1` is unlimited. Depth 1 is a call made by the frame that "
+             "called `start()` (on the command line, the script runs under `exec` at depth 1 and its top level "
+             "at 2). A forked child counts from the frame it starts in: the one that called `os.fork()`, or "
+             "`Process._bootstrap` in a `multiprocessing` child (fork, forkserver), where `run()` is at depth 1.",
          sample=7, native="max_stack_depth", cli=Cli("int", RECORDED, "N")),
     Spec("include_files", "Optional[List[str]]", None, check_str_list,
          help="record only code under these files or directories (end the list with --)",

@@ -735,6 +735,36 @@ def _after_fork_in_child() -> None:
             tracer._after_fork_in_child()
         except Exception as e:  # never break the child because of the tracer
             print(f"VizTracer: after-fork reset failed: {e!r}", file=sys.stderr)
+    if _collecting is not None and _collecting() is not None:
+        ProcessStart.watch()
+
+
+class ProcessStart:
+    """Where a ``multiprocessing`` child starts. A forked child's tracer forgets the
+    stack it inherited, so its depth counts from the frame that called ``os.fork()``,
+    as the parent's counts from the frame that called ``start()``. A multiprocessing
+    child (fork, forkserver) runs its program from ``Process._bootstrap``, the child's
+    first frame of its own, which calls multiprocessing's after-fork hooks before
+    ``run()``: there the tracer forgets the stack again, so ``_bootstrap`` and the fork
+    machinery that called it are not recorded, ``run()`` is at depth 1 and the target
+    at 2, however deep the parent was when it started the process."""
+
+    _instance: Optional["ProcessStart"] = None
+
+    @classmethod
+    def watch(cls) -> None:
+        """Called in a forked child: from now on (and in the children it forks, which
+        inherit the registration), a ``Process._bootstrap`` resets the depth."""
+        mp_util = sys.modules.get("multiprocessing.util")
+        if cls._instance is not None or mp_util is None:
+            return
+        cls._instance = cls()
+        mp_util.register_after_fork(cls._instance, cls.bootstrapping)
+
+    def bootstrapping(self) -> None:
+        tracer = _collecting() if _collecting is not None else None
+        if tracer is not None and tracer._tracer.is_collecting:
+            tracer._tracer.reset_stack()
 
 
 lifecycle.on_fork_in_child(_after_fork_in_child)

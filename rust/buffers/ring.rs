@@ -1,16 +1,26 @@
 //! Per-thread bounded event storage.
 //!
 //! Each thread appends records to its own ring of chunks, so the hot path is one
-//! bounds check and a store. `tracer_entries` bounds the records of *all* threads
+//! bounds check and a store. `tracer_entries` (N) bounds the records of *all* threads
 //! together: a thread reserves room from the shared [`Budget`] one chunk at a time
 //! (small chunks first, so idle threads stay small), and when the budget is spent the
-//! oldest chunk among all threads is evicted and its memory reused. Memory therefore
-//! stays at about 24 bytes per entry plus one partly filled chunk per thread, and
-//! after an overflow the trace keeps the most recent `tracer_entries - chunk` to
-//! `tracer_entries` records.
+//! oldest chunk among all threads is evicted and its memory reused.
+//!
+//! Eviction works a chunk at a time (at most N/256 records, 4096 at most), so that the
+//! hot path never does more than one store. To keep N records all the same, the rings
+//! may reserve one chunk more than N in all: right after an eviction, a single thread's
+//! ring still holds at least N records, and a snapshot keeps exactly the N most recent
+//! ([`keep_newest`]). With one thread writing, a trace of more than N records keeps
+//! exactly its last N. With several, the budget is shared: the trace keeps at most N
+//! records, each thread's kept records are its most recent ones, and the records
+//! dropped first are those of the chunk (and then the records) written earliest of all
+//! threads. It can keep fewer than N: room a thread has reserved for its next records
+//! and not yet filled (at most one chunk per thread that still has records) counts
+//! against the budget. Memory stays at about 24 bytes per entry, N plus one chunk.
 
 use crate::buffers::record::Record;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// Largest chunk a thread reserves at once.
 const MAX_CHUNK: usize = 4096;
@@ -23,7 +33,11 @@ const FIRST_CHUNK: usize = 64;
 /// these VMs a page fault costs about a microsecond, some 10 ns per traced call).
 #[derive(Debug)]
 pub struct Budget {
+    /// `tracer_entries`: the most records a snapshot keeps.
     limit: usize,
+    /// What the rings may reserve in all: `limit` and one chunk of slack, so that
+    /// evicting a chunk still leaves `limit` records (see the module's doc).
+    capacity: usize,
     reserved: usize,
     max_chunk: usize,
     overflowed: bool,
@@ -38,7 +52,15 @@ impl Budget {
         // Eviction works chunk by chunk, so chunks stay small against the limit: a
         // buffer of 10 entries keeps exactly 10, one of 1M keeps at least 99.6%.
         let max_chunk = (limit / 256).clamp(1, MAX_CHUNK);
-        Budget { limit, reserved: 0, max_chunk, overflowed: false, spare: Vec::new(), spare_entries: 0 }
+        Budget {
+            limit,
+            capacity: limit.saturating_add(max_chunk),
+            reserved: 0,
+            max_chunk,
+            overflowed: false,
+            spare: Vec::new(),
+            spare_entries: 0,
+        }
     }
 
     pub fn limit(&self) -> usize {
@@ -59,7 +81,7 @@ impl Budget {
 
     /// Room not yet reserved by any ring.
     pub fn available(&self) -> usize {
-        self.limit - self.reserved
+        self.capacity - self.reserved
     }
 
     /// Reserves up to `want` entries; returns how many were granted (possibly 0).
@@ -261,6 +283,57 @@ pub fn push_slow(
     }
 }
 
+/// Trims records taken out of the rings (one list of chunks per thread, oldest first,
+/// as `Ring::take_all` gives them) to the `limit` most recent: while there are more, the
+/// oldest record of the thread whose oldest record was written first goes. `on_drop`
+/// sees every dropped record with the index of its thread (to free its payload).
+/// Returns how many records were dropped.
+pub fn keep_newest(
+    threads: &mut [&mut Vec<Vec<Record>>],
+    limit: usize,
+    mut on_drop: impl FnMut(usize, &Record),
+) -> usize {
+    for chunks in threads.iter_mut() {
+        chunks.retain(|c| !c.is_empty());
+    }
+    let total: usize = threads.iter().map(|chunks| chunks.iter().map(Vec::len).sum::<usize>()).sum();
+    let excess = total.saturating_sub(limit);
+    if excess == 0 {
+        return 0;
+    }
+    // Per thread, the position (chunk, index) of its oldest record still kept.
+    let mut pos = vec![(0usize, 0usize); threads.len()];
+    // The oldest record still kept of each thread that has one, the earliest on top.
+    let mut heads: BinaryHeap<Reverse<(u64, usize)>> = threads
+        .iter()
+        .enumerate()
+        .filter_map(|(t, chunks)| chunks.first().and_then(|c| c.first()).map(|r| Reverse((r.written_at(), t))))
+        .collect();
+    let mut dropped = 0;
+    while dropped < excess {
+        let Some(Reverse((_, t))) = heads.pop() else { break };
+        let chunks = &threads[t];
+        let (c, i) = pos[t];
+        let Some(chunk) = chunks.get(c) else { continue };
+        if let Some(r) = chunk.get(i) {
+            on_drop(t, r);
+            dropped += 1;
+        }
+        pos[t] = if i + 1 < chunk.len() { (c, i + 1) } else { (c + 1, 0) };
+        let (c, i) = pos[t];
+        if let Some(r) = chunks.get(c).and_then(|chunk| chunk.get(i)) {
+            heads.push(Reverse((r.written_at(), t)));
+        }
+    }
+    for (chunks, &(c, i)) in threads.iter_mut().zip(&pos) {
+        chunks.drain(..c.min(chunks.len()));
+        if let Some(first) = chunks.first_mut() {
+            first.drain(..i.min(first.len()));
+        }
+    }
+    dropped
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -328,6 +401,21 @@ mod tests {
         evicted
     }
 
+    /// What a snapshot keeps: every ring taken out, then trimmed to `limit`.
+    fn snapshot(rings: &mut [Ring], budget: &mut Budget) -> Vec<Vec<u64>> {
+        let mut lists: Vec<Vec<Vec<Record>>> = rings
+            .iter_mut()
+            .map(|r| {
+                let (chunks, reserved) = r.take_all();
+                budget.release(reserved);
+                chunks
+            })
+            .collect();
+        let mut refs: Vec<&mut Vec<Vec<Record>>> = lists.iter_mut().collect();
+        keep_newest(&mut refs, budget.limit(), |_, _| {});
+        lists.iter().map(|chunks| chunks.iter().flatten().map(|r| r.ts).collect()).collect()
+    }
+
     #[test]
     fn small_buffer_keeps_exactly_the_newest() {
         let mut budget = Budget::new(10);
@@ -335,9 +423,38 @@ mod tests {
         for t in 0..15 {
             push(&mut rings, 0, &mut budget, rec(t));
         }
-        let kept: Vec<u64> = rings[0].iter().map(|r| r.ts).collect();
-        assert_eq!(kept, (5..15).collect::<Vec<_>>());
         assert!(budget.overflowed());
+        assert_eq!(snapshot(&mut rings, &mut budget), [(5..15).collect::<Vec<_>>()]);
+    }
+
+    #[test]
+    fn one_thread_keeps_exactly_its_last_n_records() {
+        // A ring of N keeps exactly the N most recent records, whatever N and however
+        // many were written (issue: N = 1000 and 1973 records kept 998).
+        for limit in [1, 2, 3, 10, 255, 256, 257, 1000, 1024, 4096, 100_000, 1_048_576 + 17] {
+            let max_chunk = Budget::new(limit).max_chunk;
+            for count in [limit - 1, limit, limit + 1, limit + max_chunk, (2 * limit).saturating_sub(27), 3 * limit + 5]
+            {
+                let mut budget = Budget::new(limit);
+                let mut rings = vec![Ring::new()];
+                for t in 0..count as u64 {
+                    push(&mut rings, 0, &mut budget, rec(t));
+                    // Once more than N were written, the ring never holds fewer than N,
+                    // and never more than N and one chunk.
+                    let held = rings[0].len();
+                    assert!(held >= limit.min(t as usize + 1), "limit {limit}, after {t}: {held}");
+                    assert!(held <= limit + max_chunk);
+                }
+                assert!(rings[0].reserved() <= limit + max_chunk);
+                let first = count.saturating_sub(limit) as u64;
+                let kept = snapshot(&mut rings, &mut budget);
+                assert!(kept[0].iter().copied().eq(first..count as u64), "limit {limit}, count {count}");
+                // (Up to N and one chunk nothing is evicted; a snapshot that drops records
+                // reports the overflow itself, see `output/snapshot.rs`.)
+                assert_eq!(budget.overflowed(), count > limit + max_chunk);
+                assert_eq!(budget.available(), limit + max_chunk);
+            }
+        }
     }
 
     #[test]
@@ -355,15 +472,18 @@ mod tests {
     fn large_buffer_stays_bounded_and_keeps_the_newest() {
         let limit = 100_000;
         let mut budget = Budget::new(limit);
+        let slack = budget.max_chunk;
         let mut rings = vec![Ring::new()];
         for t in 0..1_000_000u64 {
             push(&mut rings, 0, &mut budget, rec(t));
         }
         let n = rings[0].len();
-        assert!(n <= limit && n > limit - MAX_CHUNK, "{n}");
+        assert!(n >= limit && n <= limit + slack, "{n}");
         let first = rings[0].iter().next().unwrap().ts;
         assert_eq!(first, 1_000_000 - n as u64);
-        assert!(rings[0].reserved() <= limit);
+        assert!(rings[0].reserved() <= limit + slack);
+        let kept = snapshot(&mut rings, &mut budget);
+        assert!(kept[0].iter().copied().eq(900_000..1_000_000));
     }
 
     #[test]
@@ -379,9 +499,67 @@ mod tests {
             push(&mut rings, 1, &mut budget, rec(10_000 + t));
         }
         let total = rings[0].len() + rings[1].len();
-        assert!(total <= limit);
+        assert!(total <= limit + budget.max_chunk);
         assert!(rings[0].is_empty(), "the old thread's records are the oldest");
-        assert!(rings[1].len() > limit - 16);
+        // Thread 1 wrote last and alone: its last `limit` records are kept.
+        let kept = snapshot(&mut rings, &mut budget);
+        assert!(kept[0].is_empty());
+        assert!(kept[1].iter().copied().eq(10_000 + limit as u64..10_000 + 2 * limit as u64));
+    }
+
+    #[test]
+    fn threads_keep_at_most_n_and_each_its_newest() {
+        // Two threads writing in turns: the snapshot keeps at most N records, each
+        // thread's kept records are its most recent, and what is dropped from the front
+        // goes by the time it was written, across threads. Fewer than N are kept only by
+        // the room a thread reserved and has not filled (one chunk at most per thread).
+        let limit = 1000;
+        for turn in [1, 7, 100] {
+            let mut budget = Budget::new(limit);
+            let mut rings = vec![Ring::new(), Ring::new(), Ring::new()];
+            let mut written: Vec<Vec<u64>> = vec![Vec::new(); 3];
+            let mut t = 0u64;
+            for round in 0..60 {
+                let me = [0, 1, 0, 2][round % 4];
+                for _ in 0..turn {
+                    push(&mut rings, me, &mut budget, rec(t));
+                    written[me].push(t);
+                    t += 1;
+                }
+            }
+            let unfilled: usize = rings.iter().map(|r| r.reserved() - r.len()).sum();
+            let kept = snapshot(&mut rings, &mut budget);
+            let total: usize = kept.iter().map(Vec::len).sum();
+            assert!(total <= limit, "turn {turn}: {total}");
+            assert!(total >= limit.min(t as usize).saturating_sub(unfilled), "turn {turn}: {total}, {unfilled}");
+            for (k, w) in kept.iter().zip(&written) {
+                assert_eq!(k[..], w[w.len() - k.len()..], "turn {turn}");
+            }
+        }
+    }
+
+    #[test]
+    fn keep_newest_drops_the_earliest_written_first() {
+        // Chunks as taken from three threads; records written at 1..=9 across them.
+        let mut a = vec![vec![rec(1), rec(4)], vec![rec(7)]];
+        let mut b = vec![vec![rec(2), rec(5), rec(8)]];
+        let mut c = vec![vec![], vec![rec(3), rec(6), rec(9)]];
+        let mut dropped = Vec::new();
+        let n = keep_newest(&mut [&mut a, &mut b, &mut c], 4, |t, r| dropped.push((t, r.ts)));
+        assert_eq!(n, 5);
+        assert_eq!(dropped, [(0, 1), (1, 2), (2, 3), (0, 4), (1, 5)]);
+        let ts = |v: &Vec<Vec<Record>>| v.iter().flatten().map(|r| r.ts).collect::<Vec<_>>();
+        assert_eq!((ts(&a), ts(&b), ts(&c)), (vec![7], vec![8], vec![6, 9]));
+        // Within a thread the order of the ring decides, not the time: a "B" record
+        // written at stop (its time is its start) goes last.
+        let mut one = vec![vec![rec(10), rec(11)], vec![Record::begin(2, 0, None)]];
+        assert_eq!(keep_newest(&mut [&mut one], 1, |_, _| {}), 2);
+        assert_eq!(one, vec![vec![Record::begin(2, 0, None)]]);
+        // Nothing to drop, or nothing at all.
+        assert_eq!(keep_newest(&mut [&mut one], 1, |_, _| {}), 0);
+        assert_eq!(keep_newest(&mut [], 0, |_, _| {}), 0);
+        let mut empty: Vec<Vec<Record>> = vec![vec![]];
+        assert_eq!(keep_newest(&mut [&mut empty], 0, |_, _| {}), 0);
     }
 
     #[test]
@@ -405,7 +583,7 @@ mod tests {
         budget.release(reserved);
         let all: Vec<u64> = chunks.iter().flatten().map(|r| r.ts).collect();
         assert_eq!(all, (0..300).collect::<Vec<_>>());
-        assert_eq!(budget.available(), 500);
+        assert_eq!(budget.available(), Budget::new(500).available());
         assert!(rings[0].is_empty());
     }
 }

@@ -113,6 +113,9 @@ pub type ForkGarbage = (Vec<crate::buffers::payload::Slab>, Vec<Frame>, Vec<Box<
 
 /// In a forked child: forget the parent's events, its other threads and the calling
 /// thread's stack, and re-identify the calling thread (fork gives it a new OS tid).
+/// With the stack empty, depth counts from the frame that called `fork`, as it counts
+/// from the frame that called `start()` in the parent (a `multiprocessing` child empties
+/// it again in `Process._bootstrap`: `viztracer.ProcessStart`).
 ///
 /// # Safety
 /// The core contract for `core` (`core/mod.rs`), with no reference into any of its
@@ -240,8 +243,13 @@ pub fn func_args(py: Python<'_>, core: &Arc<Core>, create: bool) -> Option<Py<Py
     .flatten()
 }
 
-/// The records held by every thread of `core`.
+/// The records of every thread of `core` that a snapshot would keep now (the rings
+/// may hold one chunk more than the limit, see `buffers/ring.rs`).
 pub fn entries_held(py: Python<'_>, core: &Arc<Core>) -> usize {
     // SAFETY: as in `record`; read-only, and the references end with the sum.
-    unsafe { core.state.get(py).threads.iter().map(|&p| (*p).ring.len()).sum() }
+    unsafe {
+        let st = core.state.get(py);
+        let held: usize = st.threads.iter().map(|&p| (*p).ring.len()).sum();
+        held.min(st.budget.limit())
+    }
 }

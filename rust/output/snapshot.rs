@@ -6,6 +6,7 @@
 
 use crate::buffers::payload::{Payload, Slab};
 use crate::buffers::record::{Kind, Record};
+use crate::buffers::ring;
 use crate::clock::{self, Conversion};
 use crate::core::funcs::FuncInfo;
 use crate::core::Core;
@@ -39,20 +40,45 @@ pub struct SnapData {
     pub conv: Conversion,
 }
 
-/// Moves every recorded event out of `core`. Its caller (a Python method) holds no
-/// reference into the core's state or its thread states (see `core::ops`).
+/// Moves every recorded event out of `core`: the `tracer_entries` most recent (the
+/// rings may hold one chunk more, see `buffers/ring.rs`). Its caller (a Python method)
+/// holds no reference into the core's state or its thread states (see `core::ops`).
 pub fn take(py: Python<'_>, core: &Core) -> SnapData {
     // SAFETY: the caller holds no reference into the state (above); the thread states
     // are owned by the registry and live while it lists them; every reference taken
-    // here ends before this returns, and nothing here calls Python.
-    unsafe { take_unchecked(py, core) }
+    // there ends before it returns, and it calls no Python.
+    let (mut data, limit) = unsafe { take_unchecked(py, core) };
+    let garbage = keep_newest(&mut data, limit);
+    // The payloads of the records dropped (Python objects, whose `__del__` may call the
+    // tracer) go once nothing refers into the state.
+    drop(garbage);
+    data
 }
 
-/// `take`, under its contract.
+/// Drops the oldest records of `data` beyond `limit`; returns their payloads.
+fn keep_newest(data: &mut SnapData, limit: usize) -> Vec<Payload> {
+    if data.entries <= limit {
+        return Vec::new();
+    }
+    let mut freed: Vec<(usize, u32)> = Vec::new();
+    let mut lists: Vec<&mut Vec<Vec<Record>>> = data.threads.iter_mut().map(|t| &mut t.chunks).collect();
+    let dropped = ring::keep_newest(&mut lists, limit, |t, r| {
+        if let Some(i) = r.payload() {
+            freed.push((t, i));
+        }
+    });
+    drop(lists);
+    data.entries = data.entries.saturating_sub(dropped);
+    let garbage = freed.into_iter().filter_map(|(t, i)| data.threads.get_mut(t)?.payloads.remove(i)).collect();
+    data.threads.retain(|t| t.records().next().is_some());
+    garbage
+}
+
+/// `take`, under its contract, before the records beyond the limit go; with the limit.
 ///
 /// # Safety
 /// No other reference into `core`'s state or its thread states is alive.
-unsafe fn take_unchecked(py: Python<'_>, core: &Core) -> SnapData {
+unsafe fn take_unchecked(py: Python<'_>, core: &Core) -> (SnapData, usize) {
     let st = core.state.get(py);
     let mut threads = Vec::with_capacity(st.threads.len());
     let mut entries = 0;
@@ -69,14 +95,15 @@ unsafe fn take_unchecked(py: Python<'_>, core: &Core) -> SnapData {
     }
     let overflow = st.budget.overflowed() || entries >= st.budget.limit();
     st.budget.reset_overflow();
-    SnapData {
+    let data = SnapData {
         threads,
         funcs: st.funcs.infos().to_vec(),
         entries,
         overflow,
         task_names: st.task_names.clone(),
         conv: clock::conversion(),
-    }
+    };
+    (data, st.budget.limit())
 }
 
 /// A payload rendered to JSON text, ready to be written without the GIL.

@@ -28,7 +28,7 @@ give the same clear ``TypeError``/``ValueError`` naming the option.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .trace_writer import output_kind  # the output kinds belong to the writer
 
@@ -159,9 +159,10 @@ def _plugin_strings(plugins: Any) -> List[str]:
     return [p for p in (plugins or []) if isinstance(p, str)]
 
 
-# (NamedTuples, not dataclasses: dataclasses imports inspect and more, which the
-# traced program would then find already imported.)
-class Cli(NamedTuple):
+# (Plain classes: dataclasses imports inspect and more, and from 3.14 a NamedTuple
+# class imports annotationlib and ast, which the traced program would then find
+# already imported.)
+class Cli:
     """How an option is spelled on the command line (and so in the rcfile, whose keys
     are the long names without dashes).
 
@@ -171,10 +172,13 @@ class Cli(NamedTuple):
     ``"compat"`` (a flag accepted for compatibility that changes nothing).
     ``group``: the section of ``--help`` it is listed in."""
 
-    kind: str
-    group: str
-    metavar: Optional[str] = None
-    short: Optional[str] = None
+    __slots__ = ("kind", "group", "metavar", "short")
+
+    def __init__(self, kind: str, group: str, metavar: Optional[str] = None, short: Optional[str] = None) -> None:
+        self.kind = kind
+        self.group = group
+        self.metavar = metavar
+        self.short = short
 
     @property
     def takes_value(self) -> bool:
@@ -195,7 +199,7 @@ DEFAULT = _Marker("DEFAULT")
 """``Spec.child``: a child process started anew gets the constructor's default."""
 
 
-class Spec(NamedTuple):
+class Spec:
     """One option of ``VizTracer``.
 
     ``store``: ``"attr"``, a validating attribute made from this entry (kept on the
@@ -220,22 +224,33 @@ class Spec(NamedTuple):
     ``help``: one line for ``--help``; ``doc``: the meaning in docs/api.md (Markdown).
     """
 
-    name: str
-    type: str
-    default: Any
-    check: Callable[[str, Any], Any]
-    help: str
-    doc: str
-    sample: Any
-    store: str = "attr"
-    native: Optional[str] = None
-    to_native: Callable[[Any], Any] = _same
-    to_kwarg: Callable[[Any], Any] = _same
-    cli: Optional[Cli] = None
-    child: Any = INHERIT
-    to_child: Callable[[Any], Any] = _same
-    requires: Optional[str] = None
-    data: bool = True
+    __slots__ = ("name", "type", "default", "check", "help", "doc", "sample", "store", "native", "to_native",
+                 "to_kwarg", "cli", "child", "to_child", "requires", "data")
+
+    def __init__(self, name: str, type: str, default: Any, check: Callable[[str, Any], Any], help: str, doc: str,
+                 sample: Any, store: str = "attr", native: Optional[str] = None,
+                 to_native: Callable[[Any], Any] = _same, to_kwarg: Callable[[Any], Any] = _same,
+                 cli: Optional[Cli] = None, child: Any = INHERIT, to_child: Callable[[Any], Any] = _same,
+                 requires: Optional[str] = None, data: bool = True) -> None:
+        self.name = name
+        self.type = type
+        self.default = default
+        self.check = check
+        self.help = help
+        self.doc = doc
+        self.sample = sample
+        self.store = store
+        self.native = native
+        self.to_native = to_native
+        self.to_kwarg = to_kwarg
+        self.cli = cli
+        self.child = child
+        self.to_child = to_child
+        self.requires = requires
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Spec({self.name!r})"
 
     @property
     def inherited(self) -> bool:

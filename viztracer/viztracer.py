@@ -356,6 +356,13 @@ class VizTracer:
         self.save()
         self.terminate()
 
+    def install(self) -> None:
+        """Let another process start and stop this tracer: SIGUSR1 starts it, SIGUSR2
+        stops it and saves to ``output_file`` (``viztracer --attach_installed PID``
+        sends them). Call from the main thread."""
+        from . import installed
+        installed.install(self)
+
     def set_afterfork(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run ``callback(tracer, *args, **kwargs)`` in forked child processes."""
         if not callable(callback):

@@ -148,15 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--decompress", nargs="?", default=None, metavar="FILE",
                    help="turn a .cvf file back into a .json trace (-o, default result.json)")
 
-    g = parser.add_argument_group("attaching to a running process (not supported)")
+    g = parser.add_argument_group("attaching to a running process")
     g.add_argument("--attach", nargs="?", type=int, default=-1, metavar="PID",
-                   help="not supported by this viztracer")
+                   help="not supported by this viztracer yet (use tracer.install() and --attach_installed)")
     g.add_argument("--attach_installed", nargs="?", type=int, default=-1, metavar="PID",
-                   help="not supported by this viztracer")
+                   help="start the tracer of a program that called tracer.install(), then stop it "
+                        "(after -t seconds or Ctrl+C): the program saves to its tracer's output_file")
     g.add_argument("--uninstall", nargs="?", type=int, default=-1, metavar="PID",
-                   help="not supported by this viztracer")
-    g.add_argument("-t", nargs="?", type=float, default=-1, metavar="SECONDS",
-                   help="with --attach: how long to trace")
+                   help="not supported by this viztracer yet")
+    g.add_argument("-t", nargs="?", type=float, default=None, metavar="SECONDS",
+                   help="with --attach_installed: how long to trace (default: until Ctrl+C)")
 
     g = parser.add_argument_group("deprecated (no effect)")
     g.add_argument("--log_subprocess", action="store_true", default=False,

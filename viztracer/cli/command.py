@@ -30,7 +30,7 @@ class CommandLine:
                 from ..util import color_print
                 color_print("YELLOW", f"--{flag} is deprecated and has no effect: "
                                       "child processes are traced by default")
-        if ns.attach >= 0 or ns.attach_installed >= 0 or ns.uninstall >= 0:
+        if ns.attach != -1 or ns.attach_installed != -1 or ns.uninstall != -1:
             return run_attach(ns)
         if ns.cmd_string is not None or ns.module is not None or command:
             return self.trace_program()

@@ -1,0 +1,174 @@
+"""``tracer.install()`` and ``viztracer --attach_installed PID``: a running program's
+tracer started and stopped from another process, by signals."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from cli_support import VIZTRACER, clean_env
+
+TARGET = """
+import sys, threading, time
+from viztracer import VizTracer
+
+def work(n):
+    global told
+    if tracer.enable and not told:
+        told = print("tracing", flush=True)  # (None: told once)
+    return sum(i * i for i in range(n))
+
+told = False
+
+def busy(name):
+    while True:
+        work(200)
+        time.sleep(0.001)
+
+tracer = VizTracer(output_file=sys.argv[1], verbose=0)
+tracer.install()
+for i in range(int(sys.argv[2])):
+    threading.Thread(target=busy, args=(f"busy-{i}",), name=f"busy-{i}", daemon=True).start()
+print("ready", flush=True)
+while True:
+    work(200)
+    time.sleep(0.001)
+"""
+
+
+def wait_for(condition, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def complete_trace(path):
+    """The trace at ``path`` once it is complete JSON (the target writes it)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+@pytest.fixture
+def target(tmp_path):
+    procs = []
+
+    def start(threads=0):
+        script = tmp_path / "target.py"
+        script.write_text(textwrap.dedent(TARGET))
+        out = tmp_path / "out.json"
+        proc = subprocess.Popen([sys.executable, str(script), str(out), str(threads)], stdout=subprocess.PIPE,
+                                text=True, env=clean_env(), cwd=str(tmp_path))
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "ready"
+        return proc, out
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def attach(pid, *args, timeout=60):
+    return subprocess.run([VIZTRACER, "--attach_installed", str(pid), *args], capture_output=True, text=True,
+                          env=clean_env(), timeout=timeout)
+
+
+def work_events(trace):
+    return [e for e in trace["traceEvents"] if e.get("ph") == "X" and e["name"].startswith("work (")]
+
+
+def test_timed_attach_twice_in_a_row(target):
+    proc, out = target()
+    for _ in range(2):
+        r = attach(proc.pid, "-t", "0.3")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"Attached to process {proc.pid}" in r.stdout and "Detached" in r.stdout
+        wait_for(lambda: complete_trace(out) is not None, what="the trace")
+        assert work_events(complete_trace(out))
+        os.unlink(out)
+    assert proc.poll() is None  # the target runs on
+
+
+def test_ctrl_c_stops_the_attach(target):
+    proc, out = target()
+    attaching = subprocess.Popen([VIZTRACER, "--attach_installed", str(proc.pid)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=clean_env())
+    assert "until you press Ctrl+C" in attaching.stdout.readline()
+    assert proc.stdout.readline().strip() == "tracing"  # the target records
+    attaching.send_signal(signal.SIGINT)
+    stdout, stderr = attaching.communicate(timeout=60)
+    assert attaching.returncode == 0, stdout + stderr
+    assert "Detached" in stdout and "Traceback" not in stderr
+    wait_for(lambda: complete_trace(out) is not None, what="the trace")
+    assert work_events(complete_trace(out))
+    assert proc.poll() is None
+
+
+def test_threads_running_before_the_attach_are_traced(target):
+    proc, out = target(threads=4)
+    assert attach(proc.pid, "-t", "0.5").returncode == 0
+    wait_for(lambda: complete_trace(out) is not None, what="the trace")
+    trace = complete_trace(out)
+    names = {e["args"]["name"] for e in trace["traceEvents"] if e.get("ph") == "M" and e["name"] == "thread_name"}
+    working = {e["tid"] for e in work_events(trace)}
+    assert {f"busy-{i}" for i in range(4)} <= names
+    assert len(working) == 5  # the four threads and the main thread
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--attach_installed", "999999999", "-t", "1"], "No process with pid 999999999"),
+    (["--attach_installed"], "--attach_installed needs the pid of a running process"),
+    (["--attach_installed", "1", "-t", "0"], "-t must be a positive number of seconds"),
+    (["--attach_installed", "1", "-t", "-2"], "-t must be a positive number of seconds"),
+    (["--attach_installed", "1", "-t", "nan"], "-t must be a positive number of seconds"),
+])
+def test_bad_input(args, message):
+    r = subprocess.run([VIZTRACER, *args], capture_output=True, text=True, env=clean_env(), timeout=60)
+    assert r.returncode != 0
+    assert message in r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("program", [["sleep", "60"], [sys.executable, "-c", "import time; time.sleep(60)"]],
+                         ids=["not-python", "python-without-install"])
+def test_a_process_without_an_installed_tracer_is_left_alone(program):
+    proc = subprocess.Popen(program)
+    try:
+        # (the process must have started: its command line is its own, not the fork's)
+        wait_for(lambda: open(f"/proc/{proc.pid}/cmdline", "rb").read().split(b"\0")[0].endswith(
+            os.path.basename(program[0]).encode()), what="the process to start")
+        r = attach(proc.pid, "-t", "0.2")
+        assert r.returncode == 1
+        assert f"Process {proc.pid} has no installed tracer" in r.stdout
+        assert proc.poll() is None  # SIGUSR1 would have killed it
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_install_needs_the_main_thread():
+    from viztracer import VizTracer
+
+    errors = []
+    tracer = VizTracer(verbose=0)
+
+    def run():
+        try:
+            tracer.install()
+        except RuntimeError as e:
+            errors.append(str(e))
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert errors and "main thread" in errors[0]

@@ -172,3 +172,126 @@ def test_install_needs_the_main_thread():
     t.start()
     t.join()
     assert errors and "main thread" in errors[0]
+
+
+# ---------------------------------------------------------------------- --attach, --uninstall
+
+PLAIN_TARGET = """
+import sys, threading, time
+
+def work(n):
+    return sum(i * i for i in range(n))
+
+def busy():
+    while True:
+        work(200)
+        time.sleep(0.001)
+
+for i in range(int(sys.argv[1])):
+    threading.Thread(target=busy, name=f"busy-{i}", daemon=True).start()
+if sys.argv[2] == "traced":
+    from viztracer import VizTracer
+    VizTracer(verbose=0).start()
+print("ready", flush=True)
+while True:
+    work(200)
+    time.sleep(0.001)
+"""
+
+REMOTE = pytest.mark.skipif(not hasattr(sys, "remote_exec"), reason="sys.remote_exec is new in 3.14")
+
+
+@pytest.fixture
+def plain_target(tmp_path):
+    procs = []
+
+    def start(threads=0, mode="plain", python_args=()):
+        script = tmp_path / "plain_target.py"
+        script.write_text(textwrap.dedent(PLAIN_TARGET))
+        proc = subprocess.Popen([sys.executable, *python_args, str(script), str(threads), mode],
+                                stdout=subprocess.PIPE, text=True, env=clean_env(), cwd=str(tmp_path))
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "ready"
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def viztracer_cmd(*args, timeout=90):
+    return subprocess.run([VIZTRACER, *args], capture_output=True, text=True, env=clean_env(), timeout=timeout)
+
+
+@REMOTE
+def test_attach_twice_traces_every_thread_and_leaves_the_target_running(plain_target, tmp_path):
+    proc = plain_target(threads=4)
+    for i in range(2):
+        out = tmp_path / f"attach{i}.json"
+        r = viztracer_cmd("--attach", str(proc.pid), "-t", "0.5", "-o", str(out))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"Attached to process {proc.pid}" in r.stdout and f"to {out}" in r.stdout
+        trace = complete_trace(out)
+        assert len({e["tid"] for e in work_events(trace)}) == 5  # four threads and the main one
+    assert proc.poll() is None
+
+
+@REMOTE
+def test_attach_ended_with_ctrl_c(plain_target, tmp_path):
+    proc = plain_target()
+    out = tmp_path / "ctrl_c.json"
+    attaching = subprocess.Popen([VIZTRACER, "--attach", str(proc.pid), "-o", str(out)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=clean_env())
+    assert "until you press Ctrl+C" in attaching.stdout.readline()
+    attaching.send_signal(signal.SIGINT)
+    stdout, stderr = attaching.communicate(timeout=90)
+    assert attaching.returncode == 0, stdout + stderr
+    assert complete_trace(out)["traceEvents"] and proc.poll() is None
+
+
+@REMOTE
+def test_a_running_tracer_is_left_alone_then_uninstalled(plain_target, tmp_path):
+    proc = plain_target(mode="traced")
+    out = tmp_path / "refused.json"
+    r = viztracer_cmd("--attach", str(proc.pid), "-t", "0.2", "-o", str(out))
+    assert r.returncode == 1 and "already has a tracer running" in r.stdout
+    assert not out.exists()
+    r = viztracer_cmd("--uninstall", str(proc.pid))
+    assert r.returncode == 0 and "Removed 1 tracer(s)" in r.stdout, r.stdout + r.stderr
+    r = viztracer_cmd("--attach", str(proc.pid), "-t", "0.2", "-o", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert work_events(complete_trace(out))
+
+
+@REMOTE
+@pytest.mark.parametrize("case", ["not-python", "no-viztracer", "remote-debug-disabled"])
+def test_attach_refusals_leave_the_target_running(plain_target, case):
+    if case == "not-python":
+        proc = subprocess.Popen(["sleep", "60"])
+        wait_for(lambda: open(f"/proc/{proc.pid}/cmdline", "rb").read().startswith(b"sleep"), what="sleep")
+        message = "is not a Python process"
+    elif case == "no-viztracer":
+        proc = plain_target(python_args=("-S",))  # no site: viztracer can't be imported there
+        message = "viztracer can not be imported in process"
+    else:
+        proc = plain_target(python_args=("-X", "disable_remote_debug"))
+        message = "disabled remote debugging"
+    try:
+        r = viztracer_cmd("--attach", str(proc.pid), "-t", "0.2")
+        assert r.returncode == 1 and message in r.stdout, r.stdout + r.stderr
+        assert "Traceback" not in r.stderr
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.skipif(hasattr(sys, "remote_exec"), reason="3.14+ attaches")
+def test_attach_before_3_14_says_what_it_needs(target):
+    proc, _ = target()
+    r = attach(proc.pid, "-t", "0.2")  # (the installed tracer: fine either way)
+    assert r.returncode == 0
+    r = viztracer_cmd("--attach", str(proc.pid), "-t", "0.2")
+    assert r.returncode == 1 and "Python 3.14 or later" in r.stdout
+    assert proc.poll() is None

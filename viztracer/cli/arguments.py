@@ -150,14 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = parser.add_argument_group("attaching to a running process")
     g.add_argument("--attach", nargs="?", type=int, default=-1, metavar="PID",
-                   help="not supported by this viztracer yet (use tracer.install() and --attach_installed)")
+                   help="Python 3.14+: trace a running Python program for -t seconds or until Ctrl+C "
+                        "(it saves to -o; tracer options apply)")
     g.add_argument("--attach_installed", nargs="?", type=int, default=-1, metavar="PID",
                    help="start the tracer of a program that called tracer.install(), then stop it "
                         "(after -t seconds or Ctrl+C): the program saves to its tracer's output_file")
     g.add_argument("--uninstall", nargs="?", type=int, default=-1, metavar="PID",
-                   help="not supported by this viztracer yet")
+                   help="Python 3.14+: stop and remove any tracer in a running program, without saving")
     g.add_argument("-t", nargs="?", type=float, default=None, metavar="SECONDS",
-                   help="with --attach_installed: how long to trace (default: until Ctrl+C)")
+                   help="with --attach or --attach_installed: how long to trace (default: until Ctrl+C)")
 
     g = parser.add_argument_group("deprecated (no effect)")
     g.add_argument("--log_subprocess", action="store_true", default=False,

@@ -1,19 +1,23 @@
-"""``--attach_installed PID``: start and stop the tracer of a running program that
-called ``tracer.install()`` (see viztracer/installed.py), by signals.
+"""Tracing a program that is already running.
 
-``--attach`` and ``--uninstall``, which inject a tracer into a program that has none,
-are not supported yet.
+* ``--attach_installed PID``: start and stop the tracer of a program that called
+  ``tracer.install()`` (viztracer/installed.py), by signals;
+* ``--attach PID`` and ``--uninstall PID``: start a tracer inside a program that has
+  none, then stop it (it saves), or remove any tracer it has, through
+  ``sys.remote_exec`` (Python 3.14+; viztracer/remote.py is the target's side).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import signal
-import threading
+import sys
+import tempfile
 import time
-from typing import Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from ..installed import START_SIGNAL, STOP_SIGNAL
 from .errors import CliError
@@ -30,14 +34,18 @@ def run_attach(ns: argparse.Namespace) -> int:
 
 
 def _run_attach(ns: argparse.Namespace) -> int:
-    if ns.attach != -1 or ns.uninstall != -1:
-        raise CliError("Attaching to a process that has no tracer (--attach, --uninstall) is not supported "
-                       "by this viztracer yet; call tracer.install() in the program and use --attach_installed")
     seconds = _duration(ns.t)
-    pid = ns.attach_installed
+    flag, pid = next((f, p) for f, p in (("--attach", ns.attach), ("--attach_installed", ns.attach_installed),
+                                         ("--uninstall", ns.uninstall)) if p != -1)
     if pid is None or pid <= 0:
-        raise CliError("--attach_installed needs the pid of a running process")
-    return attach_installed(pid, seconds)
+        raise CliError(f"{flag} needs the pid of a running process")
+    if flag == "--attach_installed":
+        return attach_installed(pid, seconds)
+    if flag == "--uninstall":
+        return uninstall(pid)
+    from .arguments import output_path, tracer_kwargs
+
+    return attach(pid, seconds, tracer_kwargs(ns, output_path(ns, f"attached_{pid}")))
 
 
 def _duration(t: Optional[float]) -> Optional[float]:
@@ -55,26 +63,124 @@ def attach_installed(pid: int, seconds: Optional[float]) -> int:
         # Its default action would kill the process.
         raise CliError(f"Process {pid} has no installed tracer (it did not call tracer.install()): "
                        "nothing was sent to it")
-    # Ctrl+C means "stop now" (the tracer is stopped, and saves), from the moment the
-    # start signal may have been sent: a flag, never a KeyboardInterrupt half-way.
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    _trace_for(pid, seconds, start=lambda: os.kill(pid, START_SIGNAL))
+    os.kill(pid, STOP_SIGNAL)
+    print(f"Detached from process {pid}: it saves the trace to its tracer's output_file", flush=True)
+    return 0
+
+
+def attach(pid: int, seconds: Optional[float], options: Dict[str, Any]) -> int:
+    """Start a tracer with ``options`` inside ``pid`` (Python 3.14+: ``sys.remote_exec``),
+    then stop it there, where it saves."""
+    _check_remote(pid)
+    with tempfile.TemporaryDirectory(prefix="viztracer_attach_") as exchange:
+        _trace_for(pid, seconds, start=lambda: _ask(pid, exchange, {"action": "start", "options": options}))
+        status = _ask(pid, exchange, {"action": "stop"})
+    print(f"Detached from process {pid}: it saved {status.get('entries', 0)} trace entries to "
+          f"{status['output_file']}", flush=True)
+    return 0
+
+
+def uninstall(pid: int) -> int:
+    """Stop and remove any tracer inside ``pid``, without saving."""
+    _check_remote(pid)
+    with tempfile.TemporaryDirectory(prefix="viztracer_attach_") as exchange:
+        status = _ask(pid, exchange, {"action": "uninstall"})
+    removed = status.get("removed", 0)
+    print(f"Removed {removed} tracer(s) from process {pid}" if removed else f"Process {pid} had no tracer running",
+          flush=True)
+    return 0
+
+
+# How long the target gets to run what it was sent (its main thread must come back to
+# Python for that).
+REMOTE_TIMEOUT = 30.0
+
+
+def _check_remote(pid: int) -> None:
+    if not hasattr(sys, "remote_exec"):
+        raise CliError("--attach and --uninstall need Python 3.14 or later (sys.remote_exec) to run viztracer; "
+                       "attaching from older Pythons is not supported yet")
+    _check_alive(pid)
+    if _remote_debug_disabled(pid):
+        raise CliError(f"Process {pid} disabled remote debugging (PYTHON_DISABLE_REMOTE_DEBUG or "
+                       "-X disable_remote_debug): it can't be attached to")
+
+
+def _ask(pid: int, exchange: str, request: Dict[str, Any]) -> Dict[str, Any]:
+    """Have ``pid`` handle ``request`` (viztracer/remote.py); its answer."""
+    from .. import remote
+
+    name = request["action"]
+    request_path = os.path.join(exchange, name + ".json")
+    status_path = os.path.join(exchange, name + ".status")
+    script_path = os.path.join(exchange, name + ".py")
+    with open(request_path, "w", encoding="utf-8") as f:
+        json.dump(request, f)
+    with open(script_path, "w", encoding="utf-8") as f:
+        f.write(remote.script(request_path, status_path))
     try:
-        os.kill(pid, START_SIGNAL)
+        sys.remote_exec(pid, script_path)  # type: ignore[attr-defined]
+    except PermissionError:
+        raise CliError(f"No permission to attach to process {pid} (it needs what a debugger needs: "
+                       "the same user, and ptrace allowed)") from None
+    except ProcessLookupError:
+        raise CliError(f"No process with pid {pid}") from None
+    except (RuntimeError, OSError) as e:
+        message = str(e)
+        if "PyRuntime" in message:
+            message = f"process {pid} is not a Python process (or not one this Python can read)"
+        elif "Python 3." in message:
+            message += ": run viztracer with the Python of that process"
+        raise CliError(f"Can't attach to process {pid}: {message}") from None
+    deadline = time.monotonic() + REMOTE_TIMEOUT
+    while not os.path.exists(status_path):
+        if not _alive(pid):
+            raise CliError(f"Process {pid} ended before it answered")
+        if time.monotonic() > deadline:
+            raise CliError(f"Process {pid} did not run viztracer's code within {REMOTE_TIMEOUT:g} s: its main "
+                           "thread may be blocked outside Python")
+        time.sleep(0.02)
+    with open(status_path, encoding="utf-8") as f:
+        status: Dict[str, Any] = json.load(f)
+    if "error" in status:
+        raise CliError(str(status["error"]))
+    return status
+
+
+def _remote_debug_disabled(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read().split(b"\0")
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return False
+    if any(e.startswith(b"PYTHON_DISABLE_REMOTE_DEBUG=") and e != b"PYTHON_DISABLE_REMOTE_DEBUG=" for e in env):
+        return True
+    return any(a.endswith(b"disable_remote_debug") for a in args)
+
+
+def _trace_for(pid: int, seconds: Optional[float], start: Callable[[], object]) -> None:
+    """Run ``start``, say so, and wait ``seconds`` or until Ctrl+C. Ctrl+C means "stop
+    now" from the moment the start may have happened: a flag, never a
+    KeyboardInterrupt half-way (and not an Event: setting one from a signal handler
+    can deadlock on its own lock)."""
+    stop: List[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.append(signum))
+    try:
+        start()
         until = f"for {seconds:g} s (Ctrl+C stops earlier)" if seconds else "until you press Ctrl+C"
         print(f"Attached to process {pid}: its tracer records {until}", flush=True)
         deadline = None if seconds is None else time.monotonic() + seconds
-        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+        while not stop and (deadline is None or time.monotonic() < deadline):
             if not _alive(pid):
                 raise CliError(f"Process {pid} ended while it was traced: nothing to stop")
-            stop.wait(_POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic())))
+            time.sleep(_POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic())))
     finally:
         signal.signal(signal.SIGINT, previous)
     if not _alive(pid):
         raise CliError(f"Process {pid} ended while it was traced: nothing to stop")
-    os.kill(pid, STOP_SIGNAL)
-    print(f"Detached from process {pid}: it saves the trace to its tracer's output_file", flush=True)
-    return 0
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,116 @@
+"""What runs inside a process that ``viztracer --attach``/``--uninstall`` reaches with
+``sys.remote_exec`` (Python 3.14+, PEP 768).
+
+The attaching command writes a request (JSON: an action and, to start, the tracer's
+options) and a fixed script that imports this module and calls :func:`handle`; the
+answer goes back as JSON in a status file next to the request. Nothing of the request
+is ever run as code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Optional
+
+# The tracer an attach started, until it is stopped.
+_attached: Optional[Any] = None
+
+
+def script(request_path: str, status_path: str) -> str:
+    """The script the target runs: it imports viztracer (or says why it can't) and
+    hands the request over. Only the two paths vary."""
+    return (
+        "try:\n"
+        "    from viztracer import remote\n"
+        "except BaseException as e:\n"
+        "    import json, os\n"
+        f"    with open({status_path!r} + '.tmp', 'w') as f:\n"
+        "        json.dump({'error': f'viztracer can not be imported in process {os.getpid()}: {e}'}, f)\n"
+        f"    os.replace({status_path!r} + '.tmp', {status_path!r})\n"
+        "else:\n"
+        f"    remote.handle({request_path!r}, {status_path!r})\n"
+    )
+
+
+def handle(request_path: str, status_path: str) -> None:
+    try:
+        with open(request_path, encoding="utf-8") as f:
+            request = json.load(f)
+        action = request.get("action")
+        if action == "start":
+            status = _start(request.get("options", {}))
+        elif action == "stop":
+            status = _stop()
+        elif action == "uninstall":
+            status = _uninstall()
+        else:
+            status = {"error": f"unknown request {action!r}"}
+    except Exception as e:  # never break the target: report instead
+        status = {"error": f"{type(e).__name__}: {e}"}
+    _write_status(status_path, status)
+
+
+def _running() -> Optional[Any]:
+    from . import viztracer
+
+    current = viztracer._collecting() if viztracer._collecting is not None else None
+    if current is not None and current.enable:
+        return current
+    tracer = viztracer.get_tracer()
+    return tracer if tracer is not None and tracer.enable else None
+
+
+def _start(options: Dict[str, Any]) -> Dict[str, Any]:
+    global _attached
+    from .viztracer import VizTracer
+
+    if _running() is not None:
+        return {"error": f"process {os.getpid()} already has a tracer running: nothing was changed"}
+    tracer = VizTracer(**dict(options, verbose=0))
+    tracer.start()
+    _attached = tracer
+    return {"ok": True}
+
+
+def _stop() -> Dict[str, Any]:
+    global _attached
+    tracer, _attached = _attached, None
+    if tracer is None:
+        return {"error": f"process {os.getpid()} has no tracer started by --attach"}
+    tracer.stop(stop_option="flush_as_finish")
+    count = tracer.parse()
+    tracer.save()
+    tracer.terminate()
+    _forget_global(tracer)
+    return {"ok": True, "output_file": os.path.abspath(tracer.output_file), "entries": count}
+
+
+def _uninstall() -> Dict[str, Any]:
+    global _attached
+    from . import viztracer
+
+    removed = []
+    for tracer in [t for t in (_attached, _running(), viztracer.get_tracer()) if t is not None]:
+        if tracer not in removed:
+            tracer.stop()
+            tracer.clear()
+            removed.append(tracer)
+        _forget_global(tracer)
+    _attached = None
+    return {"ok": True, "removed": len(removed)}
+
+
+def _forget_global(tracer: Any) -> None:
+    import builtins
+
+    from .viztracer import _GLOBAL_NAME
+
+    if builtins.__dict__.get(_GLOBAL_NAME) is tracer:
+        del builtins.__dict__[_GLOBAL_NAME]
+
+
+def _write_status(path: str, status: Dict[str, Any]) -> None:
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(status, f)
+    os.replace(path + ".tmp", path)

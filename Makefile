@@ -24,11 +24,20 @@ PIP_PACKAGES := maturin>=1.9.4,<2 pytest objprint trio loky joblib
 VIEWER_PIP_PACKAGES := playwright;python_version=='3.11' ipython ipywidgets
 browser-deps:
 	@bash tools/install_browser.sh
+
+# gdb: `viztracer --attach` from Python 3.13 and earlier (tests/test_attach.py). Debian's
+# package, installed when missing and we are root; else those tests are skipped (not
+# under CI=true, where they fail).
+gdb-deps:
+	@command -v gdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then echo "== installing gdb"; \
+	    apt-get install -y -q gdb >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q gdb >/dev/null; }; \
+	  else echo "== gdb is missing (apt-get install gdb): attach tests before Python 3.14 are skipped"; fi; }
 # --- end of viewer block -----------------------------------------------------------
 
 python_bin = $(shell (pyenv prefix $(1) 2>/dev/null | head -n1 | sed 's|$$|/bin/python|') || command -v python$(1))
 
-.PHONY: demo test build-% pytest-% cargo-test docs clean bench browser-deps lint lint-rust lint-python
+.PHONY: demo test build-% pytest-% cargo-test docs clean bench browser-deps gdb-deps lint lint-rust lint-python
 # The virtualenvs are made once: without this, make deletes the pattern rule's
 # `.ready` marker after every run and the next run installs everything again.
 .PRECIOUS: $(VENV)/%/.ready
@@ -115,7 +124,7 @@ $(VENV)/docs/.ready:
 	@py="$(call python_bin,$(DEMO_PYTHON))"; "$$py" -m venv $(VENV)/docs && \
 	$(VENV)/docs/bin/python -m pip install -q "mkdocs>=1.6,<2" && touch $@
 
-test: lint cargo-test browser-deps $(foreach v,$(TEST_PYTHONS),pytest-$(v)) docs
+test: lint cargo-test browser-deps gdb-deps $(foreach v,$(TEST_PYTHONS),pytest-$(v)) docs
 	@echo "== all tests passed on Python $(TEST_PYTHONS)"
 
 demo: build-$(DEMO_PYTHON)

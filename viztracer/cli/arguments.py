@@ -150,13 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = parser.add_argument_group("attaching to a running process")
     g.add_argument("--attach", nargs="?", type=int, default=-1, metavar="PID",
-                   help="Python 3.14+: trace a running Python program for -t seconds or until Ctrl+C "
-                        "(it saves to -o; tracer options apply)")
+                   help="trace a running Python program for -t seconds or until Ctrl+C (it saves to -o; "
+                        "tracer options apply; before Python 3.14 this needs gdb)")
     g.add_argument("--attach_installed", nargs="?", type=int, default=-1, metavar="PID",
                    help="start the tracer of a program that called tracer.install(), then stop it "
                         "(after -t seconds or Ctrl+C): the program saves to its tracer's output_file")
     g.add_argument("--uninstall", nargs="?", type=int, default=-1, metavar="PID",
-                   help="Python 3.14+: stop and remove any tracer in a running program, without saving")
+                   help="stop and remove any tracer in a running Python program, without saving")
     g.add_argument("-t", nargs="?", type=float, default=None, metavar="SECONDS",
                    help="with --attach or --attach_installed: how long to trace (default: until Ctrl+C)")
 

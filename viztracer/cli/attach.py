@@ -3,8 +3,9 @@
 * ``--attach_installed PID``: start and stop the tracer of a program that called
   ``tracer.install()`` (viztracer/installed.py), by signals;
 * ``--attach PID`` and ``--uninstall PID``: start a tracer inside a program that has
-  none, then stop it (it saves), or remove any tracer it has, through
-  ``sys.remote_exec`` (Python 3.14+; viztracer/remote.py is the target's side).
+  none, then stop it (it saves), or remove any tracer it has: the program runs a short
+  fixed script (viztracer/remote.py is its side) through ``sys.remote_exec`` when this
+  command runs on 3.14+, through gdb and ``Py_AddPendingCall`` before.
 """
 
 from __future__ import annotations
@@ -70,8 +71,7 @@ def attach_installed(pid: int, seconds: Optional[float]) -> int:
 
 
 def attach(pid: int, seconds: Optional[float], options: Dict[str, Any]) -> int:
-    """Start a tracer with ``options`` inside ``pid`` (Python 3.14+: ``sys.remote_exec``),
-    then stop it there, where it saves."""
+    """Start a tracer with ``options`` inside ``pid``, then stop it there, where it saves."""
     _check_remote(pid)
     with tempfile.TemporaryDirectory(prefix="viztracer_attach_") as exchange:
         _trace_for(pid, seconds, start=lambda: _ask(pid, exchange, {"action": "start", "options": options}))
@@ -98,9 +98,6 @@ REMOTE_TIMEOUT = 30.0
 
 
 def _check_remote(pid: int) -> None:
-    if not hasattr(sys, "remote_exec"):
-        raise CliError("--attach and --uninstall need Python 3.14 or later (sys.remote_exec) to run viztracer; "
-                       "attaching from older Pythons is not supported yet")
     _check_alive(pid)
     if _remote_debug_disabled(pid):
         raise CliError(f"Process {pid} disabled remote debugging (PYTHON_DISABLE_REMOTE_DEBUG or "
@@ -119,6 +116,27 @@ def _ask(pid: int, exchange: str, request: Dict[str, Any]) -> Dict[str, Any]:
         json.dump(request, f)
     with open(script_path, "w", encoding="utf-8") as f:
         f.write(remote.script(request_path, status_path))
+    if not hasattr(sys, "remote_exec"):
+        _run_with_gdb(pid, script_path)
+    else:
+        _remote_exec(pid, script_path)
+    deadline = time.monotonic() + REMOTE_TIMEOUT
+    while not os.path.exists(status_path):
+        if not _alive(pid):
+            raise CliError(f"Process {pid} ended before it answered")
+        if time.monotonic() > deadline:
+            raise CliError(f"Process {pid} did not run viztracer's code within {REMOTE_TIMEOUT:g} s: its main "
+                           "thread may be blocked outside Python")
+        time.sleep(0.02)
+    with open(status_path, encoding="utf-8") as f:
+        status: Dict[str, Any] = json.load(f)
+    if "error" in status:
+        raise CliError(str(status["error"]))
+    return status
+
+
+def _remote_exec(pid: int, script_path: str) -> None:
+    """3.14+: the interpreter runs the script at the target's next safe point."""
     try:
         sys.remote_exec(pid, script_path)  # type: ignore[attr-defined]
     except PermissionError:
@@ -133,19 +151,38 @@ def _ask(pid: int, exchange: str, request: Dict[str, Any]) -> Dict[str, Any]:
         elif "Python 3." in message:
             message += ": run viztracer with the Python of that process"
         raise CliError(f"Can't attach to process {pid}: {message}") from None
-    deadline = time.monotonic() + REMOTE_TIMEOUT
-    while not os.path.exists(status_path):
-        if not _alive(pid):
-            raise CliError(f"Process {pid} ended before it answered")
-        if time.monotonic() > deadline:
-            raise CliError(f"Process {pid} did not run viztracer's code within {REMOTE_TIMEOUT:g} s: its main "
-                           "thread may be blocked outside Python")
-        time.sleep(0.02)
-    with open(status_path, encoding="utf-8") as f:
-        status: Dict[str, Any] = json.load(f)
-    if "error" in status:
-        raise CliError(str(status["error"]))
-    return status
+
+
+def _run_with_gdb(pid: int, script_path: str) -> None:
+    """3.13 and earlier: gdb stops the target just long enough to queue a pending call
+    (``Py_AddPendingCall``, safe without the GIL) that runs the script in the main
+    thread at its next safe point, as ``sys.remote_exec`` does."""
+    import shutil
+    import subprocess
+
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        raise CliError("Attaching from Python 3.13 and earlier needs gdb: install it (Debian: apt-get install gdb)")
+    statement = f"exec(open({script_path!r}).read(), {{}})"
+    call = ("call (int)Py_AddPendingCall((int(*)(void*))PyRun_SimpleString, (void*)strdup("
+            + json.dumps(statement) + "))")
+    try:
+        result = subprocess.run([gdb, "-p", str(pid), "-batch", "-nx", "-q", "-ex", call, "-ex", "detach"],
+                                capture_output=True, text=True, timeout=REMOTE_TIMEOUT, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise CliError(f"gdb did not attach to process {pid} within {REMOTE_TIMEOUT:g} s") from None
+    output = result.stdout + result.stderr
+    if "$1 = 0" in output:
+        return
+    if "No such process" in output:
+        raise CliError(f"No process with pid {pid}")
+    if "Operation not permitted" in output:
+        raise CliError(f"No permission to attach to process {pid} (it needs what a debugger needs: "
+                       "the same user, and ptrace allowed)")
+    if "No symbol" in output:
+        raise CliError(f"Can't attach to process {pid}: it is not a Python process")
+    last = [line for line in output.splitlines() if line.strip()][-1:] or ["no output"]
+    raise CliError(f"Can't attach to process {pid}: gdb failed ({last[0].strip()})")
 
 
 def _remote_debug_disabled(pid: int) -> bool:

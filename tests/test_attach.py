@@ -128,6 +128,8 @@ def test_threads_running_before_the_attach_are_traced(target):
 
 @pytest.mark.parametrize("args, message", [
     (["--attach_installed", "999999999", "-t", "1"], "No process with pid 999999999"),
+    (["--attach", "999999999", "-t", "1"], "No process with pid 999999999"),
+    (["--uninstall", "999999999"], "No process with pid 999999999"),
     (["--attach_installed"], "--attach_installed needs the pid of a running process"),
     (["--attach_installed", "1", "-t", "0"], "-t must be a positive number of seconds"),
     (["--attach_installed", "1", "-t", "-2"], "-t must be a positive number of seconds"),
@@ -209,11 +211,11 @@ REMOTE = pytest.mark.skipif(not CAN_ATTACH and os.environ.get("CI") != "true", r
 def plain_target(tmp_path):
     procs = []
 
-    def start(threads=0, mode="plain", python_args=()):
+    def start(threads=0, mode="plain", python_args=(), env=None):
         script = tmp_path / "plain_target.py"
         script.write_text(textwrap.dedent(PLAIN_TARGET))
         proc = subprocess.Popen([sys.executable, *python_args, str(script), str(threads), mode],
-                                stdout=subprocess.PIPE, text=True, env=clean_env(), cwd=str(tmp_path))
+                                stdout=subprocess.PIPE, text=True, env=clean_env(env), cwd=str(tmp_path))
         procs.append(proc)
         assert proc.stdout.readline().strip() == "ready"
         return proc
@@ -269,7 +271,7 @@ def test_a_running_tracer_is_left_alone_then_uninstalled(plain_target, tmp_path)
 
 
 @REMOTE
-@pytest.mark.parametrize("case", ["not-python", "no-viztracer", "remote-debug-disabled"])
+@pytest.mark.parametrize("case", ["not-python", "no-viztracer", "remote-debug-disabled", "remote-debug-env"])
 def test_attach_refusals_leave_the_target_running(plain_target, case):
     if case == "not-python":
         proc = subprocess.Popen(["sleep", "60"])
@@ -278,8 +280,11 @@ def test_attach_refusals_leave_the_target_running(plain_target, case):
     elif case == "no-viztracer":
         proc = plain_target(python_args=("-S",))  # no site: viztracer can't be imported there
         message = "viztracer can not be imported in process"
-    else:
+    elif case == "remote-debug-disabled":
         proc = plain_target(python_args=("-X", "disable_remote_debug"))
+        message = "disabled remote debugging"
+    else:
+        proc = plain_target(env={"PYTHON_DISABLE_REMOTE_DEBUG": "1"})
         message = "disabled remote debugging"
     try:
         r = viztracer_cmd("--attach", str(proc.pid), "-t", "0.2")

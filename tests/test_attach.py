@@ -196,6 +196,8 @@ if sys.argv[2] == "traced":
     from viztracer import VizTracer
     VizTracer(verbose=0).start()
 print("ready", flush=True)
+if sys.argv[2] == "sleep_first":
+    time.sleep(3)  # in C: what is sent to this process waits
 while True:
     work(200)
     time.sleep(0.001)
@@ -303,4 +305,39 @@ def test_attach_without_gdb_says_what_to_install(plain_target, tmp_path):
     r = subprocess.run([VIZTRACER, "--attach", str(proc.pid), "-t", "0.2"], capture_output=True, text=True,
                        env=env, timeout=60)
     assert r.returncode == 1 and "needs gdb" in r.stdout and "apt-get install gdb" in r.stdout
+    assert proc.poll() is None
+
+
+@REMOTE
+def test_ctrl_c_while_the_attach_is_still_on_its_way(plain_target, tmp_path):
+    # The target's main thread sleeps in C for a while, so the request waits there;
+    # Ctrl+C meanwhile still ends cleanly: the tracer starts, then stops and saves.
+    proc = plain_target(mode="sleep_first")
+    exchange = tmp_path / "exchange"
+    exchange.mkdir()
+    out = tmp_path / "early.json"
+    attaching = subprocess.Popen([VIZTRACER, "--attach", str(proc.pid), "-o", str(out)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=clean_env({"TMPDIR": str(exchange)}))
+    wait_for(lambda: list(exchange.glob("*/start.py")), what="the request to be sent")
+    attaching.send_signal(signal.SIGINT)
+    stdout, stderr = attaching.communicate(timeout=90)
+    assert attaching.returncode == 0, stdout + stderr
+    assert "Detached" in stdout and "Traceback" not in stderr
+    assert complete_trace(out) is not None and proc.poll() is None
+
+
+@REMOTE
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root to run as nobody")
+def test_attach_without_permission(plain_target):
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if subprocess.run([*as_nobody, sys.executable, "-c", "import viztracer"], capture_output=True,
+                      env=clean_env()).returncode != 0:
+        pytest.skip("this Python (or viztracer) can't be run by another user here")
+    proc = plain_target()
+    r = subprocess.run([*as_nobody, VIZTRACER, "--attach", str(proc.pid), "-t", "0.2", "-o", "/nonexistent/x.json"],
+                       capture_output=True, text=True,
+                       env=clean_env(), timeout=60)
+    assert r.returncode == 1
+    assert f"No permission to reach process {proc.pid}" in r.stdout, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
     assert proc.poll() is None

@@ -240,7 +240,7 @@ def _check_alive(pid: int) -> None:
     except ProcessLookupError:
         raise CliError(f"No process with pid {pid}") from None
     except PermissionError:
-        raise CliError(f"No permission to send signals to process {pid}") from None
+        raise CliError(f"No permission to reach process {pid} (it runs as another user)") from None
     if not _alive(pid):
         raise CliError(f"No process with pid {pid}")
 

@@ -30,7 +30,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from .util import pid_exists
+from .util import pid_alive
 
 ENV_CONFIG = "VIZTRACER_COLLECT"
 CHILD_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child")
@@ -39,18 +39,6 @@ def member_paths(directory: str, pid: int) -> Tuple[str, str]:
     """(trace file, alive marker) for a new member process of a collection."""
     stem = os.path.join(directory, f"{pid}_{os.urandom(4).hex()}")
     return stem + ".json", stem + ".running"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, dead but not reaped, does not count)."""
-    if not pid_exists(pid):
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-        return state not in (b"Z", b"X")
-    except (OSError, IndexError):
-        return True
 
 
 def descendants(root: int) -> List[int]:

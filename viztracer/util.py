@@ -77,6 +77,18 @@ def pid_exists(pid: int) -> bool:
     return True
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not reaped, does not count)."""
+    if not pid_exists(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
+
+
 def unique_file_name(base: str) -> str:
     """``<base>_<YYYYMMDD>_<HHMMSS>_<pid>.json``."""
     return f"{base}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}.json"

@@ -21,6 +21,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from ..installed import START_SIGNAL, STOP_SIGNAL
+from ..util import pid_alive
 from .errors import CliError
 
 # How often the wait checks that the target still runs.
@@ -122,7 +123,7 @@ def _ask(pid: int, exchange: str, request: Dict[str, Any]) -> Dict[str, Any]:
         _remote_exec(pid, script_path)
     deadline = time.monotonic() + REMOTE_TIMEOUT
     while not os.path.exists(status_path):
-        if not _alive(pid):
+        if not pid_alive(pid):
             raise CliError(f"Process {pid} ended before it answered")
         if time.monotonic() > deadline:
             raise CliError(f"Process {pid} did not run viztracer's code within {REMOTE_TIMEOUT:g} s: its main "
@@ -211,27 +212,13 @@ def _trace_for(pid: int, seconds: Optional[float], start: Callable[[], object]) 
         print(f"Attached to process {pid}: its tracer records {until}", flush=True)
         deadline = None if seconds is None else time.monotonic() + seconds
         while not stop and (deadline is None or time.monotonic() < deadline):
-            if not _alive(pid):
+            if not pid_alive(pid):
                 raise CliError(f"Process {pid} ended while it was traced: nothing to stop")
             time.sleep(_POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic())))
     finally:
         signal.signal(signal.SIGINT, previous)
-    if not _alive(pid):
+    if not pid_alive(pid):
         raise CliError(f"Process {pid} ended while it was traced: nothing to stop")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (ended, not yet reaped) does not run any more
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _check_alive(pid: int) -> None:
@@ -241,7 +228,7 @@ def _check_alive(pid: int) -> None:
         raise CliError(f"No process with pid {pid}") from None
     except PermissionError:
         raise CliError(f"No permission to reach process {pid} (it runs as another user)") from None
-    if not _alive(pid):
+    if not pid_alive(pid):
         raise CliError(f"No process with pid {pid}")
 
 

@@ -13,22 +13,25 @@
 //!   which call sites may stop sending CALL events (3.12+).
 //! - `output/`: the writer: taking events out and streaming the trace file
 //!   (`snapshot`, `json`, `pyjson`).
-//! - `core/`: the hot path (`events`: what happens on every call and return), the
-//!   fast slot that finds the calling thread's state (`fast_slot`), the tracer's state
-//!   and options (`state`), the function table (`funcs`), the opt-in argument and
-//!   return-value reprs (`args`) and what the Python methods do to the state (`ops`).
+//! - `core/`: the hot path, in safe Rust (`events`: what happens on every call and
+//!   return), the tracer's state and options (`state`), the calling thread's state
+//!   remembered per thread (`thread_cache`), the function table (`funcs`), the opt-in
+//!   argument and return-value reprs (`args`) and what the Python methods do to the
+//!   state (`ops`).
 //! - `buffers/`: per-thread storage of events: `thread` (shadow stack), `ring`,
 //!   `record`, `payload`.
 //! - `clock.rs`: TSC ticks and their conversion to ns.
-//! - `ffi/`: the unsafe layer: CPython struct reads, our callback type, the GIL-guarded
-//!   `GilCell`, pushes that never grow a vector, clock registers, the SIGTERM handler.
+//! - `ffi/`: the unsafe layer: CPython struct reads, our callback type, the tracer
+//!   state behind raw pointers and the guards that lend it (`shared`), Python objects
+//!   released at safe points (`held`), the GIL-guarded `GilCell`, pushes that never
+//!   grow a vector, clock registers, the SIGTERM handler.
 //!
-//! The GIL is carried by types: tracer state is reached through `GilCell::get`, which
-//! takes a `Python<'_>` token (see `ffi/gil.rs`).
+//! The GIL is carried by types: tracer state is reached through the guards of
+//! `ffi/shared.rs`, each made with a `Python<'_>` token, whose references end before
+//! Python code can run.
 //!
-//! `unsafe` lives in `ffi/` and `hooks/` (the functions the interpreter calls), plus
-//! the short allow-list of `tests/test_rust_layout.py`, each entry justified in
-//! docs/architecture.md ("Unsafe code").
+//! `unsafe` lives in `ffi/` and `hooks/` (the functions the interpreter calls) only:
+//! `tests/test_rust_layout.py` checks it (docs/architecture.md, "Unsafe code").
 
 mod api;
 pub mod buffers;

@@ -5,9 +5,10 @@ use super::snapshot::Snapshot;
 use crate::buffers::payload::{Payload, Scope};
 use crate::clock;
 use crate::core::{self, Core};
+use crate::ffi::held::Held;
 use crate::hooks;
 use crate::output::snapshot;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::sync::Arc;
@@ -19,34 +20,31 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    /// The tracer's state. GIL held by every pymethod; the reference is dropped before
-    /// any call into Python.
-    // `&mut` from `&self` is deliberate: the GIL (proven by `py`), not the borrow
-    // checker, serialises access to the state (see ffi/gil.rs).
-    #[allow(clippy::mut_from_ref)]
-    fn state<'a>(&'a self, py: Python<'a>) -> &'a mut core::State {
-        // SAFETY: callers (the methods below) do not keep the reference across calls
-        // into Python or across another `state` call.
-        unsafe { self.core.state.get(py) }
+    /// The tracer's state, opened for one method (`ffi/shared.rs`). Fails only when
+    /// Python code run from inside another guard calls back in.
+    fn acc<'py>(&self, py: Python<'py>) -> PyResult<core::Acc<'py>> {
+        self.core
+            .access(py)
+            .ok_or_else(|| PyRuntimeError::new_err("the tracer's state is in use by a call in progress"))
     }
 
-    fn is_active(&self) -> bool {
-        std::ptr::eq(core::active(), Arc::as_ptr(&self.core))
+    /// Runs `f` on the tracer's state.
+    fn with_state<R>(&self, py: Python<'_>, f: impl FnOnce(&mut core::State) -> R) -> PyResult<R> {
+        Ok(f(self.acc(py)?.state()))
     }
 
-    fn refilter(&self, py: Python<'_>) {
-        let st = self.state(py);
+    fn refilter(st: &mut core::State) {
         let filters = st.opts.filters.clone();
         st.funcs.refilter(&filters);
     }
 
-    fn record(&self, py: Python<'_>, payload: Payload) {
-        let garbage = core::ops::record(py, &self.core, payload);
-        drop(garbage);
+    fn record(&self, py: Python<'_>, payload: Payload) -> PyResult<()> {
+        core::ops::record(self.acc(py)?, payload);
+        Ok(())
     }
 
-    fn collecting(&self, py: Python<'_>) -> bool {
-        self.state(py).collecting && self.is_active()
+    fn collecting(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.with_state(py, |st| st.collecting)? && core::is_active(&self.core))
     }
 }
 
@@ -68,7 +66,7 @@ impl Tracer {
             )));
         }
         clock::init();
-        Ok(Tracer { core: Core::new(tracer_entries as usize), entries: tracer_entries as usize })
+        Ok(Tracer { core: core::new_core(tracer_entries as usize), entries: tracer_entries as usize })
     }
 
     #[getter]
@@ -77,104 +75,123 @@ impl Tracer {
     }
 
     #[getter]
-    fn max_stack_depth(&self, py: Python<'_>) -> i64 {
-        self.state(py).opts.max_stack_depth
+    fn max_stack_depth(&self, py: Python<'_>) -> PyResult<i64> {
+        self.with_state(py, |st| st.opts.max_stack_depth)
     }
     #[setter]
-    fn set_max_stack_depth(&self, py: Python<'_>, v: i64) {
-        let st = self.state(py);
-        st.opts.max_stack_depth = v;
-        st.refresh_hot();
+    fn set_max_stack_depth(&self, py: Python<'_>, v: i64) -> PyResult<()> {
+        self.with_state(py, |st| {
+            st.opts.max_stack_depth = v;
+            st.refresh_hot();
+        })
     }
 
     #[getter]
-    fn ignore_c_function(&self, py: Python<'_>) -> bool {
-        self.state(py).opts.ignore_c_function
+    fn ignore_c_function(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_state(py, |st| st.opts.ignore_c_function)
     }
     #[setter]
-    fn set_ignore_c_function(&self, py: Python<'_>, v: bool) {
-        let st = self.state(py);
-        st.opts.ignore_c_function = v;
-        st.refresh_hot();
+    fn set_ignore_c_function(&self, py: Python<'_>, v: bool) -> PyResult<()> {
+        self.with_state(py, |st| {
+            st.opts.ignore_c_function = v;
+            st.refresh_hot();
+        })
     }
 
     #[getter]
-    fn ignore_frozen(&self, py: Python<'_>) -> bool {
-        self.state(py).opts.filters.ignore_frozen
+    fn ignore_frozen(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_state(py, |st| st.opts.filters.ignore_frozen)
     }
     #[setter]
-    fn set_ignore_frozen(&self, py: Python<'_>, v: bool) {
-        self.state(py).opts.filters.ignore_frozen = v;
-        self.refilter(py);
+    fn set_ignore_frozen(&self, py: Python<'_>, v: bool) -> PyResult<()> {
+        self.with_state(py, |st| {
+            st.opts.filters.ignore_frozen = v;
+            Self::refilter(st);
+        })
     }
 
     #[getter]
-    fn trace_self(&self, py: Python<'_>) -> bool {
-        self.state(py).opts.filters.trace_self
+    fn trace_self(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_state(py, |st| st.opts.filters.trace_self)
     }
     #[setter]
-    fn set_trace_self(&self, py: Python<'_>, v: bool) {
-        self.state(py).opts.filters.trace_self = v;
-        self.refilter(py);
+    fn set_trace_self(&self, py: Python<'_>, v: bool) -> PyResult<()> {
+        self.with_state(py, |st| {
+            st.opts.filters.trace_self = v;
+            Self::refilter(st);
+        })
     }
 
     #[getter]
-    fn lib_file_path(&self, py: Python<'_>) -> Option<String> {
-        self.state(py).opts.filters.lib_file_path.clone()
+    fn lib_file_path(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        self.with_state(py, |st| st.opts.filters.lib_file_path.clone())
     }
     #[setter]
-    fn set_lib_file_path(&self, py: Python<'_>, v: Option<String>) {
-        self.state(py).opts.filters.lib_file_path = v;
-        self.refilter(py);
+    fn set_lib_file_path(&self, py: Python<'_>, v: Option<String>) -> PyResult<()> {
+        self.with_state(py, |st| {
+            st.opts.filters.lib_file_path = v;
+            Self::refilter(st);
+        })
     }
 
     #[getter]
-    fn include_files(&self, py: Python<'_>) -> Option<Vec<String>> {
-        let v = &self.state(py).opts.filters.include_files;
-        (!v.is_empty()).then(|| v.clone())
+    fn include_files(&self, py: Python<'_>) -> PyResult<Option<Vec<String>>> {
+        self.with_state(py, |st| {
+            let v = &st.opts.filters.include_files;
+            (!v.is_empty()).then(|| v.clone())
+        })
     }
     #[setter]
-    fn set_include_files(&self, py: Python<'_>, v: Option<Vec<String>>) {
-        self.state(py).opts.filters.include_files = str_list(v);
-        self.refilter(py);
+    fn set_include_files(&self, py: Python<'_>, v: Option<Vec<String>>) -> PyResult<()> {
+        self.with_state(py, |st| {
+            st.opts.filters.include_files = str_list(v);
+            Self::refilter(st);
+        })
     }
 
     #[getter]
-    fn exclude_files(&self, py: Python<'_>) -> Option<Vec<String>> {
-        let v = &self.state(py).opts.filters.exclude_files;
-        (!v.is_empty()).then(|| v.clone())
+    fn exclude_files(&self, py: Python<'_>) -> PyResult<Option<Vec<String>>> {
+        self.with_state(py, |st| {
+            let v = &st.opts.filters.exclude_files;
+            (!v.is_empty()).then(|| v.clone())
+        })
     }
     #[setter]
-    fn set_exclude_files(&self, py: Python<'_>, v: Option<Vec<String>>) {
-        self.state(py).opts.filters.exclude_files = str_list(v);
-        self.refilter(py);
+    fn set_exclude_files(&self, py: Python<'_>, v: Option<Vec<String>>) -> PyResult<()> {
+        self.with_state(py, |st| {
+            st.opts.filters.exclude_files = str_list(v);
+            Self::refilter(st);
+        })
     }
 
     #[getter]
-    fn log_func_args(&self, py: Python<'_>) -> bool {
-        self.state(py).opts.log_func_args
+    fn log_func_args(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_state(py, |st| st.opts.log_func_args)
     }
     #[setter]
-    fn set_log_func_args(&self, py: Python<'_>, v: bool) {
-        let st = self.state(py);
-        st.opts.log_func_args = v;
-        st.refresh_hot();
+    fn set_log_func_args(&self, py: Python<'_>, v: bool) -> PyResult<()> {
+        self.with_state(py, |st| {
+            st.opts.log_func_args = v;
+            st.refresh_hot();
+        })
     }
 
     #[getter]
-    fn log_func_retval(&self, py: Python<'_>) -> bool {
-        self.state(py).opts.log_func_retval
+    fn log_func_retval(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_state(py, |st| st.opts.log_func_retval)
     }
     #[setter]
-    fn set_log_func_retval(&self, py: Python<'_>, v: bool) {
-        let st = self.state(py);
-        st.opts.log_func_retval = v;
-        st.refresh_hot();
+    fn set_log_func_retval(&self, py: Python<'_>, v: bool) -> PyResult<()> {
+        self.with_state(py, |st| {
+            st.opts.log_func_retval = v;
+            st.refresh_hot();
+        })
     }
 
     #[getter]
-    fn log_func_repr(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.state(py).opts.log_func_repr.as_ref().map(|f| f.clone_ref(py))
+    fn log_func_repr(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let held = self.acc(py)?.clone_held(|st| st.opts.log_func_repr.as_ref());
+        Ok(held.map(|h| h.into_py(py)))
     }
     #[setter]
     fn set_log_func_repr(&self, py: Python<'_>, v: Option<Bound<'_, PyAny>>) -> PyResult<()> {
@@ -183,100 +200,99 @@ impl Tracer {
                 return Err(PyTypeError::new_err("log_func_repr must be a callable or None"));
             }
         }
-        let old = std::mem::replace(&mut self.state(py).opts.log_func_repr, v.map(Bound::unbind));
-        drop(old);
-        Ok(())
+        self.with_state(py, |st| st.opts.log_func_repr = v.map(|f| Held::new(f.unbind())))
     }
 
     #[getter]
-    fn log_async(&self, py: Python<'_>) -> bool {
-        self.state(py).opts.log_async
+    fn log_async(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_state(py, |st| st.opts.log_async)
     }
     #[setter]
-    fn set_log_async(&self, py: Python<'_>, v: bool) {
-        let st = self.state(py);
-        st.opts.log_async = v;
-        st.refresh_hot();
+    fn set_log_async(&self, py: Python<'_>, v: bool) -> PyResult<()> {
+        self.with_state(py, |st| {
+            st.opts.log_async = v;
+            st.refresh_hot();
+        })
     }
 
     /// 3.12+: skip CALL events at call sites of Python functions (see HookOptions).
     /// Takes effect at the next `start()`.
     #[getter]
-    fn fast_calls(&self, py: Python<'_>) -> bool {
-        self.state(py).opts.fast_calls
+    fn fast_calls(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_state(py, |st| st.opts.fast_calls)
     }
     #[setter]
-    fn set_fast_calls(&self, py: Python<'_>, v: bool) {
-        self.state(py).opts.fast_calls = v;
+    fn set_fast_calls(&self, py: Python<'_>, v: bool) -> PyResult<()> {
+        self.with_state(py, |st| st.opts.fast_calls = v)
     }
 
     /// Benchmarks only: hooks that record nothing, to measure the interpreter's own
     /// cost of delivering events. Takes effect at the next `start()`.
     #[getter(_noop_hooks)]
-    fn noop_hooks(&self, py: Python<'_>) -> bool {
-        self.state(py).opts.noop_hooks
+    fn noop_hooks(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_state(py, |st| st.opts.noop_hooks)
     }
     #[setter(_noop_hooks)]
-    fn set_noop_hooks(&self, py: Python<'_>, v: bool) {
-        self.state(py).opts.noop_hooks = v;
+    fn set_noop_hooks(&self, py: Python<'_>, v: bool) -> PyResult<()> {
+        self.with_state(py, |st| st.opts.noop_hooks = v)
     }
 
     /// Tests only: every CALL event is delivered (no call site is switched off, see
     /// hooks/callsites.rs). Takes effect at the next `start()`.
     #[getter(_every_call_event)]
-    fn every_call_event(&self, py: Python<'_>) -> bool {
-        self.state(py).opts.every_call_event
+    fn every_call_event(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_state(py, |st| st.opts.every_call_event)
     }
     #[setter(_every_call_event)]
-    fn set_every_call_event(&self, py: Python<'_>, v: bool) {
-        self.state(py).opts.every_call_event = v;
+    fn set_every_call_event(&self, py: Python<'_>, v: bool) -> PyResult<()> {
+        self.with_state(py, |st| st.opts.every_call_event = v)
     }
 
     #[getter]
-    fn sanitize_function_name(&self, py: Python<'_>) -> bool {
-        self.state(py).opts.sanitize_function_name
+    fn sanitize_function_name(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_state(py, |st| st.opts.sanitize_function_name)
     }
     #[setter]
-    fn set_sanitize_function_name(&self, py: Python<'_>, v: bool) {
-        let st = self.state(py);
-        if st.opts.sanitize_function_name != v {
-            st.opts.sanitize_function_name = v;
-            st.funcs.forget_c_functions();
-        }
+    fn set_sanitize_function_name(&self, py: Python<'_>, v: bool) -> PyResult<()> {
+        self.with_state(py, |st| {
+            if st.opts.sanitize_function_name != v {
+                st.opts.sanitize_function_name = v;
+                st.funcs.forget_c_functions();
+            }
+        })
     }
 
     /// The minimum recorded duration, in ns.
     #[getter]
-    fn min_duration_ns(&self, py: Python<'_>) -> f64 {
-        self.state(py).opts.min_duration_ns
+    fn min_duration_ns(&self, py: Python<'_>) -> PyResult<f64> {
+        self.with_state(py, |st| st.opts.min_duration_ns)
     }
     #[setter]
-    fn set_min_duration_ns(&self, py: Python<'_>, v: f64) {
-        let st = self.state(py);
-        st.opts.min_duration_ns = v.max(0.0);
-        if st.collecting {
-            st.min_dur_ticks = core::min_duration_ticks(st.opts.min_duration_ns);
-            st.refresh_hot();
-        }
+    fn set_min_duration_ns(&self, py: Python<'_>, v: f64) -> PyResult<()> {
+        self.with_state(py, |st| {
+            st.opts.min_duration_ns = v.max(0.0);
+            if st.collecting {
+                st.min_dur_ticks = core::min_duration_ticks(st.opts.min_duration_ns);
+                st.refresh_hot();
+            }
+        })
     }
 
     /// `namer(ident) -> str | None`, asked once for every new thread.
     #[setter]
-    fn set_thread_namer(&self, py: Python<'_>, v: Option<Py<PyAny>>) {
-        let old = std::mem::replace(&mut self.state(py).opts.thread_namer, v);
-        drop(old);
+    fn set_thread_namer(&self, py: Python<'_>, v: Option<Py<PyAny>>) -> PyResult<()> {
+        self.with_state(py, |st| st.opts.thread_namer = v.map(Held::new))
     }
 
     /// `getter() -> (task_id, name) | None`, asked when a coroutine starts (log_async).
     #[setter]
-    fn set_task_getter(&self, py: Python<'_>, v: Option<Py<PyAny>>) {
-        let old = std::mem::replace(&mut self.state(py).opts.task_getter, v);
-        drop(old);
+    fn set_task_getter(&self, py: Python<'_>, v: Option<Py<PyAny>>) -> PyResult<()> {
+        self.with_state(py, |st| st.opts.task_getter = v.map(Held::new))
     }
 
     /// Whether this tracer is collecting events now.
     #[getter]
-    fn is_collecting(&self, py: Python<'_>) -> bool {
+    fn is_collecting(&self, py: Python<'_>) -> PyResult<bool> {
         self.collecting(py)
     }
 
@@ -292,31 +308,30 @@ impl Tracer {
 
     /// The sys.monitoring tool id in use (3.12+ while collecting), else None.
     #[getter]
-    fn tool_id(&self, py: Python<'_>) -> Option<u8> {
-        if !self.collecting(py) {
-            return None;
+    fn tool_id(&self, py: Python<'_>) -> PyResult<Option<u8>> {
+        if !self.collecting(py)? {
+            return Ok(None);
         }
-        self.core.hook_tool_id(py)
+        self.with_state(py, |st| st.hook.as_ref().and_then(|h| h.tool_id()))
     }
 
     /// Returns that did not match the shadow stack (tolerated and counted).
     #[getter]
-    fn mismatches(&self, py: Python<'_>) -> u64 {
-        self.state(py).mismatches
+    fn mismatches(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with_state(py, |st| st.mismatches)
     }
 
     /// Starts collecting. Returns False if another tracer was collecting (it stops).
     fn start(&self, py: Python<'_>) -> PyResult<bool> {
-        if self.collecting(py) {
+        if self.collecting(py)? {
             return Ok(true);
         }
-        let replaced = !core::active().is_null();
+        let replaced = core::any_active();
         // Only one tracer collects at a time: the other one's hook goes.
         if let Some(h) = core::take_active_hook(py) {
             let _ = h.uninstall(py);
         }
-        let hook_opts = {
-            let st = self.state(py);
+        let hook_opts = self.with_state(py, |st| {
             st.min_dur_ticks = core::min_duration_ticks(st.opts.min_duration_ns);
             st.refresh_hot();
             hooks::HookOptions {
@@ -325,11 +340,11 @@ impl Tracer {
                 noop: st.opts.noop_hooks,
                 every_call_event: st.opts.every_call_event,
             }
-        };
+        })?;
         core::activate(py, &self.core);
         match hooks::install(py, hook_opts) {
             Ok(h) => {
-                self.core.set_hook(py, Box::new(h));
+                self.with_state(py, |st| st.hook = Some(Box::new(h)))?;
                 Ok(!replaced)
             }
             Err(e) => {
@@ -343,34 +358,35 @@ impl Tracer {
     /// `flush_as_finish`, else `B` events.
     #[pyo3(signature = (flush_as_finish = false))]
     fn stop(&self, py: Python<'_>, flush_as_finish: bool) -> PyResult<()> {
-        if !self.collecting(py) {
+        if !self.collecting(py)? {
             return Ok(());
         }
         core::deactivate(py, &self.core);
-        let hook = self.core.take_hook(py);
+        let hook = self.with_state(py, |st| st.hook.take())?;
         let result = match hook {
             Some(h) => h.uninstall(py),
             None => Ok(()),
         };
-        let garbage = core::ops::flush(py, &self.core, flush_as_finish);
-        drop(garbage);
+        core::ops::flush(self.acc(py)?, flush_as_finish);
         result
     }
 
     /// Stops recording on the calling thread until `resume()`.
-    fn pause(&self, py: Python<'_>) {
-        core::ops::set_paused(py, &self.core, true);
+    fn pause(&self, py: Python<'_>) -> PyResult<()> {
+        core::ops::set_paused(self.acc(py)?, true);
+        Ok(())
     }
 
-    fn resume(&self, py: Python<'_>) {
-        core::ops::set_paused(py, &self.core, false);
+    fn resume(&self, py: Python<'_>) -> PyResult<()> {
+        core::ops::set_paused(self.acc(py)?, false);
+        Ok(())
     }
 
     /// Drops every recorded event (stacks and thread names are kept).
-    fn clear(&self, py: Python<'_>) {
-        // The taken data is dropped after the state reference is gone.
-        let mut taken = snapshot::take(py, &self.core);
-        let st = self.state(py);
+    fn clear(&self, py: Python<'_>) -> PyResult<()> {
+        let mut acc = self.acc(py)?;
+        let mut taken = snapshot::take(&mut acc);
+        let st = acc.state();
         st.budget.reset_overflow();
         // The chunks' memory serves the next events (records hold no Python objects).
         for t in &mut taken.threads {
@@ -378,28 +394,29 @@ impl Tracer {
                 st.budget.give_back(chunk);
             }
         }
-        drop(taken);
+        Ok(())
     }
 
     /// Forgets the calling thread's shadow stack: frames running now are never recorded.
-    fn reset_stack(&self, py: Python<'_>) {
-        let frames = core::ops::take_stack(py, &self.core);
-        drop(frames);
+    fn reset_stack(&self, py: Python<'_>) -> PyResult<()> {
+        drop(core::ops::take_stack(self.acc(py)?));
+        Ok(())
     }
 
     /// In a forked child: drop the parent's events, threads and stacks, and re-identify
     /// the surviving thread (its OS tid changed).
-    fn after_fork(&self, py: Python<'_>) {
-        let garbage = core::ops::after_fork(py, &self.core);
-        drop(garbage);
+    fn after_fork(&self, py: Python<'_>) -> PyResult<()> {
+        drop(core::ops::after_fork(self.acc(py)?));
+        Ok(())
     }
 
     /// Installs the profile hook on the calling thread (3.9-3.11; no-op on 3.12+,
     /// where every thread is already covered).
-    fn enable_thread_tracing(&self, py: Python<'_>) {
-        if self.collecting(py) {
+    fn enable_thread_tracing(&self, py: Python<'_>) -> PyResult<()> {
+        if self.collecting(py)? {
             hooks::enable_current_thread(py);
         }
+        Ok(())
     }
 
     /// Instant event (`ph: "i"`), only while collecting.
@@ -411,19 +428,20 @@ impl Tracer {
         args: Option<Bound<'_, PyAny>>,
         scope: &str,
     ) -> PyResult<()> {
-        if !self.collecting(py) {
+        if !self.collecting(py)? {
             return Ok(());
         }
         let scope = Scope::parse(scope).ok_or_else(|| PyValueError::new_err("Scope must be one of 'g', 'p', 't'"))?;
-        self.record(py, Payload::Instant { name: name.unbind(), args: args.map(Bound::unbind), scope });
-        Ok(())
+        let (name, args) = (held(name), args.map(held));
+        self.record(py, Payload::Instant { name, args, scope })
     }
 
     /// Counter event (`ph: "C"`), only while collecting.
-    fn add_counter(&self, py: Python<'_>, name: Bound<'_, PyAny>, args: Bound<'_, PyAny>) {
-        if self.collecting(py) {
-            self.record(py, Payload::Counter { name: name.unbind(), args: args.unbind() });
+    fn add_counter(&self, py: Python<'_>, name: Bound<'_, PyAny>, args: Bound<'_, PyAny>) -> PyResult<()> {
+        if !self.collecting(py)? {
+            return Ok(());
         }
+        self.record(py, Payload::Counter { name: held(name), args: held(args) })
     }
 
     /// Object event (`ph` N, O or D), only while collecting.
@@ -440,13 +458,10 @@ impl Tracer {
             "N" | "O" | "D" => ph.chars().next().unwrap_or('O'),
             _ => return Err(PyValueError::new_err(format!("object event phase must be 'N', 'O' or 'D', not {ph:?}"))),
         };
-        if self.collecting(py) {
-            self.record(
-                py,
-                Payload::Object { ph, id: obj_id.unbind(), name: name.unbind(), args: args.map(Bound::unbind) },
-            );
+        if !self.collecting(py)? {
+            return Ok(());
         }
-        Ok(())
+        self.record(py, Payload::Object { ph, id: held(obj_id), name: held(name), args: args.map(held) })
     }
 
     /// A raw trace event dict, written as given (with pid and tid filled in). Works
@@ -455,27 +470,26 @@ impl Tracer {
         if raw.cast::<PyDict>().is_err() {
             return Err(PyTypeError::new_err("add_raw expects a dict describing one trace event"));
         }
-        self.record(py, Payload::Raw(raw.unbind()));
-        Ok(())
+        self.record(py, Payload::Raw(held(raw)))
     }
 
     /// Sets `key: value` in the args of the innermost recorded function of this thread.
     fn add_func_args(&self, py: Python<'_>, key: Bound<'_, PyAny>, value: Bound<'_, PyAny>) -> PyResult<()> {
-        if !self.collecting(py) {
+        if !self.collecting(py)? {
             return Ok(());
         }
-        let Some(dict) = core::ops::func_args(py, &self.core, true) else { return Ok(()) };
+        let Some(dict) = self.func_args(py, true)? else { return Ok(()) };
         dict.bind(py).set_item(key, value)
     }
 
     /// The live args dict of the innermost recorded function of this thread, or None
     /// (with `create`, an empty dict is attached if there was none).
     #[pyo3(signature = (create = false))]
-    fn get_func_args(&self, py: Python<'_>, create: bool) -> Option<Py<PyDict>> {
-        if !self.collecting(py) {
-            return None;
+    fn get_func_args(&self, py: Python<'_>, create: bool) -> PyResult<Option<Py<PyDict>>> {
+        if !self.collecting(py)? {
+            return Ok(None);
         }
-        core::ops::func_args(py, &self.core, create)
+        self.func_args(py, create)
     }
 
     /// Calls `func(*args, **kwargs)` with the calling thread's ignored subtree lifted,
@@ -488,10 +502,10 @@ impl Tracer {
         args: Bound<'_, pyo3::types::PyTuple>,
         kwargs: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let saved = core::ops::lift_ignored(py, &self.core);
+        let saved = core::ops::lift_ignored(self.acc(py)?);
         let result = func.call(args, kwargs.as_ref());
         if let Some(depth) = saved {
-            core::ops::restore_ignored(py, &self.core, depth);
+            core::ops::restore_ignored(self.acc(py)?, depth);
         }
         result.map(Bound::unbind)
     }
@@ -508,40 +522,59 @@ impl Tracer {
 
     /// Remembers "now" as the synchronisation point of this trace (for align_combine).
     /// Returns False if a marker was already set (it is overwritten).
-    fn set_sync_marker(&self, py: Python<'_>) -> bool {
+    fn set_sync_marker(&self, py: Python<'_>) -> PyResult<bool> {
         let now = clock::conversion().to_ns(clock::now_ticks());
-        self.state(py).sync_marker_ns.replace(now).is_none()
+        self.with_state(py, |st| st.sync_marker_ns.replace(now).is_none())
     }
 
     /// The sync marker in µs, or None.
-    fn get_sync_marker(&self, py: Python<'_>) -> Option<f64> {
-        self.state(py).sync_marker_ns.map(|ns| ns as f64 / 1000.0)
+    fn get_sync_marker(&self, py: Python<'_>) -> PyResult<Option<f64>> {
+        self.with_state(py, |st| st.sync_marker_ns.map(|ns| ns as f64 / 1000.0))
     }
 
     /// Moves every recorded event into a `Snapshot` and empties the buffers.
-    fn snapshot(&self, py: Python<'_>) -> Snapshot {
-        let data = snapshot::take(py, &self.core);
-        let st = self.state(py);
-        if !st.collecting {
+    fn snapshot(&self, py: Python<'_>) -> PyResult<Snapshot> {
+        let mut acc = self.acc(py)?;
+        let data = snapshot::take(&mut acc);
+        if !acc.state().collecting {
             // No frame refers to a function id any more: let code objects go, and
             // forget the threads that have nothing left.
-            let garbage = std::mem::take(&mut st.funcs);
-            core::ops::prune(py, &self.core);
-            drop(garbage);
+            drop(std::mem::take(&mut acc.state().funcs));
+            core::ops::prune(acc);
         }
-        Snapshot::new(data)
+        Ok(Snapshot::new(data))
     }
 
     /// Counts for diagnostics: entries held, threads, known functions.
     fn stats(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
-        let held = core::ops::entries_held(py, &self.core);
-        let st = self.state(py);
+        let held = core::ops::entries_held(self.acc(py)?);
+        let (threads, functions, mismatches, overflow) = {
+            let mut acc = self.acc(py)?;
+            let (st, list) = acc.threads();
+            (list.len(), st.funcs.len(), st.mismatches, st.budget.overflowed())
+        };
         let d = PyDict::new(py);
         d.set_item("entries", held)?;
-        d.set_item("threads", st.threads.len())?;
-        d.set_item("functions", st.funcs.len())?;
-        d.set_item("mismatches", st.mismatches)?;
-        d.set_item("overflow", st.budget.overflowed())?;
+        d.set_item("threads", threads)?;
+        d.set_item("functions", functions)?;
+        d.set_item("mismatches", mismatches)?;
+        d.set_item("overflow", overflow)?;
         Ok(d.unbind())
+    }
+}
+
+/// A Python object to keep in tracer state.
+fn held<T>(obj: Bound<'_, T>) -> Held<T> {
+    Held::new(obj.unbind())
+}
+
+impl Tracer {
+    /// `get_func_args`: the live args dict of the calling thread's innermost recorded
+    /// frame (with `create`, a new empty one if it had none).
+    fn func_args(&self, py: Python<'_>, create: bool) -> PyResult<Option<Py<PyDict>>> {
+        // Made before the guard opens: making a dict can run Python code (a collection).
+        let new = create.then(|| Held::new(PyDict::new(py).unbind()));
+        let found = core::ops::func_args(self.acc(py)?, new);
+        Ok(found.map(|d| d.into_py(py)))
     }
 }

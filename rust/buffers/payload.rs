@@ -3,6 +3,7 @@
 //! Records refer to payloads by index. A slot is freed when its record is evicted or
 //! dumped, so the slab never holds more entries than the ring does.
 
+use crate::ffi::held::Held;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -37,26 +38,26 @@ pub enum Payload {
     /// `args` of a function slice: `func_args`, `return_value`, `add_func_args` keys.
     /// `task` is the async pseudo-thread id the slice belongs to (0: none).
     FuncArgs {
-        args: Option<Py<PyDict>>,
+        args: Option<Held<PyDict>>,
         task: u32,
     },
     Instant {
-        name: Py<PyAny>,
-        args: Option<Py<PyAny>>,
+        name: Held<PyAny>,
+        args: Option<Held<PyAny>>,
         scope: Scope,
     },
     Counter {
-        name: Py<PyAny>,
-        args: Py<PyAny>,
+        name: Held<PyAny>,
+        args: Held<PyAny>,
     },
     Object {
         ph: char,
-        id: Py<PyAny>,
-        name: Py<PyAny>,
-        args: Option<Py<PyAny>>,
+        id: Held<PyAny>,
+        name: Held<PyAny>,
+        args: Option<Held<PyAny>>,
     },
     /// A user-supplied trace event dict, written as given with pid/tid filled in.
-    Raw(Py<PyAny>),
+    Raw(Held<PyAny>),
 }
 
 #[derive(Default)]
@@ -88,8 +89,8 @@ impl Slab {
         self.items.get(i as usize).and_then(Option::as_ref)
     }
 
-    /// Frees a slot and returns what it held. Dropping the result releases Python
-    /// references, so callers hold the GIL (all tracer code does).
+    /// Frees a slot and returns what it held (its Python objects go at the next safe
+    /// point, see `ffi/held.rs`).
     pub fn remove(&mut self, i: u32) -> Option<Payload> {
         let p = self.items.get_mut(i as usize).and_then(Option::take);
         if p.is_some() {

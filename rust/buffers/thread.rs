@@ -1,10 +1,10 @@
 //! Per-thread tracing state: the shadow call stack, the ring of records and the
-//! payload slab. States are owned by the tracer's registry (`core::State::threads`),
+//! payload slab. States are owned by the tracer's thread list (`ffi::shared::ThreadList`),
 //! so a dead thread's events survive until the dump.
 
 use super::payload::Slab;
 use super::ring::Ring;
-use pyo3::prelude::*;
+use crate::ffi::held::Held;
 use pyo3::types::PyDict;
 
 /// Frame flags: not recorded; a C function; not recorded and nothing under it either
@@ -22,7 +22,7 @@ pub struct Frame {
     pub func: u32,
     pub flags: u32,
     /// The `args` dict of this call (`log_func_args`, `add_func_args`), if any.
-    pub args: Option<Py<PyDict>>,
+    pub args: Option<Held<PyDict>>,
 }
 
 impl Frame {

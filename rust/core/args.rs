@@ -1,13 +1,10 @@
 //! The options that call Python on every traced call: argument and return-value
 //! reprs (`log_func_args`, `log_func_retval`, `log_func_repr`) and async task lookup
-//! (`log_async`). Only reached when one of them is on.
-//!
-//! The caller holds no reference into the tracer state while these run: a `repr`
-//! executes arbitrary Python code, which can switch threads or call the tracer.
+//! (`log_async`). Only reached when one of them is on, and only inside a guard's
+//! `with_python`: these functions get what they need of the state as arguments.
 
-use crate::buffers::thread::ThreadState;
-use crate::core::Core;
-use pyo3::ffi as pyffi;
+use crate::ffi::held::Held;
+use crate::ffi::{self, ObjRef};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -18,11 +15,7 @@ const CO_ASYNC_FLAGS: i64 = 0x80 | 0x100 | 0x200;
 
 /// `repr(value)`, or the user's `log_func_repr(value)`. A repr that raises gives a
 /// placeholder and leaves no exception behind.
-///
-/// # Safety
-/// GIL held; no reference into `core`'s state is alive.
-pub unsafe fn repr_value(py: Python<'_>, core: *const Core, value: &Bound<'_, PyAny>) -> String {
-    let custom = (*core).state.get(py).opts.log_func_repr.as_ref().map(|f| f.clone_ref(py));
+pub fn repr_value(py: Python<'_>, custom: Option<&Held<PyAny>>, value: &Bound<'_, PyAny>) -> String {
     let text = match custom {
         Some(f) => f.bind(py).call1((value,)).and_then(|r| r.str()),
         None => value.repr(),
@@ -33,60 +26,43 @@ pub unsafe fn repr_value(py: Python<'_>, core: *const Core, value: &Bound<'_, Py
     }
 }
 
-/// `{"func_args": {name: repr, ...}}` for the frame that is starting.
-///
-/// # Safety
-/// GIL held; `frame` is null or a live frame; no reference into `core`'s state is alive.
-pub unsafe fn capture_args(
+/// `{"func_args": {name: repr, ...}}` for the frame that is starting (`frame`, or the
+/// innermost one when the event source does not pass it).
+pub fn capture_args(
     py: Python<'_>,
-    core: *const Core,
-    frame: *mut pyffi::PyFrameObject,
-    names: &[Py<PyString>],
-) -> Py<PyDict> {
+    custom: Option<&Held<PyAny>>,
+    frame: Option<ObjRef<'_>>,
+    names: &[Held<PyString>],
+) -> Held<PyDict> {
     let args = PyDict::new(py);
     let func_args = PyDict::new(py);
-    if !frame.is_null() && !names.is_empty() {
-        let frame = Bound::from_borrowed_ptr(py, frame.cast());
-        if let Ok(locals) = frame.getattr(intern!(py, "f_locals")) {
+    if !names.is_empty() {
+        if let Some(locals) = ffi::frame_or_current(py, frame).and_then(|f| f.getattr(intern!(py, "f_locals")).ok()) {
             for name in names {
                 if let Ok(v) = locals.get_item(name.bind(py)) {
-                    let _ = func_args.set_item(name.bind(py), repr_value(py, core, &v));
+                    let _ = func_args.set_item(name.bind(py), repr_value(py, custom, &v));
                 }
             }
         }
     }
     let _ = args.set_item(intern!(py, "func_args"), func_args);
-    pyffi::PyErr_Clear();
-    args.unbind()
+    let _ = PyErr::take(py);
+    Held::new(args.unbind())
 }
 
 /// With `log_async`: when a coroutine starts running outside of any known task, asks
-/// the task getter which task runs it, so its frames go to that task's track.
-///
-/// # Safety
-/// GIL held; `th` belongs to `core`; no reference into `core`'s state is alive.
-pub unsafe fn update_task(py: Python<'_>, core: *const Core, th: *mut ThreadState, code: *mut pyffi::PyObject) {
-    if (*th).task != 0 {
-        return;
-    }
-    let code = Bound::from_borrowed_ptr(py, code);
+/// the task getter which task runs it. Returns its pseudo-thread id and name.
+pub fn find_task(py: Python<'_>, getter: &Held<PyAny>, code: ObjRef<'_>) -> Option<(u32, String)> {
+    let code = code.bind(py);
     let flags: i64 = code.getattr(intern!(py, "co_flags")).and_then(|f| f.extract()).unwrap_or(0);
     if flags & CO_ASYNC_FLAGS == 0 {
-        return;
+        return None;
     }
-    let getter = (*core).state.get(py).opts.task_getter.as_ref().map(|g| g.clone_ref(py));
-    let Some(getter) = getter else { return };
     let found = match getter.bind(py).call0() {
         Ok(v) if !v.is_none() => v.extract::<(u64, String)>().ok(),
         _ => None,
     };
-    pyffi::PyErr_Clear();
-    let Some((task_id, name)) = found else { return };
-    let tid = ((task_id & 0xFF_FFFF) as u32).max(1);
-    (*th).task = tid;
-    (*th).task_depth = (*th).stack.len() + 1;
-    let st = (*core).state.get(py);
-    if !st.task_names.iter().any(|(t, _)| *t == tid) {
-        st.task_names.push((tid, name));
-    }
+    let _ = PyErr::take(py);
+    let (task_id, name) = found?;
+    Some((((task_id & 0xFF_FFFF) as u32).max(1), name))
 }

@@ -5,11 +5,12 @@
 //! reference to every key object so a pointer can never be reused for another
 //! function while the table knows it.
 
-use crate::ffi::{c_function_name, CFunc};
+use crate::ffi::held::Held;
+use crate::ffi::CFunc;
 use hashbrown::HashMap;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use pyo3::{ffi, intern};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
@@ -104,7 +105,53 @@ impl FilterOptions {
 struct CodeEntry {
     filename: String,
     /// Argument names for `log_func_args`, read lazily.
-    arg_names: Option<Vec<Py<PyString>>>,
+    arg_names: Option<ArgNames>,
+}
+
+/// The argument names of a function, shared with the frames that log them.
+pub type ArgNames = Arc<Vec<Held<PyString>>>;
+
+/// What a code object's first call reads from it (with Python), for `add_code`.
+pub struct CodeInfo {
+    key: usize,
+    qualname: String,
+    filename: String,
+    line: u32,
+    /// Keeps the key's pointer valid while the table knows it.
+    owner: Held<PyAny>,
+}
+
+impl CodeInfo {
+    /// Reads what the table needs of `code`; unreadable attributes get placeholders.
+    pub fn read(py: Python<'_>, code: &Bound<'_, PyAny>) -> CodeInfo {
+        let attr_str = |name: &Bound<'_, PyString>| -> Option<String> {
+            let v = code.getattr(name).ok()?;
+            let s = v.cast::<PyString>().ok()?;
+            Some(s.to_string_lossy().into_owned())
+        };
+        // co_qualname exists from 3.11; older versions only have co_name.
+        let qualname = if cfg!(Py_3_11) { attr_str(intern!(py, "co_qualname")) } else { None }
+            .or_else(|| attr_str(intern!(py, "co_name")))
+            .unwrap_or_else(|| String::from("<unknown>"));
+        let filename = attr_str(intern!(py, "co_filename")).unwrap_or_else(|| String::from("<unknown>"));
+        let line: u32 = code.getattr(intern!(py, "co_firstlineno")).ok().and_then(|v| v.extract().ok()).unwrap_or(0);
+        // Reading attributes may leave an exception set: events must not.
+        let _ = PyErr::take(py);
+        CodeInfo { key: code.as_ptr() as usize, qualname, filename, line, owner: Held::new(code.clone().unbind()) }
+    }
+}
+
+/// What a builtin's first call reads from it (with Python), for `add_c`.
+pub struct CInfo {
+    key: (usize, usize),
+    name: String,
+    owner: Option<Held<PyAny>>,
+}
+
+impl CInfo {
+    pub fn read(py: Python<'_>, f: &CFunc<'_>, sanitize: bool) -> CInfo {
+        CInfo { key: f.key(), name: f.name(py, sanitize), owner: f.owner(py).map(Held::new) }
+    }
 }
 
 /// Slots of the direct-mapped cache in front of the hash map.
@@ -126,7 +173,7 @@ pub struct FuncTable {
     /// Per id: the code entry for Python functions (None for C functions).
     code: Vec<Option<CodeEntry>>,
     /// Strong references keeping every key's pointers valid.
-    owners: Vec<Py<PyAny>>,
+    owners: Vec<Held<PyAny>>,
 }
 
 impl Default for FuncTable {
@@ -204,40 +251,24 @@ impl FuncTable {
     }
 
     /// Registers a code object on its first call. Returns the table value (id, maybe
-    /// with IGNORED), or `None` if its attributes cannot be read.
-    pub fn add_code(&mut self, py: Python<'_>, code: &Bound<'_, PyAny>, filters: &FilterOptions) -> Option<u32> {
-        let attr_str = |name: &Bound<'_, PyString>| -> Option<String> {
-            let v = code.getattr(name).ok()?;
-            let s = v.cast::<PyString>().ok()?;
-            Some(s.to_string_lossy().into_owned())
-        };
-        // co_qualname exists from 3.11; older versions only have co_name.
-        let qualname = if cfg!(Py_3_11) { attr_str(intern!(py, "co_qualname")) } else { None }
-            .or_else(|| attr_str(intern!(py, "co_name")))
-            .unwrap_or_else(|| String::from("<unknown>"));
-        let filename = attr_str(intern!(py, "co_filename")).unwrap_or_else(|| String::from("<unknown>"));
-        let line: u32 = code.getattr(intern!(py, "co_firstlineno")).ok().and_then(|v| v.extract().ok()).unwrap_or(0);
+    /// with IGNORED), or `None` if the table is full.
+    pub fn add_code(&mut self, info: CodeInfo, filters: &FilterOptions) -> Option<u32> {
+        let CodeInfo { key, qualname, filename, line, owner } = info;
         let name = format!("{qualname} ({filename}:{line})");
         let allowed = filters.allows(&filename);
         let info = FuncInfo { name: name.into(), source: Some((filename.clone(), line)) };
         let id = self.push(info, Some(CodeEntry { filename, arg_names: None }))?;
         let value = if allowed { id } else { id | IGNORED };
-        self.map.insert((code.as_ptr() as usize, 0), value);
-        self.owners.push(code.clone().unbind());
+        self.map.insert(code_key(key), value);
+        self.owners.push(owner);
         Some(value)
     }
 
     /// Registers a C function on its first call.
-    ///
-    /// # Safety
-    /// GIL held; the pointers in `f` are live.
-    pub unsafe fn add_c(&mut self, py: Python<'_>, f: &CFunc, sanitize: bool) -> Option<u32> {
-        let name = c_function_name(f, sanitize);
-        let id = self.push(FuncInfo { name: name.into(), source: None }, None)?;
-        self.map.insert(f.key(), id);
-        if !f.owner.is_null() {
-            self.owners.push(Bound::from_borrowed_ptr(py, f.owner).unbind());
-        }
+    pub fn add_c(&mut self, info: CInfo) -> Option<u32> {
+        let id = self.push(FuncInfo { name: info.name.into(), source: None }, None)?;
+        self.map.insert(info.key, id);
+        self.owners.extend(info.owner);
         Some(id)
     }
 
@@ -258,15 +289,15 @@ impl FuncTable {
         self.map.retain(|k, _| k.0 & 1 == 0);
     }
 
-    /// The argument names of a Python function, read from its code object once.
-    pub fn arg_names(&mut self, py: Python<'_>, id: u32, code: &Bound<'_, PyAny>) -> Vec<Py<PyString>> {
-        let Some(Some(entry)) = self.code.get_mut((id & ID_MASK) as usize) else {
-            return Vec::new();
-        };
-        if entry.arg_names.is_none() {
-            entry.arg_names = Some(read_arg_names(py, code).unwrap_or_default());
+    /// The argument names of a Python function, if read already (`set_arg_names`).
+    pub fn arg_names(&self, id: u32) -> Option<ArgNames> {
+        self.code.get((id & ID_MASK) as usize)?.as_ref()?.arg_names.clone()
+    }
+
+    pub fn set_arg_names(&mut self, id: u32, names: ArgNames) {
+        if let Some(Some(entry)) = self.code.get_mut((id & ID_MASK) as usize) {
+            entry.arg_names = Some(names);
         }
-        entry.arg_names.as_ref().map(|v| v.iter().map(|n| n.clone_ref(py)).collect()).unwrap_or_default()
     }
 
     /// Drops everything (only when no record or frame refers to an id any more).
@@ -280,7 +311,12 @@ impl FuncTable {
 }
 
 /// Positional, keyword-only, `*args` and `**kwargs` names, in `co_varnames` order.
-fn read_arg_names(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyString>>> {
+pub fn read_arg_names(py: Python<'_>, code: &Bound<'_, PyAny>) -> ArgNames {
+    let names = read_arg_names_or_err(py, code).unwrap_or_default();
+    Arc::new(names.into_iter().map(Held::new).collect())
+}
+
+fn read_arg_names_or_err(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyString>>> {
     const CO_VARARGS: i64 = 0x04;
     const CO_VARKEYWORDS: i64 = 0x08;
     let argcount: i64 = code.getattr(intern!(py, "co_argcount"))?.extract()?;
@@ -316,8 +352,8 @@ pub fn id_of(value: u32) -> u32 {
 
 /// Key of a code object in the table.
 #[inline(always)]
-pub fn code_key(code: *mut ffi::PyObject) -> (usize, usize) {
-    (code as usize, 0)
+pub fn code_key(code: usize) -> (usize, usize) {
+    (code, 0)
 }
 
 #[cfg(test)]

@@ -4,26 +4,20 @@
 //! through a fast path for the common case (`*_fast`: no call, returns false when it
 //! cannot decide) and a general one (`*_slow`), which handles everything else.
 //!
-//! Safety model: everything here runs with the GIL held, and proves it: functions that
-//! reach tracer state take a `Python<'_>` token (see `ffi/gil.rs`). A `&mut State` or
-//! `&mut ThreadState` is only ever alive between two calls into Python; code that must
-//! call Python (a `repr`, the thread namer) first lets go of every reference, holds a
-//! strong count on the core, and checks afterwards that the tracer is still the one
-//! that was running.
-//!
-//! Most `unsafe fn`s here take raw `core` and `th` pointers under one contract, which
-//! their `# Safety` sections call *the core contract*: the GIL is held (their `py`
-//! argument proves it, so the type checker enforces this part); `core` points to
-//! a live `Core` (kept alive by `ACTIVE` or by a strong count the caller holds); `th` is
-//! one of its thread states (in `State::threads`) and belongs to the calling thread; and
-//! the caller holds no reference obtained from `core.state` or into `*th` (the rule of
-//! `GilCell::get`).
+//! Safety: this layer has no `unsafe`. It reaches the tracer's state only through the
+//! guards of `ffi/shared.rs` (`Access`, `Current`, `Event`), whose references end
+//! before Python code can run: Python runs only inside a guard's `with_python`, and
+//! every function that may have let Python run checks afterwards (`still_running`)
+//! that its tracer still collects the same session.
 
 pub mod args;
 pub mod events;
-pub mod fast_slot;
 pub mod funcs;
 pub mod ops;
 pub mod state;
+pub mod thread_cache;
 
-pub use state::{activate, active, deactivate, min_duration_ticks, take_active_hook, Core, InstalledHook, State};
+pub use state::{
+    access_active, activate, any_active, deactivate, is_active, min_duration_ticks, new_core, take_active_hook, Acc,
+    Core, Ev, InstalledHook, State,
+};

@@ -4,7 +4,49 @@
 //! interpreter gave them, which stay alive for the duration of the call.
 
 use pyo3::ffi;
+use pyo3::prelude::*;
 use std::ffi::{c_char, c_ulong, CStr};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+/// A Python object the interpreter lends to an event, alive for `'a`.
+#[derive(Clone, Copy)]
+pub struct ObjRef<'a> {
+    ptr: NonNull<ffi::PyObject>,
+    _live: PhantomData<&'a ffi::PyObject>,
+}
+
+impl<'a> ObjRef<'a> {
+    /// `None` for null.
+    ///
+    /// # Safety
+    /// `ptr` is null or a live object for `'a`.
+    #[inline(always)]
+    pub unsafe fn new(ptr: *mut ffi::PyObject) -> Option<ObjRef<'a>> {
+        NonNull::new(ptr).map(|ptr| ObjRef { ptr, _live: PhantomData })
+    }
+
+    /// The address: the object's identity (keys of the function table and the stack).
+    #[inline(always)]
+    pub fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
+    pub fn bind<'py>(&self, py: Python<'py>) -> Borrowed<'a, 'py, PyAny> {
+        // SAFETY: live for `'a` (`new`), and the GIL is held (`py`).
+        unsafe { Borrowed::from_ptr(py, self.ptr.as_ptr()) }
+    }
+}
+
+/// `frame` as an object, or the calling thread's innermost frame when `None`.
+pub fn frame_or_current<'py>(py: Python<'py>, frame: Option<ObjRef<'_>>) -> Option<Bound<'py, PyAny>> {
+    match frame {
+        Some(f) => Some(f.bind(py).to_owned()),
+        // SAFETY: GIL held (`py`); the frame is borrowed from the thread state, and the
+        // new reference is taken at once.
+        None => unsafe { Bound::from_borrowed_ptr_or_opt(py, ffi::PyEval_GetFrame().cast()) },
+    }
+}
 
 /// `PyMethodObject` (a bound method). Its layout has been the same from 3.9 to 3.13;
 /// pyo3-ffi does not declare it.
@@ -42,12 +84,14 @@ pub fn thread_ident() -> u64 {
 
 /// What identifies a C function for naming: its `PyMethodDef` and an "owner" object
 /// that decides the prefix of its name; and the callable object of this very call.
+/// Made only by `classify_c_callable`, from objects alive for `'a` (the event).
 #[derive(Clone, Copy, Debug)]
-pub struct CFunc {
-    pub ml: *mut ffi::PyMethodDef,
-    pub owner: *mut ffi::PyObject,
-    pub owner_kind: OwnerKind,
-    pub callable: *mut ffi::PyObject,
+pub struct CFunc<'a> {
+    ml: *mut ffi::PyMethodDef,
+    owner: *mut ffi::PyObject,
+    owner_kind: OwnerKind,
+    callable: *mut ffi::PyObject,
+    _live: PhantomData<&'a ffi::PyObject>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +104,19 @@ pub enum OwnerKind {
     None,
 }
 
-impl CFunc {
+impl CFunc<'_> {
+    /// The display name: `module.func`, `Type.func` or `func` (see `c_function_name`).
+    pub fn name(&self, _py: Python<'_>, sanitize: bool) -> String {
+        // SAFETY: the GIL is held (`_py`) and the pointers are live for `'a`.
+        unsafe { c_function_name(self, sanitize) }
+    }
+
+    /// A strong reference to the owner object (module name or type), if any.
+    pub fn owner(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        // SAFETY: `owner` is null or live for `'a`; the GIL is held (`py`).
+        (!self.owner.is_null()).then(|| unsafe { Bound::from_borrowed_ptr(py, self.owner) }.unbind())
+    }
+
     /// Key in the function table: tagged so it never equals a code-object key.
     #[inline(always)]
     pub fn key(&self) -> (usize, usize) {
@@ -88,9 +144,9 @@ pub fn c_frame_key(callable: *mut ffi::PyObject) -> usize {
 /// are never recorded as C events.
 ///
 /// # Safety
-/// GIL held; `callable` (and `arg0` when non-null) are live objects.
+/// GIL held; `callable` (and `arg0` when non-null) are live objects, for `'a`.
 #[inline(always)]
-pub unsafe fn classify_c_callable(callable: *mut ffi::PyObject, arg0: *mut ffi::PyObject) -> Option<CFunc> {
+pub unsafe fn classify_c_callable<'a>(callable: *mut ffi::PyObject, arg0: *mut ffi::PyObject) -> Option<CFunc<'a>> {
     let tp = ffi::Py_TYPE(callable);
     if tp == &raw mut ffi::PyCFunction_Type || tp == &raw mut ffi::PyCMethod_Type {
         return Some(cfunction_info(callable, callable));
@@ -107,6 +163,7 @@ pub unsafe fn classify_c_callable(callable: *mut ffi::PyObject, arg0: *mut ffi::
             owner: ffi::Py_TYPE(arg0).cast(),
             owner_kind: OwnerKind::Type,
             callable,
+            _live: PhantomData,
         });
     }
     if tp == &raw mut PyMethod_Type {
@@ -172,17 +229,17 @@ fn is_object_arg(arg0: *mut ffi::PyObject) -> bool {
 /// GIL held; `f` is a live builtin function object (`PyCFunction_Check` passed) and
 /// `callable` the live callable it was found through.
 #[inline(always)]
-unsafe fn cfunction_info(f: *mut ffi::PyObject, callable: *mut ffi::PyObject) -> CFunc {
+unsafe fn cfunction_info<'a>(f: *mut ffi::PyObject, callable: *mut ffi::PyObject) -> CFunc<'a> {
     let cf = f.cast::<ffi::PyCFunctionObject>();
     let ml = (*cf).m_ml;
     let module = (*cf).m_module;
     let slf = (*cf).m_self;
     if !module.is_null() && ffi::PyUnicode_Check(module) != 0 {
-        CFunc { ml, owner: module, owner_kind: OwnerKind::ModuleName, callable }
+        CFunc { ml, owner: module, owner_kind: OwnerKind::ModuleName, callable, _live: PhantomData }
     } else if !slf.is_null() {
-        CFunc { ml, owner: ffi::Py_TYPE(slf).cast(), owner_kind: OwnerKind::Type, callable }
+        CFunc { ml, owner: ffi::Py_TYPE(slf).cast(), owner_kind: OwnerKind::Type, callable, _live: PhantomData }
     } else {
-        CFunc { ml, owner: std::ptr::null_mut(), owner_kind: OwnerKind::None, callable }
+        CFunc { ml, owner: std::ptr::null_mut(), owner_kind: OwnerKind::None, callable, _live: PhantomData }
     }
 }
 
@@ -200,7 +257,7 @@ fn cstr_lossy(p: *const c_char) -> String {
 ///
 /// # Safety
 /// GIL held; the pointers in `f` are live.
-pub unsafe fn c_function_name(f: &CFunc, sanitize: bool) -> String {
+unsafe fn c_function_name(f: &CFunc<'_>, sanitize: bool) -> String {
     let mut ml_name = if f.ml.is_null() { String::new() } else { cstr_lossy((*f.ml).ml_name) };
     if sanitize && ml_name.chars().any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER) {
         ml_name.clear();
@@ -337,12 +394,6 @@ pub fn frame_layout_ok() -> bool {
     {
         DIRECT_GLOBALS.load(std::sync::atomic::Ordering::Relaxed)
     }
-}
-
-/// The innermost frame of the calling thread (borrowed), or null.
-pub fn current_frame() -> *mut ffi::PyFrameObject {
-    // SAFETY: called with the GIL held from tracer code.
-    unsafe { ffi::PyEval_GetFrame() }
 }
 
 /// Installs (or with `None`, removes) a C profile function on every thread of the

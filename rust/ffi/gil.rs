@@ -18,10 +18,10 @@ use std::cell::UnsafeCell;
 /// called with the GIL: see `hooks/`). Code without a token cannot reach the value:
 /// the GIL half of the contract is carried by the type.
 ///
-/// The other half, that no two references obtained from cells are alive at once, stays
-/// a documented contract (`get` is `unsafe`): a run-time borrow flag would cost a load,
-/// a store and a branch on every event, and the raw-pointer core (core/mod.rs, "the core
-/// contract") already lets go of every reference before it calls into Python.
+/// The other half, that no two references obtained from a cell are alive at once,
+/// stays with the caller (`get` is `unsafe`): only `ffi/` calls it, the guards of
+/// `ffi/shared.rs` for the tracer state (whose borrows end before Python code can run)
+/// and the call-site tables of `hooks/callsites.rs`.
 pub struct GilCell<T>(UnsafeCell<T>);
 
 // SAFETY: all access goes through `get`, which takes a GIL token, so no two threads
@@ -47,13 +47,6 @@ impl<T> GilCell<T> {
     #[inline(always)]
     pub unsafe fn get<'a>(&'a self, _py: Python<'a>) -> &'a mut T {
         &mut *self.0.get()
-    }
-
-    /// The inner value, through the unique reference to the cell (no GIL needed: no
-    /// one else can reach it).
-    #[inline(always)]
-    pub fn get_mut(&mut self) -> &mut T {
-        self.0.get_mut()
     }
 }
 

@@ -2,8 +2,11 @@
 //!
 //! - `cpython`: reads of CPython structs, our callback type, thread-state and frame
 //!   access, the dict watcher and the C API wrappers the hot path uses;
-//! - `gil`: the GIL token (`Gil<'py>`, made from a `Python<'py>`) and `GilCell`, the
-//!   interior mutability whose lock is the GIL;
+//! - `shared`: the tracer state behind raw pointers, and the guards (`Access`,
+//!   `Current`, `Event`) through which everything else reaches it; the registry of the
+//!   collecting tracer; the fast slot;
+//! - `held`: Python objects kept in tracer state, released only at safe points;
+//! - `gil`: `GilCell`, the interior mutability whose lock is the GIL;
 //! - `vec_ext`: pushes that never grow a vector (the hot path must not contain the
 //!   growth path of `Vec::push`);
 //! - `os`: the clock registers and system calls (`rdtsc`, `clock_gettime`);
@@ -11,7 +14,9 @@
 
 pub mod cpython;
 pub mod gil;
+pub mod held;
 pub mod os;
+pub mod shared;
 pub mod term_signal;
 pub mod vec_ext;
 

@@ -134,7 +134,7 @@ unsafe impl Send for Registry {}
 //   process-wide resource (8 per interpreter), so the registry that owns ours is
 //   process-wide too (created on the first session, reused by later ones);
 // - `SITE_CACHE` and `GUARDS` are read by every CALL and PY_START event, before the
-//   event knows its tracer (see `core/fast_slot.rs`): a static array costs one indexed
+//   event knows its tracer (see the fast slot in `ffi/shared.rs`): a static array costs one indexed
 //   load, anything owned by the tracer at least one more dependent load.
 static REGISTRY: GilCell<Option<Registry>> = GilCell::new(None);
 
@@ -479,7 +479,7 @@ pub unsafe fn check_globals(py: Python<'_>, code: *mut pyffi::PyObject) {
 /// GIL held, from a PY_START event (so a frame runs).
 #[inline(always)]
 unsafe fn globals_now(py: Python<'_>) -> *mut pyffi::PyObject {
-    match crate::core::fast_slot::hot_tstate(py) {
+    match crate::ffi::shared::hot_tstate(py) {
         Some(tstate) => ffi::frame_globals(tstate),
         None => ffi::current_globals(),
     }

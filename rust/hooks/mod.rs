@@ -5,6 +5,8 @@
 // The call-site analysis serves sys.monitoring (3.12+); its tests run everywhere.
 #[cfg_attr(not(Py_3_12), allow(dead_code))]
 mod bytecode;
+
+use crate::ffi::ObjRef;
 #[cfg(Py_3_12)]
 pub(crate) mod callsites;
 #[cfg(Py_3_12)]
@@ -53,13 +55,34 @@ pub(crate) fn guard(f: impl FnOnce()) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
 }
 
-// The slow paths of every event, out of line and guarded: the callbacks themselves
-// then have no unwinding landing pad and need no stack frame for their common case.
+// Every event starts from the guards of `ffi/shared.rs`: the hot path from the fast
+// slot (`hot`), the slow path from the registry (`active`). The slow paths are out of
+// line and guarded: the callbacks themselves then have no unwinding landing pad and
+// need no stack frame for their common case.
+
+/// The hot path's guard for this event, if the fast slot holds the calling thread.
+///
+/// # Safety
+/// Called from an event callback, with the GIL (`py`), which makes no other guard
+/// while the event lives and runs no Python code meanwhile.
+#[inline(always)]
+pub(crate) unsafe fn hot(py: pyo3::Python<'_>) -> Option<crate::core::Ev<'_>> {
+    // SAFETY: the caller's contract; `State` and `ThreadState` are the types of the
+    // core's registry, the only one that fills the fast slot.
+    unsafe { crate::ffi::shared::Event::hot(py) }
+}
+
+/// The slow path's guard: the collecting tracer, opened.
+#[inline(always)]
+fn active(py: pyo3::Python<'_>) -> Option<crate::core::Acc<'_>> {
+    crate::core::access_active(py)
+}
 
 /// `core::events::py_enter_slow`, out of line and guarded.
 ///
 /// # Safety
-/// As `core::events::py_enter_slow`.
+/// GIL held (`py`); `code` is the live code object of the frame that starts, `frame`
+/// null or that live frame.
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn py_enter_slow(
@@ -67,13 +90,17 @@ pub(crate) unsafe fn py_enter_slow(
     code: *mut pyo3::ffi::PyObject,
     frame: *mut pyo3::ffi::PyFrameObject,
 ) {
-    guard(|| crate::core::events::py_enter_slow(py, code, frame));
+    // SAFETY: live objects for this call (the contract above).
+    let (code, frame) = unsafe { (ObjRef::new(code), ObjRef::new(frame.cast())) };
+    let Some(code) = code else { return };
+    guard(|| crate::core::events::py_enter_slow(active(py), code, frame));
 }
 
 /// `core::events::py_exit_slow`, out of line and guarded.
 ///
 /// # Safety
-/// As `core::events::py_exit_slow`.
+/// GIL held (`py`); `retval` is null or a live object borrowed for the call (`code` is
+/// only compared by address).
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn py_exit_slow(
@@ -81,25 +108,21 @@ pub(crate) unsafe fn py_exit_slow(
     code: *mut pyo3::ffi::PyObject,
     retval: *mut pyo3::ffi::PyObject,
 ) {
-    guard(|| crate::core::events::py_exit_slow(py, code, retval));
+    // SAFETY: null or live for this call (the contract above).
+    let retval = unsafe { ObjRef::new(retval) };
+    guard(|| crate::core::events::py_exit_slow(active(py), code as usize, retval));
 }
 
 /// `core::events::c_enter_slow`, out of line and guarded.
-///
-/// # Safety
-/// As `core::events::c_enter_slow`.
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn c_enter_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc) {
-    guard(|| crate::core::events::c_enter_slow(py, cf));
+pub(crate) fn c_enter_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc<'_>) {
+    guard(|| crate::core::events::c_enter_slow(active(py), cf));
 }
 
 /// `core::events::c_exit_slow`, out of line and guarded.
-///
-/// # Safety
-/// As `core::events::c_exit_slow`.
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn c_exit_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc) {
-    guard(|| crate::core::events::c_exit_slow(py, cf));
+pub(crate) fn c_exit_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc<'_>) {
+    guard(|| crate::core::events::c_exit_slow(active(py), cf));
 }

@@ -9,7 +9,7 @@ use crate::buffers::record::{Kind, Record};
 use crate::buffers::ring;
 use crate::clock::{self, Conversion};
 use crate::core::funcs::FuncInfo;
-use crate::core::Core;
+use crate::core::Acc;
 use crate::output::json::{escape_json_string, JsonWriter};
 use crate::output::pyjson::write_py;
 use pyo3::prelude::*;
@@ -40,18 +40,12 @@ pub struct SnapData {
     pub conv: Conversion,
 }
 
-/// Moves every recorded event out of `core`: the `tracer_entries` most recent (the
-/// rings may hold one chunk more, see `buffers/ring.rs`). Its caller (a Python method)
-/// holds no reference into the core's state or its thread states (see `core::ops`).
-pub fn take(py: Python<'_>, core: &Core) -> SnapData {
-    // SAFETY: the caller holds no reference into the state (above); the thread states
-    // are owned by the registry and live while it lists them; every reference taken
-    // there ends before it returns, and it calls no Python.
-    let (mut data, limit) = unsafe { take_unchecked(py, core) };
-    let garbage = keep_newest(&mut data, limit);
-    // The payloads of the records dropped (Python objects, whose `__del__` may call the
-    // tracer) go once nothing refers into the state.
-    drop(garbage);
+/// Moves every recorded event out of the guard's tracer: the `tracer_entries` most
+/// recent (the rings may hold one chunk more, see `buffers/ring.rs`).
+pub fn take(acc: &mut Acc<'_>) -> SnapData {
+    let (mut data, limit) = take_all(acc);
+    // The payloads of the records dropped go when the guard closes.
+    drop(keep_newest(&mut data, limit));
     data
 }
 
@@ -74,16 +68,12 @@ fn keep_newest(data: &mut SnapData, limit: usize) -> Vec<Payload> {
     garbage
 }
 
-/// `take`, under its contract, before the records beyond the limit go; with the limit.
-///
-/// # Safety
-/// No other reference into `core`'s state or its thread states is alive.
-unsafe fn take_unchecked(py: Python<'_>, core: &Core) -> (SnapData, usize) {
-    let st = core.state.get(py);
-    let mut threads = Vec::with_capacity(st.threads.len());
+/// `take`, before the records beyond the limit go; with the limit.
+fn take_all(acc: &mut Acc<'_>) -> (SnapData, usize) {
+    let (st, list) = acc.threads();
+    let mut threads = Vec::with_capacity(list.len());
     let mut entries = 0;
-    for &p in &st.threads {
-        let t = &mut *p;
+    for (_, t) in list.iter_mut() {
         let (chunks, reserved) = t.ring.take_all();
         st.budget.release(reserved);
         let payloads = std::mem::take(&mut t.payloads);

@@ -202,6 +202,13 @@ DEFAULT = _Marker("DEFAULT")
 class Spec:
     """One option of ``VizTracer``.
 
+    ``type``: the annotation of the constructor parameter (a string, written into
+    ``VizTracer.__init__``); ``value_type``: the annotation of the attribute, the type
+    of the validated value (in ``VizTracer``'s class body and, for a native option, in
+    ``_snaptrace.pyi``), when it differs from ``type``. Both may use only names the
+    two files import (the generator says when one does not).
+    ``default``: a literal (``None``, a bool, a number or a str).
+
     ``store``: ``"attr"``, a validating attribute made from this entry (kept on the
     native tracer as ``native`` when that is set, else on the Python object);
     ``"property"``, a property written by hand in ``viztracer.py`` (side effects:
@@ -225,15 +232,16 @@ class Spec:
     """
 
     __slots__ = ("name", "type", "default", "check", "help", "doc", "sample", "store", "native", "to_native",
-                 "to_kwarg", "cli", "child", "to_child", "requires", "data")
+                 "to_kwarg", "cli", "child", "to_child", "requires", "data", "value_type")
 
     def __init__(self, name: str, type: str, default: Any, check: Callable[[str, Any], Any], help: str, doc: str,
                  sample: Any, store: str = "attr", native: Optional[str] = None,
                  to_native: Callable[[Any], Any] = _same, to_kwarg: Callable[[Any], Any] = _same,
                  cli: Optional[Cli] = None, child: Any = INHERIT, to_child: Callable[[Any], Any] = _same,
-                 requires: Optional[str] = None, data: bool = True) -> None:
+                 requires: Optional[str] = None, data: bool = True, value_type: Optional[str] = None) -> None:
         self.name = name
         self.type = type
+        self.value_type = type if value_type is None else value_type
         self.default = default
         self.check = check
         self.help = help
@@ -351,7 +359,7 @@ OPTIONS: Tuple[Spec, ...] = (
          help="record sys.audit events whose name matches one of these regexes (none: all)",
          doc="Regexes of `sys.audit` events to record as instants (`re.fullmatch`; an empty list records "
              "every event). See [Concurrency](concurrency.md#audit-events).",
-         sample=["sample\\.audit\\..*"], cli=Cli("list", EXTRA, "REGEX")),
+         sample=["sample\\.audit\\..*"], cli=Cli("list", EXTRA, "REGEX"), value_type="Optional[List[str]]"),
     Spec("pid_suffix", "bool", False, check_pid_suffix,
          help="add _<pid> to the trace file name",
          doc="Add `_<pid>` to the output file name (`result_123.json`, `a_123.json.gz`).",
@@ -400,7 +408,8 @@ OPTIONS: Tuple[Spec, ...] = (
              "module's `get_vizplugin`. A plugin that can't be loaded raises `VizPluginError` at construction. "
              "Child processes load the plugin strings again. See [Plugins](plugins.md).",
          # (a module the tests write)
-         sample=["option_table_sample_plugin"], cli=Cli("list", EXTRA, "PLUGIN"), to_child=_plugin_strings, data=False),
+         sample=["option_table_sample_plugin"], cli=Cli("list", EXTRA, "PLUGIN"), to_child=_plugin_strings, data=False,
+         value_type="List[Any]"),
     Spec("ignore_multiprocess", "bool", True, check_bool,
          help="trace only this process, not its subprocesses or multiprocessing children",
          doc="`False`: every Python process started while tracing (subprocess, multiprocessing, `os.fork`, "

@@ -1,11 +1,14 @@
 """The option table (viztracer/options.py) and everything made from it: VizTracer's
 constructor and attributes, init_kwargs, the stub of the native tracer, the command
 line and rcfile, the child hand-over, and the docs. The blocks tools/options_gen.py
-writes out are checked by running it with --check."""
+writes out are checked by running it with --check; the tests at the end add an option
+to a copy of the project and show that the table and the generator are all it takes."""
 
 import ast
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -222,3 +225,77 @@ def test_generated_blocks_are_current():
     """VizTracer's parameters and attributes, _snaptrace.pyi's options, the docs' tables."""
     run = generator("--check")
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+# --------------------------------------------------------------------------- adding an option
+
+def project_copy(tmp_path, entry):
+    """A copy of what adding an option touches (the package with its built extension,
+    the generator, the docs pages, these tests) with ``entry`` added at the end of the
+    option table, and nothing else edited."""
+    if not os.path.exists(GENERATOR):
+        pytest.skip("tools/ is not part of this copy")
+    root = tmp_path / "project"
+    shutil.copytree(os.path.dirname(viztracer.__file__), root / "viztracer",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for directory, names in (("tools", ["options_gen.py"]), ("docs", ["api.md", "cli.md"]),
+                             ("tests", ["conftest.py", "support.py", "test_option_table.py",
+                                        "test_option_inheritance.py"])):
+        (root / directory).mkdir()
+        for name in names:
+            shutil.copy(os.path.join(ROOT, directory, name), root / directory / name)
+    table = root / "viztracer" / "options.py"
+    end = "\n)\n\nOPTION: Dict[str, Spec]"
+    text = table.read_text()
+    assert text.count(end) == 1
+    table.write_text(text.replace(end, "\n" + entry + end))
+    return root
+
+
+def run_in_copy(root, *args, cwd=None):
+    """Python with the copy in front of the installed package."""
+    return subprocess.run([sys.executable, *args], cwd=cwd or root, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                              [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])))
+
+
+# Table entries as someone adding an option writes them (names of viztracer/options.py).
+FAKE_OPTION = """\
+    Spec("fake_option", "int", 3, check_int, help="a fake option", doc="A fake option.",
+         sample=5, cli=Cli("int", EXTRA, "N")),"""
+FAKE_NATIVE_OPTION = """\
+    _flag("fake_native", "a fake native option", "A fake native option.", RECORDED, native=True),"""
+
+
+def test_project_copy_new_option_needs_the_table_and_the_generator(tmp_path):
+    root = project_copy(tmp_path, FAKE_OPTION)
+    stale = run_in_copy(root, "tools/options_gen.py", "--check")
+    assert stale.returncode == 1 and stale.stdout.count("\n") == 1, stale.stdout + stale.stderr
+    assert "viztracer/viztracer.py, docs/api.md, docs/cli.md" in stale.stdout
+    run = run_in_copy(root, "tools/options_gen.py")
+    assert run.returncode == 0, run.stdout + run.stderr
+    api, cli = (root / "docs/api.md").read_text(), (root / "docs/cli.md").read_text()
+    assert "| `fake_option` | `3` | `--fake_option N` | inherited | A fake option. |" in api
+    assert "| `--fake_option N` | `fake_option` | A fake option |" in cli
+    # The copy's own tests, on the copy, with the option in the table: every test but these.
+    tests = run_in_copy(root, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-k", "not project_copy",
+                        "test_option_table.py", "test_option_inheritance.py", cwd=root / "tests")
+    assert tests.returncode == 0, tests.stdout[-5000:] + tests.stderr
+    for test in ("test_generated_blocks_are_current", "test_class_attributes_come_from_the_table",
+                 "test_sample_round_trips[fake_option]", "test_assignment_validates[fake_option]",
+                 "test_command_line_flag[fake_option]", "test_rcfile_key[fake_option]",
+                 "test_init_kwargs_reproduce_the_tracer", "test_child_kwargs_are_the_inherited_options_as_json"):
+        assert f"test_option_table.py::{test} PASSED" in tests.stdout, test
+    arrived = re.findall(r"test_inherited_option_arrives\[fake_option-([^]]*)\] PASSED", tests.stdout)
+    assert set(arrived) == {"os.fork", "multiprocessing.fork", "multiprocessing.spawn", "multiprocessing.forkserver",
+                            "subprocess"}, tests.stdout[-5000:]
+
+
+def test_project_copy_native_option_names_the_missing_rust_side(tmp_path):
+    root = project_copy(tmp_path, FAKE_NATIVE_OPTION)
+    assert run_in_copy(root, "tools/options_gen.py").returncode == 0
+    assert "    fake_native: bool\n" in (root / "viztracer" / "_snaptrace.pyi").read_text()
+    tests = run_in_copy(root, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "test_option_table.py::test_native_options_are_in_the_extension", cwd=root / "tests")
+    assert tests.returncode == 1
+    assert "_snaptrace.Tracer has no attribute fake_native (option fake_native)" in tests.stdout, tests.stdout

@@ -37,7 +37,7 @@ gdb-deps:
 
 python_bin = $(shell (pyenv prefix $(1) 2>/dev/null | head -n1 | sed 's|$$|/bin/python|') || command -v python$(1))
 
-.PHONY: demo test build-% pytest-% cargo-test docs clean bench browser-deps gdb-deps lint lint-rust lint-python
+.PHONY: demo test build-% pytest-% cargo-test docs clean bench browser-deps gdb-deps lint lint-rust lint-python options
 # The virtualenvs are made once: without this, make deletes the pattern rule's
 # `.ready` marker after every run and the next run installs everything again.
 .PRECIOUS: $(VENV)/%/.ready
@@ -108,6 +108,12 @@ lint-python: $(foreach v,$(LINT_PYTHONS),build-$(v))
 		(cd tests && $(abspath $(VENV))/$$v/bin/python -m mypy.stubtest viztracer._snaptrace); \
 	done
 # --- end of lint block ---------------------------------------------------------------
+
+# After an edit of the option table (viztracer/options.py): rewrite the blocks made from
+# it (VizTracer's parameters and attributes, _snaptrace.pyi's options, the docs' option
+# tables). tests/test_option_table.py fails while one is out of date.
+options: $(VENV)/$(DEMO_PYTHON)/.ready
+	@$(VENV)/$(DEMO_PYTHON)/bin/python tools/options_gen.py
 
 cargo-test: $(VENV)/$(DEMO_PYTHON)/.ready
 	@echo "== cargo test"

@@ -92,7 +92,7 @@ def run_parent(directory, kwargs):
     directory.mkdir()
     (directory / "parent.py").write_text(PARENT)
     write_sample_plugin(directory)
-    env = dict(os.environ, PYTHONPATH=str(directory))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(directory), *filter(None, [os.environ.get("PYTHONPATH")])]))
     run = subprocess.run([sys.executable, "parent.py", str(directory), json.dumps(kwargs)], cwd=directory,
                          env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout + run.stderr

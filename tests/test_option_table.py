@@ -1,11 +1,14 @@
-"""The option table (viztracer/options.py) and every copy made from it or checked
-against it: VizTracer's constructor and attributes, init_kwargs, the stub of the
-native tracer, the command line and rcfile, the child hand-over, and the docs."""
+"""The option table (viztracer/options.py) and everything made from it: VizTracer's
+constructor and attributes, init_kwargs, the stub of the native tracer, the command
+line and rcfile, the child hand-over, and the docs. The blocks tools/options_gen.py
+writes out are checked by running it with --check; the tests at the end add an option
+to a copy of the project and show that the table and the generator are all it takes."""
 
 import ast
-import inspect
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -38,15 +41,6 @@ def test_names_are_unique_and_samples_differ_from_defaults():
 
 
 # --------------------------------------------------------------------------- VizTracer
-
-def test_constructor_signature_is_the_table():
-    params = list(inspect.signature(VizTracer.__init__).parameters.values())[1:]
-    assert [p.name for p in params] == [spec.name for spec in OPTIONS]
-    for p in params:
-        spec = OPTION[p.name]
-        assert p.annotation == spec.type, p.name
-        assert p.default == spec.default and type(p.default) is type(spec.default), p.name
-
 
 def test_class_attributes_come_from_the_table():
     for spec in OPTIONS:
@@ -104,35 +98,27 @@ def test_init_kwargs_reproduce_the_tracer(sample_plugin):
 
 # --------------------------------------------------------------------------- native tracer
 
-def stub_tracer_members():
-    """``(attributes, read-only properties)`` of ``Tracer`` in _snaptrace.pyi."""
+def test_native_options_are_in_the_extension():
+    """The Rust side of a native option is written by hand (rust/api/tracer.rs)."""
+    native = _snaptrace.Tracer()
+    lacking = [f"{spec.native} (option {spec.name})" for spec in OPTIONS
+               if spec.native is not None and not hasattr(native, spec.native)]
+    assert not lacking, f"_snaptrace.Tracer has no attribute {', '.join(lacking)}: see rust/api/tracer.rs"
+
+
+def test_stub_declares_each_native_option_once():
+    """The generated block of _snaptrace.pyi declares the native options; a hand-written
+    line outside it would declare one again."""
     path = os.path.join(os.path.dirname(viztracer.__file__), "_snaptrace.pyi")
     with open(path) as f:
         tree = ast.parse(f.read())
     (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Tracer"]
-    attributes = {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign)}
-    properties = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)
-                  and any(isinstance(d, ast.Name) and d.id == "property" for d in n.decorator_list)}
-    setters = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)
-               and any(isinstance(d, ast.Attribute) and d.attr == "setter" for d in n.decorator_list)}
-    return attributes, properties - setters
-
-
-def test_native_attributes_are_in_the_stub_and_the_extension():
-    attributes, read_only = stub_tracer_members()
-    native = _snaptrace.Tracer()
+    declared = [n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
+    declared += [n.name for n in cls.body if isinstance(n, ast.FunctionDef)
+                 and any(isinstance(d, ast.Name) and d.id == "property" for d in n.decorator_list)]
     for spec in OPTIONS:
-        if spec.native is None:
-            continue
-        assert hasattr(native, spec.native), spec.name
-        if spec.store == "readonly":
-            assert spec.native in read_only, spec.name
-        else:
-            assert spec.native in attributes, spec.name
-    # Every public option-like attribute of the stub is an option's (lib_file_path is
-    # the package's own directory, not an option).
-    options = {spec.native for spec in OPTIONS if spec.native is not None and spec.store != "readonly"}
-    assert {a for a in attributes if not a.startswith("_")} - {"lib_file_path"} == options
+        if spec.native is not None:
+            assert declared.count(spec.native) == 1, spec.name
 
 
 # --------------------------------------------------------------------------- command line, rcfile
@@ -224,11 +210,92 @@ def test_child_kwargs_keep_plugin_strings_only():
     assert child_kwargs(tracer)["plugins"] == []
 
 
-# --------------------------------------------------------------------------- docs
+# --------------------------------------------------------------------------- generated blocks
 
-def test_docs_option_tables_are_the_table():
-    tool = os.path.join(ROOT, "tools", "options_doc.py")
-    if not os.path.exists(tool):
+GENERATOR = os.path.join(ROOT, "tools", "options_gen.py")
+
+
+def generator(*args):
+    if not os.path.exists(GENERATOR):
         pytest.skip("tools/ is not part of this copy")
-    run = subprocess.run([sys.executable, tool, "--check"], capture_output=True, text=True)
+    return subprocess.run([sys.executable, GENERATOR, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_generated_blocks_are_current():
+    """VizTracer's parameters and attributes, _snaptrace.pyi's options, the docs' tables."""
+    run = generator("--check")
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+# --------------------------------------------------------------------------- adding an option
+
+def project_copy(tmp_path, entry):
+    """A copy of what adding an option touches (the package with its built extension,
+    the generator, the docs pages, these tests) with ``entry`` added at the end of the
+    option table, and nothing else edited."""
+    if not os.path.exists(GENERATOR):
+        pytest.skip("tools/ is not part of this copy")
+    root = tmp_path / "project"
+    shutil.copytree(os.path.dirname(viztracer.__file__), root / "viztracer",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for directory, names in (("tools", ["options_gen.py"]), ("docs", ["api.md", "cli.md"]),
+                             ("tests", ["conftest.py", "support.py", "test_option_table.py",
+                                        "test_option_inheritance.py"])):
+        (root / directory).mkdir()
+        for name in names:
+            shutil.copy(os.path.join(ROOT, directory, name), root / directory / name)
+    table = root / "viztracer" / "options.py"
+    end = "\n)\n\nOPTION: Dict[str, Spec]"
+    text = table.read_text()
+    assert text.count(end) == 1
+    table.write_text(text.replace(end, "\n" + entry + end))
+    return root
+
+
+def run_in_copy(root, *args, cwd=None):
+    """Python with the copy in front of the installed package."""
+    return subprocess.run([sys.executable, *args], cwd=cwd or root, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                              [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])))
+
+
+# Table entries as someone adding an option writes them (names of viztracer/options.py).
+FAKE_OPTION = """\
+    Spec("fake_option", "int", 3, check_int, help="a fake option", doc="A fake option.",
+         sample=5, cli=Cli("int", EXTRA, "N")),"""
+FAKE_NATIVE_OPTION = """\
+    _flag("fake_native", "a fake native option", "A fake native option.", RECORDED, native=True),"""
+
+
+def test_project_copy_new_option_needs_the_table_and_the_generator(tmp_path):
+    root = project_copy(tmp_path, FAKE_OPTION)
+    stale = run_in_copy(root, "tools/options_gen.py", "--check")
+    assert stale.returncode == 1 and stale.stdout.count("\n") == 1, stale.stdout + stale.stderr
+    assert "viztracer/viztracer.py, docs/api.md, docs/cli.md" in stale.stdout
+    run = run_in_copy(root, "tools/options_gen.py")
+    assert run.returncode == 0, run.stdout + run.stderr
+    api, cli = (root / "docs/api.md").read_text(), (root / "docs/cli.md").read_text()
+    assert "| `fake_option` | `3` | `--fake_option N` | inherited | A fake option. |" in api
+    assert "| `--fake_option N` | `fake_option` | A fake option |" in cli
+    # The copy's own tests, on the copy, with the option in the table: every test but these.
+    tests = run_in_copy(root, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-k", "not project_copy",
+                        "test_option_table.py", "test_option_inheritance.py", cwd=root / "tests")
+    assert tests.returncode == 0, tests.stdout[-5000:] + tests.stderr
+    for test in ("test_generated_blocks_are_current", "test_class_attributes_come_from_the_table",
+                 "test_sample_round_trips[fake_option]", "test_assignment_validates[fake_option]",
+                 "test_command_line_flag[fake_option]", "test_rcfile_key[fake_option]",
+                 "test_init_kwargs_reproduce_the_tracer", "test_child_kwargs_are_the_inherited_options_as_json"):
+        assert f"test_option_table.py::{test} PASSED" in tests.stdout, test
+    arrived = re.findall(r"test_inherited_option_arrives\[fake_option-([^]]*)\] PASSED", tests.stdout)
+    assert set(arrived) == {"os.fork", "multiprocessing.fork", "multiprocessing.spawn", "multiprocessing.forkserver",
+                            "subprocess"}, tests.stdout[-5000:]
+
+
+def test_project_copy_native_option_names_the_missing_rust_side(tmp_path):
+    root = project_copy(tmp_path, FAKE_NATIVE_OPTION)
+    assert run_in_copy(root, "tools/options_gen.py").returncode == 0
+    assert "    fake_native: bool\n" in (root / "viztracer" / "_snaptrace.pyi").read_text()
+    tests = run_in_copy(root, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "test_option_table.py::test_native_options_are_in_the_extension", cwd=root / "tests")
+    assert tests.returncode == 1
+    assert "_snaptrace.Tracer has no attribute fake_native (option fake_native)" in tests.stdout, tests.stdout

@@ -38,24 +38,28 @@ class Tracer:
     """The native recorder: hooks, per-thread buffers and options."""
 
     def __new__(cls, tracer_entries: int = 1_000_000) -> Tracer: ...
+    # The options the hot path reads (the `native` attribute of their entry in
+    # viztracer/options.py; min_duration_ns is min_duration in ns).
+    # generated: options (`make options` writes this block from viztracer/options.py)
     @property
     def tracer_entries(self) -> int: ...
     max_stack_depth: int
-    ignore_c_function: bool
-    ignore_frozen: bool
-    trace_self: bool
-    lib_file_path: Optional[str]
     include_files: Optional[List[str]]
     exclude_files: Optional[List[str]]
-    log_func_args: bool
+    ignore_c_function: bool
+    ignore_frozen: bool
     log_func_retval: bool
-    log_func_repr: Optional[Callable[[Any], str]]
+    log_func_args: bool
+    log_func_repr: Optional[Callable[..., str]]
     log_async: bool
+    trace_self: bool
+    min_duration_ns: float
+    sanitize_function_name: bool
     fast_calls: bool
+    # end of generated: options
+    lib_file_path: Optional[str]
     _noop_hooks: bool
     _every_call_event: bool
-    sanitize_function_name: bool
-    min_duration_ns: float
     @property
     def thread_namer(self) -> None: ...
     @thread_namer.setter

@@ -45,10 +45,11 @@ def get_tracer() -> Optional["VizTracer"]:
 
 
 class VizTracer:
-    # The options (see viztracer/options.py, the table each line is made from): every
-    # attribute validates on assignment; those the hot path reads live on the native
-    # tracer. tracer_entries, log_func_with_objprint, log_gc and log_torch are the
-    # properties below.
+    # The options (see viztracer/options.py): every attribute validates on assignment;
+    # those the hot path reads live on the native tracer. tracer_entries,
+    # log_func_with_objprint, log_gc and log_torch are the properties below; min_duration
+    # is stored and read in ns, as upstream VizTracer's is.
+    # generated: attributes (`make options` writes this block from viztracer/options.py)
     verbose: int = attribute()
     max_stack_depth: int = attribute()
     include_files: Optional[List[str]] = attribute()
@@ -65,7 +66,7 @@ class VizTracer:
     pid_suffix: bool = attribute()
     file_info: bool = attribute()
     trace_self: bool = attribute()
-    min_duration: float = attribute()  # stored in ns; the getter returns ns, as upstream VizTracer's does
+    min_duration: float = attribute()
     minimize_memory: bool = attribute()
     dump_raw: bool = attribute()
     sanitize_function_name: bool = attribute()
@@ -74,43 +75,47 @@ class VizTracer:
     plugins: List[Any] = attribute()
     ignore_multiprocess: bool = attribute()
     fast_calls: bool = attribute()
+    # end of generated: attributes
 
     # Set by _extras_init (declared here for the type checker: log_gc comes first).
     _gc_logger: Optional[Any]
 
-    def __init__(self,
-                 tracer_entries: int = 1000000,
-                 verbose: int = 1,
-                 max_stack_depth: int = -1,
-                 include_files: Optional[List[str]] = None,
-                 exclude_files: Optional[List[str]] = None,
-                 ignore_c_function: bool = False,
-                 ignore_frozen: bool = False,
-                 log_func_retval: bool = False,
-                 log_func_args: bool = False,
-                 log_func_repr: Optional[Callable[..., str]] = None,
-                 log_func_with_objprint: bool = False,
-                 log_print: bool = False,
-                 log_gc: bool = False,
-                 log_sparse: bool = False,
-                 log_async: bool = False,
-                 log_torch: bool = False,
-                 log_audit: Optional[Sequence[str]] = None,
-                 pid_suffix: bool = False,
-                 file_info: bool = True,
-                 register_global: bool = True,
-                 trace_self: bool = False,
-                 min_duration: float = 0,
-                 minimize_memory: bool = False,
-                 dump_raw: bool = False,
-                 sanitize_function_name: bool = False,
-                 process_name: Optional[str] = None,
-                 output_file: str = "result.json",
-                 plugins: Optional[Sequence[Any]] = None,
-                 ignore_multiprocess: bool = True,
-                 fast_calls: bool = False) -> None:
-        # The constructor's parameters are the option table's (a test checks names,
-        # types and defaults), and are assigned in its order.
+    def __init__(
+        self,
+        # generated: parameters (`make options` writes this block from viztracer/options.py)
+        tracer_entries: int = 1000000,
+        verbose: int = 1,
+        max_stack_depth: int = -1,
+        include_files: Optional[List[str]] = None,
+        exclude_files: Optional[List[str]] = None,
+        ignore_c_function: bool = False,
+        ignore_frozen: bool = False,
+        log_func_retval: bool = False,
+        log_func_args: bool = False,
+        log_func_repr: Optional[Callable[..., str]] = None,
+        log_func_with_objprint: bool = False,
+        log_print: bool = False,
+        log_gc: bool = False,
+        log_sparse: bool = False,
+        log_async: bool = False,
+        log_torch: bool = False,
+        log_audit: Optional[Sequence[str]] = None,
+        pid_suffix: bool = False,
+        file_info: bool = True,
+        register_global: bool = True,
+        trace_self: bool = False,
+        min_duration: float = 0,
+        minimize_memory: bool = False,
+        dump_raw: bool = False,
+        sanitize_function_name: bool = False,
+        process_name: Optional[str] = None,
+        output_file: str = "result.json",
+        plugins: Optional[Sequence[Any]] = None,
+        ignore_multiprocess: bool = True,
+        fast_calls: bool = False,
+        # end of generated: parameters
+    ) -> None:
+        # The parameters are the option table's, assigned in its order.
         args = dict(locals())
         self._tracer = _snaptrace.Tracer(check("tracer_entries", tracer_entries))
         self._tracer.lib_file_path = _LIB_FILE_PATH

@@ -86,6 +86,12 @@ def _code_only(text: str) -> str:
     return "".join(out)
 
 
+def _code_of(path: str) -> str:
+    """The code of `rust/<path>`, comments and string literals blanked."""
+    with open(os.path.join(RUST, path), encoding="utf-8") as f:
+        return _code_only(f.read())
+
+
 def _top_module(path: str) -> Optional[str]:
     """`core/events.rs` -> `core`, `clock.rs` -> `clock`; None for the crate root."""
     if path == "lib.rs":
@@ -112,8 +118,7 @@ def module_graph() -> Dict[str, Set[str]]:
         top = _top_module(path)
         if top is None:
             continue
-        with open(os.path.join(RUST, path), encoding="utf-8") as f:
-            code = _code_only(f.read())
+        code = _code_of(path)
         graph.setdefault(top, set()).update(r for r in _references(code) if r != top)
     return graph
 
@@ -203,8 +208,7 @@ def test_unsafe_only_in_the_ffi_layer_and_the_allow_list():
     for path in _rust_files():
         if _in_ffi_layer(path) or path in UNSAFE_ALLOWED:
             continue
-        with open(os.path.join(RUST, path), encoding="utf-8") as f:
-            code = _code_only(f.read())
+        code = _code_of(path)
         count = len(re.findall(r"\bunsafe\b", code))
         if count:
             outside.append(f"{path} ({count})")
@@ -221,8 +225,7 @@ def _guarded_files() -> List[str]:
 def test_guarded_layers_make_no_gil_token():
     found = []
     for path in _guarded_files():
-        with open(os.path.join(RUST, path), encoding="utf-8") as f:
-            code = _code_only(f.read())
+        code = _code_of(path)
         found += [f"{path}: {name}" for name in TOKEN_MAKERS if name in code]
     assert not found, "GIL tokens made below the guards: " + ", ".join(found)
 
@@ -231,8 +234,7 @@ def test_guarded_layers_keep_no_plain_py_in_state():
     # Struct fields and enum variants of these layers hold `Held<T>`, never `Py<T>`.
     found = []
     for path in _guarded_files():
-        with open(os.path.join(RUST, path), encoding="utf-8") as f:
-            code = _code_only(f.read())
+        code = _code_of(path)
         for m in re.finditer(r"\b(?:struct|enum)\s+\w+[^{;]*\{", code):
             depth, i = 1, m.end()
             while depth and i < len(code):
@@ -291,8 +293,7 @@ def _statics():
     """`(file, name, type, is_mut)` of every `static` item (thread-locals included)."""
     out = []
     for path in _rust_files():
-        with open(os.path.join(RUST, path), encoding="utf-8") as f:
-            code = _code_only(f.read())
+        code = _code_of(path)
         for m in re.finditer(r"(?<!')\bstatic\s+(mut\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^=;]+)", code):
             out.append((path, m.group(2), m.group(3).strip(), bool(m.group(1))))
     return out

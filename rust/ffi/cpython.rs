@@ -1,7 +1,8 @@
 //! The unsafe layer: every direct read of CPython structures lives here.
 //!
-//! Callers hold the GIL (all hooks and methods run with it) and pass pointers the
-//! interpreter gave them, which stay alive for the duration of the call.
+//! Callers prove that they hold the GIL with a `Python<'_>` token, the first argument
+//! of every function here that needs it (all hooks and methods have one), and pass
+//! pointers the interpreter gave them, which stay alive for the duration of the call.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -106,9 +107,8 @@ pub enum OwnerKind {
 
 impl CFunc<'_> {
     /// The display name: `module.func`, `Type.func` or `func` (see `c_function_name`).
-    pub fn name(&self, _py: Python<'_>, sanitize: bool) -> String {
-        // SAFETY: the GIL is held (`_py`) and the pointers are live for `'a`.
-        unsafe { c_function_name(self, sanitize) }
+    pub fn name(&self, py: Python<'_>, sanitize: bool) -> String {
+        c_function_name(py, self, sanitize)
     }
 
     /// A strong reference to the owner object (module name or type), if any.
@@ -144,12 +144,16 @@ pub fn c_frame_key(callable: *mut ffi::PyObject) -> usize {
 /// are never recorded as C events.
 ///
 /// # Safety
-/// GIL held; `callable` (and `arg0` when non-null) are live objects, for `'a`.
+/// `callable` (and `arg0` when non-null) are live objects, for `'a`.
 #[inline(always)]
-pub unsafe fn classify_c_callable<'a>(callable: *mut ffi::PyObject, arg0: *mut ffi::PyObject) -> Option<CFunc<'a>> {
+pub unsafe fn classify_c_callable<'a>(
+    py: Python<'_>,
+    callable: *mut ffi::PyObject,
+    arg0: *mut ffi::PyObject,
+) -> Option<CFunc<'a>> {
     let tp = ffi::Py_TYPE(callable);
     if tp == &raw mut ffi::PyCFunction_Type || tp == &raw mut ffi::PyCMethod_Type {
-        return Some(cfunction_info(callable, callable));
+        return Some(cfunction_info(py, callable, callable));
     }
     if tp == &raw mut ffi::PyMethodDescr_Type {
         // `list.append` called with `self` as first argument (how 3.12+ reports a
@@ -171,7 +175,7 @@ pub unsafe fn classify_c_callable<'a>(callable: *mut ffi::PyObject, arg0: *mut f
         let ftp = ffi::Py_TYPE(func);
         if ftp == &raw mut ffi::PyCFunction_Type || ftp == &raw mut ffi::PyCMethod_Type {
             // The interpreter calls (and reports the return of) the function itself.
-            return Some(cfunction_info(func, func));
+            return Some(cfunction_info(py, func, func));
         }
     }
     None
@@ -181,10 +185,10 @@ pub unsafe fn classify_c_callable<'a>(callable: *mut ffi::PyObject, arg0: *mut f
 /// that sys.monitoring also reports as PY_START (or that are never recorded).
 ///
 /// # Safety
-/// GIL held; `callable` is live.
+/// `callable` is live.
 #[cfg(Py_3_12)]
 #[inline(always)]
-pub unsafe fn is_python_level_callable(callable: *mut ffi::PyObject) -> bool {
+pub unsafe fn is_python_level_callable(_py: Python<'_>, callable: *mut ffi::PyObject) -> bool {
     let tp = ffi::Py_TYPE(callable);
     if tp == &raw mut ffi::PyFunction_Type {
         return true;
@@ -201,10 +205,10 @@ pub unsafe fn is_python_level_callable(callable: *mut ffi::PyObject) -> bool {
 /// `classify_c_callable` makes, in two compares).
 ///
 /// # Safety
-/// GIL held; `callable` is live.
+/// `callable` is live.
 #[cfg(Py_3_12)]
 #[inline(always)]
-pub unsafe fn is_function_or_class(callable: *mut ffi::PyObject) -> bool {
+pub unsafe fn is_function_or_class(_py: Python<'_>, callable: *mut ffi::PyObject) -> bool {
     let tp = ffi::Py_TYPE(callable);
     tp == &raw mut ffi::PyFunction_Type || ffi::PyType_FastSubclass(tp, ffi::Py_TPFLAGS_TYPE_SUBCLASS) != 0
 }
@@ -226,10 +230,10 @@ fn is_object_arg(arg0: *mut ffi::PyObject) -> bool {
 /// function object.
 ///
 /// # Safety
-/// GIL held; `f` is a live builtin function object (`PyCFunction_Check` passed) and
-/// `callable` the live callable it was found through.
+/// `f` is a live builtin function object (`PyCFunction_Check` passed) and `callable`
+/// the live callable it was found through, both for `'a`.
 #[inline(always)]
-unsafe fn cfunction_info<'a>(f: *mut ffi::PyObject, callable: *mut ffi::PyObject) -> CFunc<'a> {
+unsafe fn cfunction_info<'a>(_py: Python<'_>, f: *mut ffi::PyObject, callable: *mut ffi::PyObject) -> CFunc<'a> {
     let cf = f.cast::<ffi::PyCFunctionObject>();
     let ml = (*cf).m_ml;
     let module = (*cf).m_module;
@@ -254,30 +258,39 @@ fn cstr_lossy(p: *const c_char) -> String {
 /// The display name of a C function: `module.func`, `Type.func` or `func`.
 /// With `sanitize`, a `ml_name` holding non-printable characters is dropped (some
 /// extensions build their method tables at run time and leave garbage there).
-///
-/// # Safety
-/// GIL held; the pointers in `f` are live.
-unsafe fn c_function_name(f: &CFunc<'_>, sanitize: bool) -> String {
-    let mut ml_name = if f.ml.is_null() { String::new() } else { cstr_lossy((*f.ml).ml_name) };
+/// The pointers of a `CFunc` are live for as long as it can be borrowed (it is made
+/// only by `classify_c_callable`, from objects alive for its lifetime).
+fn c_function_name(_py: Python<'_>, f: &CFunc<'_>, sanitize: bool) -> String {
+    let mut ml_name = if f.ml.is_null() {
+        String::new()
+    } else {
+        // SAFETY: `ml` is a live method definition (see above).
+        cstr_lossy(unsafe { (*f.ml).ml_name })
+    };
     if sanitize && ml_name.chars().any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER) {
         ml_name.clear();
     }
     match f.owner_kind {
         OwnerKind::ModuleName => {
-            let mut size: ffi::Py_ssize_t = 0;
-            let p = ffi::PyUnicode_AsUTF8AndSize(f.owner, &mut size);
-            let module = if p.is_null() {
-                ffi::PyErr_Clear();
-                String::from("<unknown>")
-            } else {
-                let bytes = std::slice::from_raw_parts(p.cast::<u8>(), size as usize);
-                String::from_utf8_lossy(bytes).into_owned()
+            // SAFETY: the GIL is held (`_py`); `owner` is a live str (`ModuleName`, see
+            // above), whose UTF-8 buffer it keeps for as long as it lives.
+            let module = unsafe {
+                let mut size: ffi::Py_ssize_t = 0;
+                let p = ffi::PyUnicode_AsUTF8AndSize(f.owner, &mut size);
+                if p.is_null() {
+                    ffi::PyErr_Clear();
+                    String::from("<unknown>")
+                } else {
+                    let bytes = std::slice::from_raw_parts(p.cast::<u8>(), size as usize);
+                    String::from_utf8_lossy(bytes).into_owned()
+                }
             };
             format!("{module}.{ml_name}")
         }
         OwnerKind::Type => {
-            let tp = f.owner.cast::<ffi::PyTypeObject>();
-            format!("{}.{}", cstr_lossy((*tp).tp_name), ml_name)
+            // SAFETY: `owner` is a live type object (`Type`, see above).
+            let tp_name = unsafe { (*f.owner.cast::<ffi::PyTypeObject>()).tp_name };
+            format!("{}.{}", cstr_lossy(tp_name), ml_name)
         }
         OwnerKind::None => ml_name,
     }
@@ -317,12 +330,12 @@ struct InterpreterFrameHead {
 /// round-trip on every event, and these layouts are fixed for each minor version.
 ///
 /// # Safety
-/// GIL held; `frame` is a live frame object of the running interpreter version.
+/// `frame` is a live frame object of the running interpreter version.
 #[cfg(not(Py_3_12))]
 #[inline(always)]
-pub unsafe fn frame_code(frame: *mut ffi::PyFrameObject) -> *mut ffi::PyObject {
+pub unsafe fn frame_code(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> *mut ffi::PyObject {
     if FRAME_LAYOUT_OK.load(std::sync::atomic::Ordering::Relaxed) {
-        frame_code_direct(frame)
+        frame_code_direct(py, frame)
     } else {
         let code = ffi::PyFrame_GetCode(frame).cast::<ffi::PyObject>();
         ffi::Py_DECREF(code);
@@ -333,12 +346,12 @@ pub unsafe fn frame_code(frame: *mut ffi::PyFrameObject) -> *mut ffi::PyObject {
 /// The code object of `frame` (borrowed), read from the frame's memory.
 ///
 /// # Safety
-/// GIL held; `frame` is a live frame object. The read assumes this version's layout
+/// `frame` is a live frame object. The read assumes this version's layout
 /// (`FrameHead`): `check_frame_layout` compares it with the API on a real frame
 /// before `frame_code` relies on it.
 #[cfg(not(Py_3_12))]
 #[inline(always)]
-unsafe fn frame_code_direct(frame: *mut ffi::PyFrameObject) -> *mut ffi::PyObject {
+unsafe fn frame_code_direct(_py: Python<'_>, frame: *mut ffi::PyFrameObject) -> *mut ffi::PyObject {
     #[cfg(not(Py_3_11))]
     {
         (*frame.cast::<FrameHead>()).f_code
@@ -355,8 +368,8 @@ static FRAME_LAYOUT_OK: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 /// Checks once, on a real frame, that the direct read agrees with the C API, and only
 /// then lets `frame_code` use it (a build with an unexpected layout keeps the API).
 #[cfg(not(Py_3_12))]
-pub fn check_frame_layout(_py: pyo3::Python<'_>) {
-    // SAFETY: the GIL is held (`_py`): the current frame, if any, and its code object
+pub fn check_frame_layout(py: pyo3::Python<'_>) {
+    // SAFETY: the GIL is held (`py`): the current frame, if any, and its code object
     // stay alive while we read them.
     let ok = unsafe {
         let frame = ffi::PyEval_GetFrame();
@@ -364,7 +377,7 @@ pub fn check_frame_layout(_py: pyo3::Python<'_>) {
             return;
         }
         let code = ffi::PyFrame_GetCode(frame).cast::<ffi::PyObject>();
-        let ok = frame_code_direct(frame) == code;
+        let ok = frame_code_direct(py, frame) == code;
         ffi::Py_DECREF(code);
         ok
     };
@@ -373,13 +386,10 @@ pub fn check_frame_layout(_py: pyo3::Python<'_>) {
 
 /// 3.12+: checks the layout `frame_globals` reads (a frame runs: the import).
 #[cfg(Py_3_12)]
-pub fn check_frame_layout(_py: pyo3::Python<'_>) {
-    // SAFETY: the GIL is held (`_py`), so the calling thread's state and its current
-    // frame are alive.
-    let ok = unsafe {
-        let api = ffi::PyEval_GetGlobals();
-        !api.is_null() && frame_globals_direct(current_tstate()) == api
-    };
+pub fn check_frame_layout(py: pyo3::Python<'_>) {
+    let api = current_globals(py);
+    // SAFETY: `current_tstate` gives the calling thread's live state.
+    let ok = !api.is_null() && unsafe { frame_globals_direct(py, current_tstate(py)) } == api;
     DIRECT_GLOBALS.store(ok, std::sync::atomic::Ordering::Relaxed);
 }
 
@@ -400,9 +410,10 @@ pub fn frame_layout_ok() -> bool {
 /// interpreter, including threads that were running before tracing started.
 ///
 /// # Safety
-/// GIL held.
+/// `func` may be called as the interpreter calls a profile function (with the GIL,
+/// a live frame and a null or live argument), on any thread.
 #[cfg(not(Py_3_12))]
-pub unsafe fn set_profile_all_threads(func: Option<ffi::Py_tracefunc>) -> bool {
+pub unsafe fn set_profile_all_threads(_py: Python<'_>, func: Option<ffi::Py_tracefunc>) -> bool {
     let interp = ffi::PyInterpreterState_Get();
     let mut ts = ffi::PyInterpreterState_ThreadHead(interp);
     let mut ok = true;
@@ -419,9 +430,9 @@ pub unsafe fn set_profile_all_threads(func: Option<ffi::Py_tracefunc>) -> bool {
 /// Installs the C profile function on the calling thread only.
 ///
 /// # Safety
-/// GIL held.
+/// As `set_profile_all_threads`: `func` may be called as a profile function.
 #[cfg(not(Py_3_12))]
-pub unsafe fn set_profile_current_thread(func: Option<ffi::Py_tracefunc>) {
+pub unsafe fn set_profile_current_thread(_py: Python<'_>, func: Option<ffi::Py_tracefunc>) {
     ffi::PyEval_SetProfile(func, std::ptr::null_mut());
 }
 
@@ -429,9 +440,10 @@ pub unsafe fn set_profile_current_thread(func: Option<ffi::Py_tracefunc>) {
 /// bootstrap handed to `threading.setprofile`).
 ///
 /// # Safety
-/// GIL held. `def` must live for the rest of the process (it is leaked by the caller).
+/// `def` must live for the rest of the process (it is leaked by the caller), and be a
+/// valid method definition (its function may be called as its flags say).
 #[cfg(not(Py_3_12))]
-pub unsafe fn new_builtin(def: *mut ffi::PyMethodDef) -> *mut ffi::PyObject {
+pub unsafe fn new_builtin(_py: Python<'_>, def: *mut ffi::PyMethodDef) -> *mut ffi::PyObject {
     ffi::PyCFunction_NewEx(def, std::ptr::null_mut(), std::ptr::null_mut())
 }
 
@@ -453,12 +465,9 @@ static VECTORCALL_TYPE: std::sync::atomic::AtomicPtr<ffi::PyObject> =
 
 /// The heap type of our callbacks: instances hold their function at the offset that
 /// `__vectorcalloffset__` names, `tp_call` goes through the same slot, and Python
-/// code cannot create instances.
-///
-/// # Safety
-/// GIL held.
+/// code cannot create instances. Null with a Python error set on failure.
 #[cfg(Py_3_12)]
-unsafe fn vectorcall_type() -> *mut ffi::PyTypeObject {
+fn vectorcall_type(_py: Python<'_>) -> *mut ffi::PyTypeObject {
     use std::sync::atomic::Ordering;
     let tp = VECTORCALL_TYPE.load(Ordering::Acquire);
     if !tp.is_null() {
@@ -488,7 +497,10 @@ unsafe fn vectorcall_type() -> *mut ffi::PyTypeObject {
             as std::ffi::c_uint,
         slots: slots.as_mut_ptr(),
     }));
-    let tp = ffi::PyType_FromSpec(spec);
+    // SAFETY: the GIL is held (`_py`); the spec and everything it points to are
+    // leaked above, so they outlive the type; the offset of the member is that of the
+    // vectorcall slot in the instances' layout (`basicsize`).
+    let tp = unsafe { ffi::PyType_FromSpec(spec) };
     if !tp.is_null() {
         // Kept for the rest of the process (the reference from PyType_FromSpec).
         VECTORCALL_TYPE.store(tp, Ordering::Release);
@@ -500,10 +512,11 @@ unsafe fn vectorcall_type() -> *mut ffi::PyTypeObject {
 /// directly. Null with a Python error set on failure.
 ///
 /// # Safety
-/// GIL held.
+/// `func` may be called as the interpreter calls a vectorcall function (with the GIL
+/// and live arguments), by any call of the object, from Python code too.
 #[cfg(Py_3_12)]
-pub unsafe fn new_vectorcall_callback(func: ffi::vectorcallfunc) -> *mut ffi::PyObject {
-    let tp = vectorcall_type();
+pub unsafe fn new_vectorcall_callback(py: Python<'_>, func: ffi::vectorcallfunc) -> *mut ffi::PyObject {
+    let tp = vectorcall_type(py);
     if tp.is_null() {
         return std::ptr::null_mut();
     }
@@ -546,9 +559,10 @@ extern "C" {
 /// A dict watcher id for `callback`, or None (error cleared) if all are taken.
 ///
 /// # Safety
-/// GIL held.
+/// `callback` may be called as the interpreter calls a dict watcher (with the GIL,
+/// the live dict and null or live key and value), for any watched dict.
 #[cfg(Py_3_12)]
-pub unsafe fn add_dict_watcher(callback: DictWatchCallback) -> Option<i32> {
+pub unsafe fn add_dict_watcher(_py: Python<'_>, callback: DictWatchCallback) -> Option<i32> {
     let id = PyDict_AddWatcher(callback);
     if id < 0 {
         ffi::PyErr_Clear();
@@ -560,9 +574,9 @@ pub unsafe fn add_dict_watcher(callback: DictWatchCallback) -> Option<i32> {
 /// Starts (`on`) or stops sending `dict`'s changes to watcher `id`. Never raises.
 ///
 /// # Safety
-/// GIL held; `dict` is a live exact dict; `id` came from `add_dict_watcher`.
+/// `dict` is a live exact dict; `id` came from `add_dict_watcher`.
 #[cfg(Py_3_12)]
-pub unsafe fn watch_dict(id: i32, dict: *mut ffi::PyObject, on: bool) -> bool {
+pub unsafe fn watch_dict(_py: Python<'_>, id: i32, dict: *mut ffi::PyObject, on: bool) -> bool {
     let r = if on { ffi::PyDict_Watch(id, dict) } else { ffi::PyDict_Unwatch(id, dict) };
     if r < 0 {
         ffi::PyErr_Clear();
@@ -572,13 +586,11 @@ pub unsafe fn watch_dict(id: i32, dict: *mut ffi::PyObject, on: bool) -> bool {
 
 /// The globals of the frame running now: in a CALL callback the caller's, in a
 /// PY_START callback the new frame's. Borrowed; null outside any frame.
-///
-/// # Safety
-/// GIL held.
 #[cfg(Py_3_12)]
 #[inline(always)]
-pub unsafe fn current_globals() -> *mut ffi::PyObject {
-    ffi::PyEval_GetGlobals()
+pub fn current_globals(_py: Python<'_>) -> *mut ffi::PyObject {
+    // SAFETY: the GIL is held (`_py`); the result is only returned.
+    unsafe { ffi::PyEval_GetGlobals() }
 }
 
 // Reading the current frame's globals through a thread state pointer we already
@@ -600,25 +612,23 @@ const FRAME_GLOBALS_OFFSET: usize = 24;
 #[cfg(Py_3_12)]
 static DIRECT_GLOBALS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// The calling thread's state (for `frame_globals`).
-///
-/// # Safety
-/// GIL held.
+/// The calling thread's state (for `frame_globals`): live while the GIL is held.
 #[cfg(Py_3_12)]
-pub unsafe fn current_tstate() -> *mut ffi::PyThreadState {
-    ffi::PyThreadState_Get()
+pub fn current_tstate(_py: Python<'_>) -> *mut ffi::PyThreadState {
+    // SAFETY: the GIL is held (`_py`), so the calling thread has a thread state.
+    unsafe { ffi::PyThreadState_Get() }
 }
 
 /// The globals of the frame `tstate` runs now (borrowed; null if none), read from the
 /// thread state's and the frame's memory.
 ///
 /// # Safety
-/// GIL held; `tstate` is the calling thread's live thread state. The read assumes the
-/// offsets above: `check_frame_layout` compares them with the API before
-/// `frame_globals` relies on them.
+/// `tstate` is the calling thread's live thread state. The read assumes the offsets
+/// above: `check_frame_layout` compares them with the API before `frame_globals`
+/// relies on them.
 #[cfg(Py_3_12)]
 #[inline(always)]
-unsafe fn frame_globals_direct(tstate: *mut ffi::PyThreadState) -> *mut ffi::PyObject {
+unsafe fn frame_globals_direct(_py: Python<'_>, tstate: *mut ffi::PyThreadState) -> *mut ffi::PyObject {
     let mut frame = *tstate.cast::<u8>().add(TSTATE_FRAME_OFFSET).cast::<*const u8>();
     if cfg!(not(Py_3_13)) && !frame.is_null() {
         // 3.12: that was the `_PyCFrame`, whose first field is the frame.
@@ -633,14 +643,14 @@ unsafe fn frame_globals_direct(tstate: *mut ffi::PyThreadState) -> *mut ffi::PyO
 /// The globals of the frame `tstate` (the calling thread's state) runs now.
 ///
 /// # Safety
-/// GIL held; `tstate` is the calling thread's live thread state.
+/// `tstate` is the calling thread's live thread state.
 #[cfg(Py_3_12)]
 #[inline(always)]
-pub unsafe fn frame_globals(tstate: *mut ffi::PyThreadState) -> *mut ffi::PyObject {
+pub unsafe fn frame_globals(py: Python<'_>, tstate: *mut ffi::PyThreadState) -> *mut ffi::PyObject {
     if DIRECT_GLOBALS.load(std::sync::atomic::Ordering::Relaxed) {
-        frame_globals_direct(tstate)
+        frame_globals_direct(py, tstate)
     } else {
-        ffi::PyEval_GetGlobals()
+        current_globals(py)
     }
 }
 
@@ -660,21 +670,22 @@ static DIRECT_INTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 
 /// Checks the int layout above against `PyLong_AsSsize_t` on a few values, and
 /// allows direct reads only if every one agrees.
-///
-/// # Safety
-/// GIL held.
 #[cfg(Py_3_12)]
-pub unsafe fn check_int_layout() {
+pub fn check_int_layout(py: Python<'_>) {
     let mut ok = true;
     for v in [0i64, 1, 7, 255, 300, 65_534, (1 << 30) - 1] {
-        let obj = ffi::PyLong_FromLongLong(v);
-        if obj.is_null() {
-            ffi::PyErr_Clear();
-            ok = false;
-            continue;
+        // SAFETY: the GIL is held (`py`); `obj` is a new exact int, read while we own
+        // its reference, then released.
+        unsafe {
+            let obj = ffi::PyLong_FromLongLong(v);
+            if obj.is_null() {
+                ffi::PyErr_Clear();
+                ok = false;
+                continue;
+            }
+            ok &= read_compact(py, obj) == Some(v as u32) && ffi::PyLong_AsSsize_t(obj) == v as isize;
+            ffi::Py_DECREF(obj);
         }
-        ok &= read_compact(obj) == Some(v as u32) && ffi::PyLong_AsSsize_t(obj) == v as isize;
-        ffi::Py_DECREF(obj);
     }
     DIRECT_INTS.store(ok, std::sync::atomic::Ordering::Relaxed);
 }
@@ -683,11 +694,11 @@ pub unsafe fn check_int_layout() {
 /// more than one digit).
 ///
 /// # Safety
-/// GIL held; `obj` is a live exact int. The read assumes the `PyLongHead` layout:
+/// `obj` is a live exact int. The read assumes the `PyLongHead` layout:
 /// `check_int_layout` compares it with the API before `small_offset` relies on it.
 #[cfg(Py_3_12)]
 #[inline(always)]
-unsafe fn read_compact(obj: *mut ffi::PyObject) -> Option<u32> {
+unsafe fn read_compact(_py: Python<'_>, obj: *mut ffi::PyObject) -> Option<u32> {
     let head = obj.cast::<PyLongHead>();
     let tag = (*head).lv_tag;
     // At most one digit, and not negative.
@@ -698,15 +709,15 @@ unsafe fn read_compact(obj: *mut ffi::PyObject) -> Option<u32> {
 /// None (no error left set).
 ///
 /// # Safety
-/// GIL held; `obj` is live.
+/// `obj` is live.
 #[cfg(Py_3_12)]
 #[inline(always)]
-pub unsafe fn small_offset(obj: *mut ffi::PyObject) -> Option<u32> {
+pub unsafe fn small_offset(py: Python<'_>, obj: *mut ffi::PyObject) -> Option<u32> {
     if ffi::PyLong_CheckExact(obj) == 0 {
         return None;
     }
     if DIRECT_INTS.load(std::sync::atomic::Ordering::Relaxed) {
-        if let Some(v) = read_compact(obj) {
+        if let Some(v) = read_compact(py, obj) {
             return Some(v);
         }
     }
@@ -719,31 +730,33 @@ pub unsafe fn small_offset(obj: *mut ffi::PyObject) -> Option<u32> {
 }
 
 /// The builtins of the frame running now (borrowed; see `current_globals`).
-///
-/// # Safety
-/// GIL held.
 #[cfg(Py_3_12)]
-pub unsafe fn current_builtins() -> *mut ffi::PyObject {
-    ffi::PyEval_GetBuiltins()
+pub fn current_builtins(_py: Python<'_>) -> *mut ffi::PyObject {
+    // SAFETY: the GIL is held (`_py`); the result is only returned.
+    unsafe { ffi::PyEval_GetBuiltins() }
 }
 
 /// `globals[name]` (borrowed, null if absent) for an exact dict and a str key: this
 /// lookup runs no Python code and cannot fail.
 ///
 /// # Safety
-/// GIL held; `globals` is a live exact dict, `name` a live str.
+/// `globals` is a live exact dict, `name` a live str.
 #[cfg(Py_3_12)]
-pub unsafe fn dict_get_str(globals: *mut ffi::PyObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject {
+pub unsafe fn dict_get_str(
+    _py: Python<'_>,
+    globals: *mut ffi::PyObject,
+    name: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     ffi::PyDict_GetItem(globals, name)
 }
 
 /// The hash of an exact str: the one it caches (computed now if not yet).
 ///
 /// # Safety
-/// GIL held; `s` is a live exact str.
+/// `s` is a live exact str.
 #[cfg(Py_3_12)]
 #[inline(always)]
-pub unsafe fn str_hash(s: *mut ffi::PyObject) -> ffi::Py_hash_t {
+pub unsafe fn str_hash(_py: Python<'_>, s: *mut ffi::PyObject) -> ffi::Py_hash_t {
     let cached = (*s.cast::<ffi::PyASCIIObject>()).hash;
     if cached != -1 {
         cached
@@ -756,20 +769,19 @@ pub unsafe fn str_hash(s: *mut ffi::PyObject) -> ffi::Py_hash_t {
 /// simply unequal).
 ///
 /// # Safety
-/// GIL held; both objects are live.
+/// Both objects are live.
 #[cfg(Py_3_12)]
-pub unsafe fn same_str(a: *mut ffi::PyObject, b: *mut ffi::PyObject) -> bool {
+pub unsafe fn same_str(_py: Python<'_>, a: *mut ffi::PyObject, b: *mut ffi::PyObject) -> bool {
     a == b
         || (ffi::PyUnicode_CheckExact(a) != 0 && ffi::PyUnicode_CheckExact(b) != 0 && ffi::PyUnicode_Compare(a, b) == 0)
 }
 
 /// The net stack effect of one instruction as the compiler knows it, or None.
-///
-/// # Safety
-/// GIL held.
 #[cfg(Py_3_12)]
-pub unsafe fn opcode_stack_effect(opcode: u8, oparg: u32) -> Option<i32> {
-    let e = ffi::PyCompile_OpcodeStackEffect(opcode as std::ffi::c_int, oparg as std::ffi::c_int);
+pub fn opcode_stack_effect(_py: Python<'_>, opcode: u8, oparg: u32) -> Option<i32> {
+    // SAFETY: the GIL is held (`_py`); the function only computes, and takes any
+    // opcode and argument (`dis.stack_effect` passes it those of Python callers).
+    let e = unsafe { ffi::PyCompile_OpcodeStackEffect(opcode as std::ffi::c_int, oparg as std::ffi::c_int) };
     // PY_INVALID_STACK_EFFECT is INT_MAX; no error is set for it.
     (e != i32::MAX).then_some(e)
 }

@@ -563,8 +563,7 @@ impl Drop for TstateGuard {
 #[cfg(Py_3_12)]
 fn guarded_tstate(py: Python<'_>) -> *mut pyo3::ffi::PyThreadState {
     use pyo3::types::PyDict;
-    // SAFETY: GIL held (`py`).
-    let tstate = unsafe { super::current_tstate() };
+    let tstate = super::current_tstate(py);
     // SAFETY: GIL held; the dict is borrowed from the thread state, which is alive.
     let dict = unsafe { pyo3::ffi::PyThreadState_GetDict() };
     if dict.is_null() {

@@ -160,8 +160,8 @@ pub fn activate(py: Python<'_>, mon: &Bound<'_, PyAny>, disable: *mut pyffi::PyO
         None => slot.insert(Registry {
             active: false,
             table: Some(build_op_table(py)?),
-            // SAFETY: GIL held.
-            watcher: unsafe { ffi::add_dict_watcher(on_dict_event) },
+            // SAFETY: `on_dict_event` is a dict watcher.
+            watcher: unsafe { ffi::add_dict_watcher(py, on_dict_event) },
             restart_events: None,
             disable,
             codes: HashMap::with_hasher(PtrHash),
@@ -175,8 +175,7 @@ pub fn activate(py: Python<'_>, mon: &Bound<'_, PyAny>, disable: *mut pyffi::PyO
             disabled_any: false,
         }),
     };
-    // SAFETY: GIL held.
-    unsafe { ffi::check_int_layout() };
+    ffi::check_int_layout(py);
     reg.restart_events = Some(mon.getattr("restart_events")?.unbind());
     reg.disable = disable;
     reg.restarts = 0;
@@ -198,7 +197,7 @@ pub fn deactivate(py: Python<'_>) -> bool {
         for &dict in reg.watched.keys().chain(reg.to_unwatch.iter()) {
             // SAFETY: dicts leave `watched` and `to_unwatch` when freed
             // (DEALLOCATED), so these live.
-            unsafe { ffi::watch_dict(id, dict as *mut pyffi::PyObject, false) };
+            unsafe { ffi::watch_dict(py, id, dict as *mut pyffi::PyObject, false) };
         }
     }
     reg.to_unwatch.clear();
@@ -263,7 +262,7 @@ unsafe fn analyse(py: Python<'_>, table: &OpTable, code: *mut pyffi::PyObject) -
     let names = code_obj.getattr("co_names").ok().and_then(|n| n.cast_into::<PyTuple>().ok());
     let sites = match (bytes, names) {
         (Some(bytes), Some(names)) => {
-            global_call_sites(table, bytes.as_bytes(), |op, arg| ffi::opcode_stack_effect(op, arg))
+            global_call_sites(table, bytes.as_bytes(), |op, arg| ffi::opcode_stack_effect(py, op, arg))
                 .into_iter()
                 // The tuple belongs to the code object, which `_code` keeps alive.
                 .filter_map(|(offset, i)| {
@@ -307,7 +306,7 @@ pub unsafe fn decide(
     if cs.sites.is_empty() {
         return null;
     }
-    let Some(offset) = ffi::small_offset(offset) else { return null };
+    let Some(offset) = ffi::small_offset(py, offset) else { return null };
     let Ok(i) = cs.sites.binary_search_by_key(&offset, |s| s.offset) else { return null };
     let Site { refused, name, .. } = cs.sites[i];
     if refused {
@@ -403,7 +402,7 @@ unsafe fn disable_site(
 ) -> Option<*mut pyffi::PyObject> {
     let reg = REGISTRY.get(py).as_mut()?;
     let watcher = reg.watcher?;
-    let globals = ffi::current_globals();
+    let globals = ffi::current_globals(py);
     if globals.is_null() || pyffi::PyDict_CheckExact(globals) == 0 {
         return None;
     }
@@ -411,12 +410,12 @@ unsafe fn disable_site(
     // first that has it, and a name added to the globals later would shadow it.
     let mut dicts: SmallVec<[*mut pyffi::PyObject; 2]> = SmallVec::new();
     dicts.push(globals);
-    let found = ffi::dict_get_str(globals, name);
+    let found = ffi::dict_get_str(py, globals, name);
     if found.is_null() {
-        let builtins = ffi::current_builtins();
+        let builtins = ffi::current_builtins(py);
         if builtins.is_null()
             || pyffi::PyDict_CheckExact(builtins) == 0
-            || ffi::dict_get_str(builtins, name) != callable
+            || ffi::dict_get_str(py, builtins, name) != callable
         {
             return None;
         }
@@ -442,14 +441,14 @@ unsafe fn disable_site(
         let names = match reg.watched.get_mut(&(d as usize)) {
             Some(w) => &mut w.names,
             None => {
-                if !ffi::watch_dict(watcher, d, true) {
+                if !ffi::watch_dict(py, watcher, d, true) {
                     return None;
                 }
                 &mut reg.watched.entry(d as usize).or_default().names
             }
         };
         if !names.iter().any(|n| n.name.as_ptr() == name) {
-            let hash = ffi::str_hash(name); // an exact str from co_names: cannot fail
+            let hash = ffi::str_hash(py, name); // an exact str from co_names: cannot fail
             reg.name_bits |= name_bit(hash);
             names.push(WatchedName { hash, name: Bound::from_borrowed_ptr(py, name).unbind() });
         }
@@ -480,8 +479,8 @@ pub unsafe fn check_globals(py: Python<'_>, code: *mut pyffi::PyObject) {
 #[inline(always)]
 unsafe fn globals_now(py: Python<'_>) -> *mut pyffi::PyObject {
     match crate::ffi::shared::hot_tstate(py) {
-        Some(tstate) => ffi::frame_globals(tstate),
-        None => ffi::current_globals(),
+        Some(tstate) => ffi::frame_globals(py, tstate),
+        None => ffi::current_globals(py),
     }
 }
 
@@ -528,7 +527,7 @@ extern "C" fn unwatch_busy(_arg: *mut std::ffi::c_void) -> std::ffi::c_int {
             if let Some(id) = reg.watcher {
                 for &dict in &reg.to_unwatch {
                     // Live: a freed dict leaves `to_unwatch` (DEALLOCATED).
-                    ffi::watch_dict(id, dict as *mut pyffi::PyObject, false);
+                    ffi::watch_dict(py, id, dict as *mut pyffi::PyObject, false);
                 }
             }
             reg.to_unwatch.clear();
@@ -572,7 +571,7 @@ unsafe extern "C" fn on_dict_event(
                 return 0;
             }
             let exact = pyffi::PyUnicode_CheckExact(key) != 0;
-            let hash = if exact { ffi::str_hash(key) } else { 0 };
+            let hash = if exact { ffi::str_hash(py, key) } else { 0 };
             if exact && reg.name_bits & name_bit(hash) == 0 {
                 return 0;
             }
@@ -582,11 +581,14 @@ unsafe extern "C" fn on_dict_event(
                 restart(py, reg);
                 return 0;
             }
-            let Some(name) = names.iter().find(|n| n.hash == hash && ffi::same_str(n.name.as_ptr(), key)) else {
+            // `move`: `hash` and `key` are taken by value (as a pair of registers,
+            // which a third capture, a reference to the token, would spoil).
+            let Some(name) = names.iter().find(move |n| n.hash == hash && ffi::same_str(py, n.name.as_ptr(), key))
+            else {
                 return 0;
             };
             let name = name.name.as_ptr();
-            if event == dict_event::MODIFIED && ffi::dict_get_str(dict, key) == new_value {
+            if event == dict_event::MODIFIED && ffi::dict_get_str(py, dict, key) == new_value {
                 return 0; // set to the object it already holds
             }
             *reg.strikes.entry((d, name as usize)).or_insert(0) += 1;
@@ -636,8 +638,7 @@ pub fn analyse_for_test(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Vec
     let table = build_op_table(py)?;
     let bytes = code.getattr("co_code")?.cast_into::<PyBytes>()?;
     let names = code.getattr("co_names")?.cast_into::<PyTuple>()?;
-    // SAFETY: GIL held.
-    let found = global_call_sites(&table, bytes.as_bytes(), |op, arg| unsafe { ffi::opcode_stack_effect(op, arg) });
+    let found = global_call_sites(&table, bytes.as_bytes(), |op, arg| ffi::opcode_stack_effect(py, op, arg));
     found.into_iter().map(|(off, i)| Ok((off, names.get_item(i as usize)?.extract()?))).collect()
 }
 

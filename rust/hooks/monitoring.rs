@@ -81,7 +81,7 @@ callback!(on_call, 4, |py, args| {
     // Most calls are of Python functions, which PY_START reports, or of classes,
     // which are never recorded: leave at once, with the builtin path out of line so
     // this one needs no stack frame.
-    if !ffi::is_function_or_class(callable) {
+    if !ffi::is_function_or_class(py, callable) {
         on_call_other::<TSC>(py, callable, *args.add(3));
     } else {
         let disable = on_call_python(py, *args, *args.add(1), callable);
@@ -114,7 +114,7 @@ unsafe fn on_call_python(
 #[inline(never)]
 unsafe fn on_call_other<const TSC: bool>(py: Python<'_>, callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
     // Anything but a builtin (a callable object, say) is never recorded.
-    let Some(cf) = ffi::classify_c_callable(callable, arg0) else { return };
+    let Some(cf) = ffi::classify_c_callable(py, callable, arg0) else { return };
     if !events::c_enter_fast::<TSC>(super::hot(py), &cf) {
         super::c_enter_slow(py, &cf);
     }
@@ -128,7 +128,7 @@ callback!(
     /// Python functions and classes, so that call site stops reporting CALL events.
     on_call_fast, 4, |py, args| {
         let callable = *args.add(2);
-        if ffi::is_python_level_callable(callable) {
+        if ffi::is_python_level_callable(py, callable) {
             let disable = DISABLE.load(Ordering::Relaxed);
             if !disable.is_null() {
                 pyffi::Py_INCREF(disable);
@@ -143,8 +143,10 @@ callback!(on_c_return, 4, |py, args| {
     let callable = *args.add(2);
     // Classes (and Python functions the interpreter did not inline) end with
     // C_RETURN too: they were never recorded.
-    if !ffi::is_function_or_class(callable) && !events::c_exit_fast::<TSC>(super::hot(py), ffi::c_frame_key(callable)) {
-        if let Some(cf) = ffi::classify_c_callable(callable, *args.add(3)) {
+    if !ffi::is_function_or_class(py, callable)
+        && !events::c_exit_fast::<TSC>(super::hot(py), ffi::c_frame_key(callable))
+    {
+        if let Some(cf) = ffi::classify_c_callable(py, callable, *args.add(3)) {
             super::c_exit_slow(py, &cf);
         }
     }
@@ -181,19 +183,29 @@ struct Callbacks {
 
 static CALLBACKS: OnceCell<Callbacks> = OnceCell::new();
 
-fn make_callback(py: Python<'_>, f: pyffi::vectorcallfunc) -> PyResult<Py<PyAny>> {
-    // SAFETY: GIL held.
-    unsafe { Bound::from_owned_ptr_or_err(py, ffi::new_vectorcall_callback(f)).map(Bound::unbind) }
+/// A callback object that calls `f` (see `ffi::new_vectorcall_callback`).
+///
+/// # Safety
+/// `f` may be called as the interpreter calls a vectorcall function (see
+/// `ffi::new_vectorcall_callback`): the callbacks of this module are.
+unsafe fn make_callback(py: Python<'_>, f: pyffi::vectorcallfunc) -> PyResult<Py<PyAny>> {
+    // SAFETY: the contract above; the result is a new reference or null with an error
+    // set, and the GIL is held (`py`).
+    unsafe { Bound::from_owned_ptr_or_err(py, ffi::new_vectorcall_callback(py, f)).map(Bound::unbind) }
 }
 
 fn callback_set<const TSC: bool>(py: Python<'_>) -> PyResult<CallbackSet> {
-    Ok(CallbackSet {
-        py_start: make_callback(py, on_py_start::<TSC>)?,
-        py_return: make_callback(py, on_py_return::<TSC>)?,
-        call: make_callback(py, on_call::<TSC>)?,
-        call_fast: make_callback(py, on_call_fast::<TSC>)?,
-        c_return: make_callback(py, on_c_return::<TSC>)?,
-    })
+    // SAFETY: each is a callback of this module, made to be called through vectorcall
+    // (see `callback!`).
+    unsafe {
+        Ok(CallbackSet {
+            py_start: make_callback(py, on_py_start::<TSC>)?,
+            py_return: make_callback(py, on_py_return::<TSC>)?,
+            call: make_callback(py, on_call::<TSC>)?,
+            call_fast: make_callback(py, on_call_fast::<TSC>)?,
+            c_return: make_callback(py, on_c_return::<TSC>)?,
+        })
+    }
 }
 
 fn callbacks(py: Python<'_>) -> PyResult<&'static Callbacks> {
@@ -201,7 +213,8 @@ fn callbacks(py: Python<'_>) -> PyResult<&'static Callbacks> {
         Ok(Callbacks {
             tsc: callback_set::<true>(py)?,
             monotonic: callback_set::<false>(py)?,
-            noop: make_callback(py, on_noop)?,
+            // SAFETY: `on_noop` reads nothing: any call is fine.
+            noop: unsafe { make_callback(py, on_noop)? },
         })
     })
 }

@@ -37,19 +37,19 @@ unsafe extern "C" fn profile<const TSC: bool>(
     let py = Python::assume_attached();
     match what {
         pyffi::PyTrace_CALL => {
-            let code = ffi::frame_code(frame);
+            let code = ffi::frame_code(py, frame);
             if !events::py_enter_fast::<TSC>(super::hot(py), code as usize) {
                 super::py_enter_slow(py, code, frame);
             }
         }
         pyffi::PyTrace_RETURN => {
-            let code = ffi::frame_code(frame);
+            let code = ffi::frame_code(py, frame);
             if !events::py_exit_fast::<TSC>(super::hot(py), code as usize) {
                 super::py_exit_slow(py, code, arg);
             }
         }
         pyffi::PyTrace_C_CALL => {
-            if let Some(cf) = ffi::classify_c_callable(arg, std::ptr::null_mut()) {
+            if let Some(cf) = ffi::classify_c_callable(py, arg, std::ptr::null_mut()) {
                 if !events::c_enter_fast::<TSC>(super::hot(py), &cf) {
                     super::c_enter_slow(py, &cf);
                 }
@@ -58,7 +58,7 @@ unsafe extern "C" fn profile<const TSC: bool>(
         pyffi::PyTrace_C_RETURN | pyffi::PyTrace_C_EXCEPTION
             if !events::c_exit_fast::<TSC>(super::hot(py), ffi::c_frame_key(arg)) =>
         {
-            if let Some(cf) = ffi::classify_c_callable(arg, std::ptr::null_mut()) {
+            if let Some(cf) = ffi::classify_c_callable(py, arg, std::ptr::null_mut()) {
                 super::c_exit_slow(py, &cf);
             }
         }
@@ -111,11 +111,13 @@ unsafe extern "C" fn bootstrap(
     args: *mut *mut pyffi::PyObject,
     nargs: pyffi::Py_ssize_t,
 ) -> *mut pyffi::PyObject {
+    // The GIL token of this call: the interpreter calls us with the GIL held.
+    let py = Python::assume_attached();
     if NOOP.load(Ordering::Relaxed) {
-        ffi::set_profile_current_thread(Some(noop));
+        ffi::set_profile_current_thread(py, Some(noop));
         return ffi::new_none();
     }
-    ffi::set_profile_current_thread(Some(profile_fn()));
+    ffi::set_profile_current_thread(py, Some(profile_fn()));
     if nargs >= 3 {
         let frame = *args;
         let event = *args.add(1);
@@ -123,7 +125,6 @@ unsafe extern "C" fn bootstrap(
         if arg == pyffi::Py_None() {
             arg = std::ptr::null_mut();
         }
-        let py = Python::assume_attached();
         let name = Bound::from_borrowed_ptr(py, event).extract::<String>().ok();
         if let Some(what) = name.as_deref().and_then(event_code) {
             if pyffi::PyFrame_Check(frame) != 0 {
@@ -144,8 +145,10 @@ fn bootstrap_fn(py: Python<'_>) -> PyResult<&'static Py<PyAny>> {
             ml_flags: pyffi::METH_FASTCALL,
             ml_doc: std::ptr::null(),
         }));
-        // SAFETY: GIL held; `def` is 'static.
-        unsafe { Bound::from_owned_ptr_or_err(py, ffi::new_builtin(def)).map(Bound::unbind) }
+        // SAFETY: `def` is 'static, and `bootstrap` is a fastcall function as its
+        // flags say; the result is a new reference or null with an error set, and the
+        // GIL is held (`py`).
+        unsafe { Bound::from_owned_ptr_or_err(py, ffi::new_builtin(py, def)).map(Bound::unbind) }
     })
 }
 
@@ -157,20 +160,20 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
     let boot = bootstrap_fn(py)?;
     py.import("threading")?.call_method1("setprofile", (boot.bind(py),))?;
     let func: pyffi::Py_tracefunc = if opts.noop { noop } else { profile_fn() };
-    // SAFETY: GIL held.
-    unsafe { ffi::set_profile_all_threads(Some(func)) };
+    // SAFETY: `noop` and `profile` are profile functions.
+    unsafe { ffi::set_profile_all_threads(py, Some(func)) };
     Ok(Installed)
 }
 
 pub fn uninstall(py: Python<'_>, _installed: Installed) -> PyResult<()> {
-    // SAFETY: GIL held.
-    unsafe { ffi::set_profile_all_threads(None) };
+    // SAFETY: removing the profile function installs none.
+    unsafe { ffi::set_profile_all_threads(py, None) };
     py.import("threading")?.call_method1("setprofile", (py.None(),))?;
     Ok(())
 }
 
 /// For threads not started by `threading` (or started in unusual ways).
-pub fn enable_current_thread(_py: Python<'_>) {
-    // SAFETY: called from a Python method, so the GIL is held.
-    unsafe { ffi::set_profile_current_thread(Some(profile_fn())) };
+pub fn enable_current_thread(py: Python<'_>) {
+    // SAFETY: `profile` is a profile function.
+    unsafe { ffi::set_profile_current_thread(py, Some(profile_fn())) };
 }

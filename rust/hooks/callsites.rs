@@ -153,7 +153,7 @@ fn guard_slot(code: usize) -> usize {
 /// Switches the safe disabling on for a tracing session. Without a dict watcher
 /// (all 8 taken) it stays off: every CALL event is then delivered, as before.
 pub fn activate(py: Python<'_>, mon: &Bound<'_, PyAny>, disable: *mut pyffi::PyObject) -> PyResult<()> {
-    // SAFETY: GIL held; no other reference into the registry is alive.
+    // SAFETY: no other reference into the registry is alive.
     let slot = unsafe { REGISTRY.get(py) };
     let reg = match slot {
         Some(reg) => reg,
@@ -188,7 +188,7 @@ pub fn activate(py: Python<'_>, mon: &Bound<'_, PyAny>, disable: *mut pyffi::PyO
 /// some site may still be disabled (the caller restarts events after freeing its
 /// tool id, so the next tool with that id gets every event).
 pub fn deactivate(py: Python<'_>) -> bool {
-    // SAFETY: GIL held (called from uninstall); nothing else borrows the registry.
+    // SAFETY: called from uninstall: nothing else borrows the registry.
     let Some(reg) = (unsafe { REGISTRY.get(py) }) else { return false };
     let was = reg.disabled_any;
     reg.active = false;
@@ -203,7 +203,8 @@ pub fn deactivate(py: Python<'_>) -> bool {
     reg.to_unwatch.clear();
     reg.strikes.clear();
     reg.busy.clear();
-    // SAFETY: GIL held; the cache must not outlive the boxes it points to.
+    // SAFETY: no other reference to the cache is alive (the cache must not outlive
+    // the boxes it points to).
     unsafe { SITE_CACHE.get(py) }.fill((0, 0));
     // Dropped once the registry is no longer borrowed: freeing a code object can run
     // a weakref callback, which may change a dict and reach the watcher.
@@ -215,7 +216,7 @@ pub fn deactivate(py: Python<'_>) -> bool {
 /// All sites report again: guards go, names are no longer disabled (their dicts stay
 /// watched until the session ends).
 fn forget_decisions(py: Python<'_>, reg: &mut Registry) {
-    // SAFETY: GIL held (every caller has it); no other reference to GUARDS is alive.
+    // SAFETY: no other reference to GUARDS is alive.
     unsafe { GUARDS.get(py) }.fill(Guard::default());
     for w in reg.watched.values_mut() {
         w.names.clear();
@@ -230,12 +231,14 @@ fn restart(py: Python<'_>, reg: &mut Registry) {
     reg.restarts += 1;
     if reg.restarts >= MAX_RESTARTS {
         reg.active = false;
-        // SAFETY: GIL held (every caller has it).
+        // SAFETY: no other reference to the cache is alive (callers hold the registry,
+        // not the cache).
         unsafe { SITE_CACHE.get(py) }.fill((0, 0));
     }
     if let Some(f) = &reg.restart_events {
-        // SAFETY: GIL held. A watcher or callback must not leave an error behind,
-        // so any pending one is kept aside and put back.
+        // SAFETY: the GIL is held (`py`); `f` is a live callable (held by the
+        // registry). A watcher or callback must not leave an error behind, so any
+        // pending one is kept aside and put back.
         unsafe {
             let pending = pyffi::PyErr_GetRaisedException();
             let r = pyffi::PyObject_CallNoArgs(f.as_ptr());
@@ -254,8 +257,8 @@ fn restart(py: Python<'_>, reg: &mut Registry) {
 /// Analyses `code` (no registry borrow is held: this calls into the interpreter).
 ///
 /// # Safety
-/// GIL held; `code` is a live code object; no reference into the registry is alive
-/// (reading the code's attributes calls the interpreter).
+/// `code` is a live code object; no reference into the registry is alive (reading the
+/// code's attributes calls the interpreter).
 unsafe fn analyse(py: Python<'_>, table: &OpTable, code: *mut pyffi::PyObject) -> CodeSites {
     let code_obj = Bound::from_borrowed_ptr(py, code);
     let bytes = code_obj.getattr("co_code").ok().and_then(|b| b.cast_into::<PyBytes>().ok());
@@ -285,7 +288,7 @@ unsafe fn analyse(py: Python<'_>, table: &OpTable, code: *mut pyffi::PyObject) -
 /// one cache compare and a search of its (often empty) site list say no.
 ///
 /// # Safety
-/// GIL held; the arguments are those of a live CALL event.
+/// The arguments are those of a live CALL event.
 #[inline(always)]
 pub unsafe fn decide(
     py: Python<'_>,
@@ -352,7 +355,7 @@ fn site_cache_slot(code: *mut pyffi::PyObject) -> usize {
 /// entered in the cache. The cache holds entries only while deciding is on.
 ///
 /// # Safety
-/// GIL held; `code` is a live code object; no reference into the registry is alive.
+/// `code` is a live code object; no reference into the registry is alive.
 /// The reference returned points into the registry: it is used only for the current
 /// event, before anything can end the session.
 #[cold]
@@ -391,7 +394,7 @@ unsafe fn code_sites<'a>(py: Python<'a>, code: *mut pyffi::PyObject) -> Option<&
 /// reference), or None if the site must keep reporting.
 ///
 /// # Safety
-/// GIL held, inside a CALL event from `code` (its frame is the current one); `name`
+/// Inside a CALL event from `code` (its frame is the current one); `name`
 /// is a str of `code`'s `co_names`, `callable` the event's live callable; no
 /// reference into the registry or the guards is alive.
 unsafe fn disable_site(
@@ -463,7 +466,8 @@ unsafe fn disable_site(
 /// were decided under (then events must restart). One compare for most code.
 ///
 /// # Safety
-/// GIL held; called from a PY_START-like callback, with the new frame current.
+/// Called from a PY_START-like callback, with the new frame current; no reference
+/// into the registry or the guards is alive.
 #[inline(always)]
 pub unsafe fn check_globals(py: Python<'_>, code: *mut pyffi::PyObject) {
     let g = GUARDS.get(py)[guard_slot(code as usize)];
@@ -475,7 +479,7 @@ pub unsafe fn check_globals(py: Python<'_>, code: *mut pyffi::PyObject) {
 /// The running frame's globals, read through the thread state the fast slot holds.
 ///
 /// # Safety
-/// GIL held, from a PY_START event (so a frame runs).
+/// From a PY_START event (so a frame runs).
 #[inline(always)]
 unsafe fn globals_now(py: Python<'_>) -> *mut pyffi::PyObject {
     match crate::ffi::shared::hot_tstate(py) {
@@ -488,7 +492,7 @@ unsafe fn globals_now(py: Python<'_>) -> *mut pyffi::PyObject {
 /// reports again.
 ///
 /// # Safety
-/// GIL held; no reference into the registry or the guards is alive.
+/// No reference into the registry or the guards is alive.
 #[cold]
 #[inline(never)]
 unsafe fn other_globals(py: Python<'_>) {
@@ -501,8 +505,8 @@ unsafe fn other_globals(py: Python<'_>) {
 /// decided under it for the rest of the session.
 ///
 /// # Safety
-/// GIL held; `reg` is the registry (the only reference into it) and `dict` a live
-/// dict it watches.
+/// `reg` is the registry (the only reference into it) and `dict` a live dict it
+/// watches.
 #[cold]
 unsafe fn give_up_dict(py: Python<'_>, reg: &mut Registry, dict: *mut pyffi::PyObject) {
     let had_names = reg.watched.remove(&(dict as usize)).is_some_and(|w| !w.names.is_empty());
@@ -616,7 +620,7 @@ unsafe extern "C" fn on_dict_event(
 /// A session without safe disabling (`fast_calls`, no C events): the stats start
 /// from zero all the same.
 pub fn reset_stats(py: Python<'_>) {
-    // SAFETY: GIL held (called from install).
+    // SAFETY: called from install: nothing else borrows the registry.
     if let Some(reg) = unsafe { REGISTRY.get(py) } {
         reg.disabled_count = 0;
         reg.restarts = 0;
@@ -625,7 +629,7 @@ pub fn reset_stats(py: Python<'_>) {
 
 /// `(sites disabled, events restarted)` in the current or last session.
 pub fn stats(py: Python<'_>) -> (u64, u32) {
-    // SAFETY: GIL held (called from a Python-facing function).
+    // SAFETY: called from a Python-facing function: nothing else borrows the registry.
     match unsafe { REGISTRY.get(py) } {
         Some(reg) => (reg.disabled_count, reg.restarts),
         None => (0, 0),

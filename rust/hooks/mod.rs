@@ -81,8 +81,8 @@ fn active(py: pyo3::Python<'_>) -> Option<crate::core::Acc<'_>> {
 /// `core::events::py_enter_slow`, out of line and guarded.
 ///
 /// # Safety
-/// GIL held (`py`); `code` is the live code object of the frame that starts, `frame`
-/// null or that live frame.
+/// `code` is the live code object of the frame that starts, `frame` null or that live
+/// frame.
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn py_enter_slow(
@@ -99,8 +99,8 @@ pub(crate) unsafe fn py_enter_slow(
 /// `core::events::py_exit_slow`, out of line and guarded.
 ///
 /// # Safety
-/// GIL held (`py`); `retval` is null or a live object borrowed for the call (`code` is
-/// only compared by address).
+/// `retval` is null or a live object borrowed for the call (`code` is only compared
+/// by address).
 #[cold]
 #[inline(never)]
 pub(crate) unsafe fn py_exit_slow(

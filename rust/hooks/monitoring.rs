@@ -95,7 +95,7 @@ callback!(on_call, 4, |py, args| {
 /// will keep calling one (null otherwise). Its slow paths are guarded.
 ///
 /// # Safety
-/// As `callsites::decide`: GIL held, the arguments are those of a live CALL event.
+/// As `callsites::decide`: the arguments are those of a live CALL event.
 #[inline(never)]
 unsafe fn on_call_python(
     py: Python<'_>,
@@ -109,8 +109,8 @@ unsafe fn on_call_python(
 /// A call of anything but a Python function or a class: recorded if it is a builtin.
 ///
 /// # Safety
-/// GIL held, from a CALL event: `callable` and `arg0` are its live arguments (`arg0`
-/// may be `sys.monitoring.MISSING`).
+/// From a CALL event: `callable` and `arg0` are its live arguments (`arg0` may be
+/// `sys.monitoring.MISSING`).
 #[inline(never)]
 unsafe fn on_call_other<const TSC: bool>(py: Python<'_>, callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
     // Anything but a builtin (a callable object, say) is never recorded.

@@ -1,10 +1,18 @@
 """Fixtures for every test."""
 
 import builtins
+import signal
 
 import pytest
 
 from viztracer import VizTracer
+
+# A shell without job control starts background commands with SIGINT ignored, and the
+# processes the tests start would inherit that (Python then installs no KeyboardInterrupt
+# handler). The tests that send SIGINT compare with Python's default behaviour: give
+# this process (and so, through exec, its children) the default back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

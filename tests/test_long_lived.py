@@ -92,3 +92,44 @@ def test_everything_in_one_process_leaves_nothing_behind(tmp_path):
     assert states["after"]["gc_callbacks"] == states["before"]["gc_callbacks"]
     # the program's own atexit callback runs when this process exits, as any code's would
     assert result.stdout.splitlines()[-1] == "program atexit"
+
+
+HELD_SOURCE = r"""
+import gc, os, sys, weakref
+from viztracer import VizTracer
+
+class Repr:
+    def __call__(self, value):
+        return "r"
+
+class Payload:
+    pass
+
+namespace = {}
+exec("def traced(x):\n    return x\n", namespace)
+traced = namespace.pop("traced")
+refs = {"code object": weakref.ref(traced.__code__)}
+custom_repr, payload = Repr(), Payload()
+refs["log_func_repr"], refs["event payload"] = weakref.ref(custom_repr), weakref.ref(payload)
+
+tracer = VizTracer(verbose=0, log_func_args=True, log_func_repr=custom_repr, register_global=False)
+tracer.start()
+traced(1)
+tracer.log_instant("payload", args={"n": 1}); tracer.add_func_args("obj", 1)
+tracer._tracer.add_raw({"ph": "i", "name": "raw", "ts": 0, "args": {"p": repr(payload)}, "keep": payload})
+tracer.stop()
+snapshot = tracer._tracer.snapshot()
+snapshot.release()
+del tracer, snapshot, traced, custom_repr, payload
+gc.collect()
+print("ALIVE", sorted(name for name, ref in refs.items() if ref() is not None))
+"""
+
+
+def test_objects_a_tracer_held_go_with_it(tmp_path):
+    # The tracer's state releases Python objects at safe points (rust/ffi/held.rs):
+    # what it held (code objects of its function table, options, event payloads) must
+    # still go when the snapshot and the tracer go, not wait for another tracer's call.
+    result = run_script(tmp_path, HELD_SOURCE)
+    assert result.returncode == 0, result.stderr
+    assert "ALIVE []" in result.stdout.splitlines(), result.stdout

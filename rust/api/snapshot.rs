@@ -3,6 +3,7 @@
 
 use crate::api::error::TraceError;
 use crate::buffers::payload::Payload;
+use crate::ffi::held;
 use crate::output::snapshot::{self, Header, SnapData};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -33,6 +34,17 @@ fn unpoisoned<G>(r: std::sync::TryLockResult<G>) -> PyResult<G> {
         Ok(g) => Ok(g),
         Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
         Err(TryLockError::WouldBlock) => Err(PyRuntimeError::new_err(BUSY)),
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        // Runs in the object's dealloc, with the GIL: the events' Python objects are
+        // queued by the drop of the data (`ffi/held.rs`) and go with it.
+        if let Ok(data) = self.data.get_mut() {
+            drop(data.take());
+        }
+        Python::attach(held::release_pending);
     }
 }
 
@@ -188,9 +200,11 @@ impl Snapshot {
     }
 
     /// Frees the events now instead of when the snapshot is garbage collected.
-    fn release(&self) -> PyResult<()> {
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
         let data = unpoisoned(self.data.try_write())?.take();
         drop(data);
+        // The events' Python objects go now, not at the tracer's next call.
+        held::release_pending(py);
         Ok(())
     }
 }

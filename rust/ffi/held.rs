@@ -6,14 +6,16 @@
 //! GIL is the lock), so nothing that state owns may run Python code when it goes.
 //! Every Python object kept in tracer state is therefore a `Held`: its drop only
 //! queues the pointer, and `release_pending` lets the queue go where no reference
-//! into the state is alive (after an event, when a guard of `ffi/shared.rs` closes).
+//! into the state is alive: when the last open guard of `ffi/shared.rs` closes (after
+//! an event's slow path, after a Python method), when a tracer's state is dropped,
+//! and when a snapshot is released.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 pub struct Held<T>(ManuallyDrop<Py<T>>);
@@ -73,9 +75,26 @@ unsafe impl Send for ObjectPtr {}
 static PENDING: Mutex<Vec<ObjectPtr>> = Mutex::new(Vec::new());
 static ANY_PENDING: AtomicBool = AtomicBool::new(false);
 
-/// Releases every queued reference. Runs Python code (finalizers): call it only where
-/// no reference into tracer state is alive, which `py` stands for here.
+/// Guards of `ffi/shared.rs` open now (they hold references into tracer state).
+static OPEN_GUARDS: AtomicUsize = AtomicUsize::new(0);
+
+/// A guard opens: nothing is released until it closes.
+pub(super) fn guard_opened() {
+    OPEN_GUARDS.fetch_add(1, Ordering::AcqRel);
+}
+
+/// A guard closes (call `release_pending` afterwards).
+pub(super) fn guard_closed() {
+    OPEN_GUARDS.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Releases every queued reference, unless a guard is open (then the last guard to
+/// close does). Runs Python code (finalizers), so callable anywhere a Python object
+/// could be dropped: a snapshot's or a tracer's own release, a guard that closes.
 pub fn release_pending(_py: Python<'_>) {
+    if OPEN_GUARDS.load(Ordering::Acquire) != 0 {
+        return;
+    }
     while ANY_PENDING.swap(false, Ordering::AcqRel) {
         let batch = std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
         for obj in batch {

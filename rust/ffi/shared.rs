@@ -34,6 +34,7 @@ use super::gil::GilCell;
 use super::held::{self, Held};
 use pyo3::prelude::*;
 use std::cell::Cell;
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -43,17 +44,31 @@ use std::sync::Arc;
 // ---------------------------------------------------------------------------------
 
 pub struct Shared<S, T> {
-    state: GilCell<S>,
-    threads: GilCell<ThreadList<T>>,
+    state: ManuallyDrop<GilCell<S>>,
+    threads: ManuallyDrop<GilCell<ThreadList<T>>>,
     /// A guard is open (see `Access`).
     busy: AtomicBool,
+}
+
+impl<S, T> Drop for Shared<S, T> {
+    fn drop(&mut self) {
+        // SAFETY: each field is dropped once, here, and never used again (the struct is
+        // being dropped; no guard can be open: each holds a strong count).
+        unsafe {
+            ManuallyDrop::drop(&mut self.threads);
+            ManuallyDrop::drop(&mut self.state);
+        }
+        // The Python objects the state held (code objects, options, events) were queued
+        // by their drop: a tracer that goes lets them go with it.
+        Python::attach(held::release_pending);
+    }
 }
 
 impl<S: Send, T: Send> Shared<S, T> {
     pub fn new(state: S) -> Arc<Self> {
         Arc::new(Shared {
-            state: GilCell::new(state),
-            threads: GilCell::new(ThreadList::new()),
+            state: ManuallyDrop::new(GilCell::new(state)),
+            threads: ManuallyDrop::new(GilCell::new(ThreadList::new())),
             busy: AtomicBool::new(false),
         })
     }
@@ -170,6 +185,7 @@ impl<'py, S, T> Access<'py, S, T> {
         if shared.busy.swap(true, Ordering::Acquire) {
             return None;
         }
+        held::guard_opened();
         Some(Access { py, shared })
     }
 
@@ -228,10 +244,11 @@ impl<'py, S, T> Access<'py, S, T> {
 
     /// Closes the guard, giving back its strong count.
     fn close(self) -> Arc<Shared<S, T>> {
-        let this = std::mem::ManuallyDrop::new(self);
+        let this = ManuallyDrop::new(self);
         // SAFETY: `this` is never used or dropped again, so the Arc is moved out once.
         let shared = unsafe { std::ptr::read(&this.shared) };
         shared.busy.store(false, Ordering::Release);
+        held::guard_closed();
         held::release_pending(this.py);
         shared
     }
@@ -240,6 +257,7 @@ impl<'py, S, T> Access<'py, S, T> {
 impl<S, T> Drop for Access<'_, S, T> {
     fn drop(&mut self) {
         self.shared.busy.store(false, Ordering::Release);
+        held::guard_closed();
         // No reference from this guard is alive (they borrowed it).
         held::release_pending(self.py);
     }
@@ -689,8 +707,17 @@ mod tests {
             assert_eq!(refs(&list), before + 1);
             drop(held);
             assert_eq!(refs(&list), before + 1, "not released by the drop itself");
+            let shared = Shared::<S, T>::new(Vec::new());
+            let acc = shared.access(py).expect("access");
             held::release_pending(py);
-            assert_eq!(refs(&list), before);
+            assert_eq!(refs(&list), before + 1, "not released while a guard is open");
+            drop(acc);
+            assert_eq!(refs(&list), before, "released when the guard closes");
+
+            let shared = Shared::<Vec<Held<pyo3::types::PyList>>, T>::new(vec![Held::new(list.clone_ref(py))]);
+            assert_eq!(refs(&list), before + 1);
+            drop(shared);
+            assert_eq!(refs(&list), before, "released with the tracer that held it");
         });
     }
 }

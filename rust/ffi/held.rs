@@ -78,14 +78,14 @@ static ANY_PENDING: AtomicBool = AtomicBool::new(false);
 /// Guards of `ffi/shared.rs` open now (they hold references into tracer state).
 static OPEN_GUARDS: AtomicUsize = AtomicUsize::new(0);
 
-/// A guard opens: nothing is released until it closes.
-pub(super) fn guard_opened() {
-    OPEN_GUARDS.fetch_add(1, Ordering::AcqRel);
+/// A guard opens: nothing is released until it closes. True for the first one.
+pub(super) fn guard_opened() -> bool {
+    OPEN_GUARDS.fetch_add(1, Ordering::AcqRel) == 0
 }
 
-/// A guard closes (call `release_pending` afterwards).
-pub(super) fn guard_closed() {
-    OPEN_GUARDS.fetch_sub(1, Ordering::AcqRel);
+/// A guard closes (call `release_pending` afterwards). True for the last one.
+pub(super) fn guard_closed() -> bool {
+    OPEN_GUARDS.fetch_sub(1, Ordering::AcqRel) == 1
 }
 
 /// Releases every queued reference, unless a guard is open (then the last guard to

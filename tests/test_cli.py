@@ -72,6 +72,18 @@ def test_version(tmp_path):
     assert r.stdout.strip() == __version__
 
 
+def test_version_is_written_once_and_agrees():
+    # Cargo.toml holds it; the native module, the installed metadata and the CLI
+    # (above) say the same, and it names this build (a local label), not upstream's 1.1.1
+    import importlib.metadata
+
+    from viztracer import __version__, _snaptrace
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Cargo.toml")) as f:
+        cargo = re.search(r'^version = "([^"]+)"', f.read(), re.M).group(1)
+    assert __version__ == _snaptrace.VERSION == cargo == importlib.metadata.version("viztracer")
+    assert re.fullmatch(r"\d+\.\d+\.\d+\+rust\.\d+", __version__)
+
+
 # --------------------------------------------------------------------------- what the program sees
 
 @pytest.mark.parametrize("module", [False, True], ids=["console-script", "python-m-viztracer"])

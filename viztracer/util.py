@@ -42,9 +42,10 @@ def size_fmt(num: float, suffix: str = "B") -> str:
 
 
 def compare_version(a: str, b: str) -> int:
-    """Compare dotted versions: 1 if a > b, 0 if equal, -1 if a < b."""
+    """Compare dotted versions: 1 if a > b, 0 if equal, -1 if a < b. A local version
+    label (``1.1.1+rust.1``) is left out: it names a build, not an API level."""
     def parts(v: str) -> Tuple[int, ...]:
-        return tuple(int(p) for p in re.findall(r"\d+", v))
+        return tuple(int(p) for p in re.findall(r"\d+", v.split("+", 1)[0]))
 
     pa, pb = parts(a), parts(b)
     return (pa > pb) - (pa < pb)

@@ -1,3 +1,6 @@
-"""The package version (kept in step with Cargo.toml, which maturin reads)."""
+"""The package version. It is written once, in Cargo.toml; maturin puts it in the
+wheel's metadata, and the native module carries it (docs/releasing.md, "Version")."""
 
-__version__ = "1.1.1"
+from ._snaptrace import VERSION as __version__
+
+__all__ = ["__version__"]

@@ -65,5 +65,8 @@ fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_call_site_opcodes, m)?)?;
     m.add("FAST_FRAME_ACCESS", ffi::frame_layout_ok())?;
     m.add("BACKEND", if cfg!(Py_3_12) { "sys.monitoring" } else { "setprofile" })?;
+    // The package version is written once, in Cargo.toml: maturin puts it in the
+    // wheel's metadata and file name, and viztracer.__version__ reads it from here.
+    m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -63,7 +63,7 @@ def upstream_source(version: str) -> str:
 
 
 def in_sid_root() -> bool:
-    """True inside the Debian sid root (tools/debian-sid.sh sets VIZTRACER_IN_SID)."""
+    """True inside the Debian sid root (tools/debian-root.sh sid sets VIZTRACER_IN_SID)."""
     return bool(os.environ.get("VIZTRACER_IN_SID"))
 
 

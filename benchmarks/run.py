@@ -6,7 +6,7 @@ For each Python version it uses our build in ``.venv/<ver>`` (``make build-<ver>
 and creates ``.bench/upstream-<ver>`` with ``pip install viztracer==1.1.1`` (the
 wheel for that interpreter, else built from the sdist). The versions of the
 Makefile's SID_PYTHONS (3.14, 3.15) are measured inside the Debian sid root: this
-script runs itself there for them (``tools/debian-sid.sh run python3.X ...``), so our
+script runs itself there for them (``tools/debian-root.sh sid run python3.X ...``), so our
 build, upstream's virtualenv and every measured process use the root's interpreter.
 Every measurement runs in a fresh process (benchmarks/_worker.py), alternating
 between the implementations, and the median of the runs is reported:
@@ -162,8 +162,8 @@ def bench_in_sid_root(version: str, runs: int, reps: int) -> bool:
     ran (its targets may still be missed: see its report)."""
     result = os.path.join(ROOT, "benchmarks", "results", f"python{version}.json")
     before = os.path.getmtime(result) if os.path.exists(result) else None
-    print(f"\n== Python {version}: measured inside the Debian sid root (tools/debian-sid.sh)", flush=True)
-    subprocess.run([os.path.join(ROOT, "tools", "debian-sid.sh"), "run", f"python{version}",
+    print(f"\n== Python {version}: measured inside the Debian sid root (tools/debian-root.sh sid)", flush=True)
+    subprocess.run([os.path.join(ROOT, "tools", "debian-root.sh"), "sid", "run", f"python{version}",
                     "benchmarks/run.py", "--pythons", version, "--runs", str(runs), "--reps", str(reps)])
     sys.stdout.flush()
     if not os.path.exists(result) or os.path.getmtime(result) == before:

@@ -1,14 +1,15 @@
 # Set-up and checks for viztracer. Two entry points (see README.md):
 #   make demo   build, trace examples/demo.py and write a report
 #   make test   build and run every test: cargo test, pytest on each Python of
-#               TEST_PYTHONS, and the documentation build
+#               TEST_PYTHONS, the documentation build, and the wheels and sdist of
+#               `make dist` installed and tried as a user would (`make dist-test`)
 #
 # Interpreters come from pyenv (`pyenv prefix 3.11`), or from python3.X on PATH.
 # Each version gets its own virtualenv under .venv/ and its own cargo target dir.
 
 SHELL := /bin/bash
 # 3.14 and 3.15 (and 3.14d, Debian's debug build of 3.14) run inside a Debian sid root
-# that tools/debian-sid.sh makes and reuses: see "Python 3.14 and 3.15" below.
+# that `tools/debian-root.sh sid` makes and reuses: see "Python 3.14 and 3.15" below.
 SID_PYTHONS := 3.14 3.15 3.14d
 TEST_PYTHONS ?= 3.11 3.13 3.9 3.10 3.12 $(SID_PYTHONS)
 DEMO_PYTHON ?= 3.11
@@ -21,7 +22,7 @@ PIP_PACKAGES := maturin>=1.9.4,<2 pytest objprint trio loky joblib
 # pytest that makes sure the headless browser is present.
 # Playwright only where the browser tests run (Python 3.11, see tests/browser/conftest.py);
 # IPython everywhere, for the %%viztracer cell magic tests.
-VIEWER_PIP_PACKAGES := playwright;python_version=='3.11' ipython ipywidgets
+VIEWER_PIP_PACKAGES := playwright;python_version=='3.11' ipython ipywidgets nbclient;python_version=='3.11' nbconvert;python_version=='3.11' nbformat;python_version=='3.11' ipykernel;python_version=='3.11'
 browser-deps:
 	@bash tools/install_browser.sh
 
@@ -37,7 +38,8 @@ gdb-deps:
 
 python_bin = $(shell (pyenv prefix $(1) 2>/dev/null | head -n1 | sed 's|$$|/bin/python|') || command -v python$(1))
 
-.PHONY: demo test build-% pytest-% cargo-test docs clean bench browser-deps gdb-deps lint lint-rust lint-python options
+.PHONY: demo test build-% pytest-% cargo-test docs clean bench browser-deps gdb-deps lint lint-rust lint-python options \
+	dist dist-test sdist wheel-%
 # The virtualenvs are made once: without this, make deletes the pattern rule's
 # `.ready` marker after every run and the next run installs everything again.
 .PRECIOUS: $(VENV)/%/.ready
@@ -73,7 +75,7 @@ DEBUG_TESTS := test_methods.py test_threads.py test_multiprocess.py test_async.p
 	test_trace_format.py test_robustness.py test_call_sites.py
 pytest-3.14d: PYTEST_FILES := $(DEBUG_TESTS)
 ifndef VIZTRACER_IN_SID
-$(foreach v,$(SID_PYTHONS),$(eval pytest-$(v): ; @PYTEST_ARGS='$(PYTEST_ARGS)' tools/debian-sid.sh test $(v)))
+$(foreach v,$(SID_PYTHONS),$(eval pytest-$(v): ; @PYTEST_ARGS='$(PYTEST_ARGS)' tools/debian-root.sh sid test $(v)))
 endif
 # --- end of 3.14/3.15 block ---------------------------------------------------------
 
@@ -130,7 +132,56 @@ $(VENV)/docs/.ready:
 	@py="$(call python_bin,$(DEMO_PYTHON))"; "$$py" -m venv $(VENV)/docs && \
 	$(VENV)/docs/bin/python -m pip install -q "mkdocs>=1.6,<2" && touch $@
 
-test: lint cargo-test browser-deps gdb-deps $(foreach v,$(TEST_PYTHONS),pytest-$(v)) docs
+# --- distribution: make dist, make dist-test ----------------------------------------
+# One manylinux2014 (manylinux_2_17) wheel per supported CPython, linked by zig (the
+# ziglang package) against glibc 2.17's symbols, and an sdist, in dist/; then
+# tools/check_dist.py checks them (auditwheel, twine, contents, version) and prints their
+# sizes. The wheels of SID_PYTHONS are built inside the Debian sid root, with the same
+# maturin and zig (static binaries, reached through the mounted checkout).
+DIST_DIR := dist
+DIST_PYTHONS := $(filter-out %d,$(TEST_PYTHONS))
+DIST_PIP_PACKAGES := maturin==1.16.0 ziglang==0.17.1 auditwheel==6.8.2 twine==7.0.0
+DIST_TOOLS := $(abspath $(VENV)/dist/tools)
+
+$(VENV)/dist/.ready: Makefile
+	@py="$(call python_bin,$(DEMO_PYTHON))"; echo "== creating $(VENV)/dist (maturin, zig, auditwheel, twine)"; \
+	"$$py" -m venv $(VENV)/dist && \
+	$(VENV)/dist/bin/python -m pip install -q $(foreach p,$(DIST_PIP_PACKAGES),"$(p)") && \
+	mkdir -p $(DIST_TOOLS) && ln -sf $(abspath $(VENV)/dist/bin/maturin) $(DIST_TOOLS)/maturin && \
+	ln -sf "$$($(VENV)/dist/bin/python -c 'import ziglang, os; print(os.path.dirname(ziglang.__file__))')/zig" \
+		$(DIST_TOOLS)/zig && touch $@
+
+wheel-%: $(VENV)/dist/.ready
+	@py="$(call python_bin,$*)"; if [ ! -x "$$py" ]; then py="$$(command -v python$*)"; fi; \
+	echo "== wheel for Python $* ($$py)"; \
+	PATH=$(DIST_TOOLS):$$PATH CARGO_TARGET_DIR=target/wheel$* maturin build -q --release --strip --zig \
+		--compatibility manylinux2014 -i "$$py" --out $(DIST_DIR)
+ifndef VIZTRACER_IN_SID
+$(foreach v,$(filter-out %d,$(SID_PYTHONS)),$(eval wheel-$(v): $(VENV)/dist/.ready ; @tools/debian-root.sh sid run make wheel-$(v)))
+endif
+
+sdist: $(VENV)/dist/.ready
+	@echo "== sdist"
+	@$(VENV)/dist/bin/maturin sdist --out $(DIST_DIR)
+
+dist: $(VENV)/dist/.ready
+	@mkdir -p $(DIST_DIR) && rm -f $(DIST_DIR)/viztracer-*
+	@$(MAKE) --no-print-directory $(foreach v,$(DIST_PYTHONS),wheel-$(v)) sdist
+	@$(VENV)/dist/bin/python tools/check_dist.py $(DIST_DIR) $(DIST_PYTHONS)
+
+# Each wheel installed into a fresh virtualenv of its own interpreter (3.9-3.13 here,
+# SID_PYTHONS in the sid root, 3.9 again in a Debian 11 root), with no compiler, no Rust
+# and no checkout reachable, and the sdist built once; tests/installed/ runs a smoke
+# suite against each (the browser part in Chromium from here).
+dist-test: dist browser-deps build-$(DEMO_PYTHON)
+	@echo "== the wheels and the sdist, installed as a user would"
+	@cd tests && VIZTRACER_DIST=$(abspath $(DIST_DIR)) \
+		VIZTRACER_DIST_PYTHONS="$(foreach v,$(filter-out $(SID_PYTHONS),$(DIST_PYTHONS)),$(v)=$(call python_bin,$(v))) $(foreach v,$(filter-out %d,$(SID_PYTHONS)),$(v)=sid)" \
+		VIZTRACER_SDIST_PYTHON=$(call python_bin,$(DEMO_PYTHON)) \
+		$(abspath $(VENV))/$(DEMO_PYTHON)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) installed
+# --- end of distribution block ------------------------------------------------------
+
+test: lint cargo-test browser-deps gdb-deps $(foreach v,$(TEST_PYTHONS),pytest-$(v)) docs dist-test
 	@echo "== all tests passed on Python $(TEST_PYTHONS)"
 
 demo: build-$(DEMO_PYTHON)
@@ -145,4 +196,4 @@ bench: build-$(DEMO_PYTHON)
 	@$(VENV)/$(DEMO_PYTHON)/bin/python benchmarks/run.py --pythons $(BENCH_PYTHONS) $(BENCH_ARGS)
 
 clean:
-	rm -rf target $(VENV) site viztracer/*.so
+	rm -rf target $(VENV) site viztracer/*.so $(DIST_DIR)

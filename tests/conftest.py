@@ -1,11 +1,16 @@
 """Fixtures for every test."""
 
 import builtins
+import os
 import signal
 
 import pytest
 
 from viztracer import VizTracer
+
+# tests/installed/ tries the wheels and the sdist of `make dist`: `make dist-test` runs it
+# (setting VIZTRACER_DIST), never the suite of each Python version.
+collect_ignore = [] if os.environ.get("VIZTRACER_DIST") else ["installed"]
 
 # A shell without job control starts background commands with SIGINT ignored, and the
 # processes the tests start would inherit that (Python then installs no KeyboardInterrupt

@@ -4,8 +4,9 @@
 
 For the version in Cargo.toml (the one place it is written) and each Python version
 given, dist/ must hold exactly one wheel, tagged for that CPython and for
-manylinux_2_17 (manylinux2014) x86_64, which ``auditwheel show`` confirms; and one
-sdist. Each carries what it must (the native module and the viewer's assets; the Rust
+manylinux_2_17 (manylinux2014) x86_64, which ``auditwheel show`` confirms, and whose
+native module imports no unversioned libc symbol (which auditwheel does not see); and
+one sdist. Each carries what it must (the native module and the viewer's assets; the Rust
 sources, Cargo.lock, README and license), ``twine check --strict`` passes on all of
 them, and their sizes are printed. Any failure is one line and exit status 1.
 
@@ -14,6 +15,7 @@ Runs in the virtualenv ``make dist`` makes (auditwheel and twine installed there
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -23,6 +25,7 @@ import zipfile
 from typing import Dict, List
 
 import tomllib
+from elftools.elf.elffile import ELFFile  # auditwheel's own ELF reader
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "viztracer"
@@ -53,16 +56,41 @@ def wheel_name(version: str, python: str) -> str:
     return f"{NAME}-{version}-{tag}-{tag}-manylinux2014_x86_64.{PLATFORM}.whl"
 
 
+def unversioned_imports(so: bytes) -> List[str]:
+    """Symbols the native module needs from outside that carry no symbol version and
+    are not weak, other than the interpreter's own (Py*, _Py*).
+
+    auditwheel judges a wheel by the versions of the symbols it imports; an import with
+    no version escapes it. One from a glibc newer than 2.17 (gettid, say: 2.30) makes
+    the module fail to load on an older system, however the wheel is tagged."""
+    elf = ELFFile(io.BytesIO(so))
+    versions = elf.get_section_by_name(".gnu.version")
+    found = []
+    for i, sym in enumerate(elf.get_section_by_name(".dynsym").iter_symbols()):
+        if sym["st_shndx"] != "SHN_UNDEF" or not sym.name or sym["st_info"]["bind"] == "STB_WEAK":
+            continue
+        if sym.name.startswith(("Py", "_Py")):
+            continue
+        if versions is None or versions.get_symbol(i).entry["ndx"] in ("VER_NDX_LOCAL", "VER_NDX_GLOBAL", 0, 1):
+            found.append(sym.name)
+    return found
+
+
 def check_wheel(path: str, version: str) -> None:
     name = os.path.basename(path)
     with zipfile.ZipFile(path) as z:
         names = set(z.namelist())
         metadata = z.read(f"{NAME}-{version}.dist-info/METADATA").decode("utf-8")
+        modules = [n for n in names if re.fullmatch(r"viztracer/_snaptrace\.cpython-\d+[a-z]*-x86_64-linux-gnu\.so", n)]
+        if len(modules) != 1:
+            raise DistError(f"{name} has {len(modules)} native modules")
+        unversioned = unversioned_imports(z.read(modules[0]))
     missing = [f for f in package_files() if f not in names]
     if missing:
         raise DistError(f"{name} lacks {', '.join(missing[:5])}")
-    if not any(re.fullmatch(r"viztracer/_snaptrace\.cpython-\d+[a-z]*-x86_64-linux-gnu\.so", n) for n in names):
-        raise DistError(f"{name} has no native module")
+    if unversioned:
+        raise DistError(f"{name}: the native module imports {', '.join(unversioned)} without a symbol version "
+                        f"(auditwheel can't vouch for those; call what glibc 2.17 has)")
     if not any(n.endswith(".dist-info/licenses/LICENSE") for n in names):
         raise DistError(f"{name} does not carry the license file")
     if f"\nVersion: {version}\n" not in metadata:

@@ -92,7 +92,9 @@ pub fn install() -> bool {
             let mut event: libc::sigevent = std::mem::zeroed();
             event.sigev_notify = libc::SIGEV_THREAD_ID;
             event.sigev_signo = libc::SIGTERM;
-            event.sigev_notify_thread_id = libc::gettid();
+            // The system call, not glibc's gettid(): that wrapper is glibc 2.30's, and
+            // the manylinux2014 wheels promise to load on glibc 2.17.
+            event.sigev_notify_thread_id = libc::syscall(libc::SYS_gettid) as libc::pid_t;
             let mut timer: libc::timer_t = std::ptr::null_mut();
             if libc::timer_create(libc::CLOCK_MONOTONIC, &mut event, &mut timer) != 0 {
                 return false;

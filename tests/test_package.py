@@ -209,3 +209,17 @@ def test_every_test_named_in_the_differences_page_exists():
             tree = ast.parse(f.read())
         functions = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
         assert name in functions, f"{path}::{name} (named in docs/differences.md) does not exist"
+
+
+def test_docs_name_this_version():
+    # The version is written once, in Cargo.toml; the README and the docs quote it in
+    # install commands and file names, so a release that bumps it must update them too.
+    quoted = {}
+    for path in [os.path.join(ROOT, "README.md")] + [os.path.join(ROOT, "docs", f)
+                                                      for f in os.listdir(os.path.join(ROOT, "docs"))]:
+        if path.endswith(".md"):
+            with open(path, encoding="utf-8") as f:
+                for v in re.findall(r"\b\d+\.\d+\.\d+\+rust\.\d+\b", f.read()):
+                    quoted.setdefault(v, []).append(os.path.relpath(path, ROOT))
+    assert quoted, "the README no longer says which version to install"
+    assert set(quoted) == {viztracer.__version__}, quoted

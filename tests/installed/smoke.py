@@ -134,7 +134,7 @@ def environment(version, checkout):
     check(cli.returncode == 0 and cli.stdout.strip() == version, "viztracer --version: %r" % (cli.stdout + cli.stderr))
     say("environment: viztracer %s from %s; Python %s, %s %s; checkout %s; no build tools on PATH" % (
         version, os.path.dirname(viztracer.__file__), platform.python_version(), *platform.libc_ver(),
-        "present, not on sys.path" if os.path.exists(checkout) else "not reachable"))
+        "present, not on sys.path" if os.path.exists(os.path.join(checkout, "Cargo.toml")) else "not reachable"))
 
 
 def x_events(trace, function):

@@ -176,7 +176,7 @@ dist: $(VENV)/dist/.ready
 dist-test: dist browser-deps build-$(DEMO_PYTHON)
 	@echo "== the wheels and the sdist, installed as a user would"
 	@cd tests && VIZTRACER_DIST=$(abspath $(DIST_DIR)) \
-		VIZTRACER_DIST_PYTHONS="$(foreach v,$(filter-out $(SID_PYTHONS),$(DIST_PYTHONS)),$(v)=$(call python_bin,$(v))) $(foreach v,$(filter-out %d,$(SID_PYTHONS)),$(v)=sid)" \
+		VIZTRACER_DIST_PYTHONS="$(foreach v,$(filter-out $(SID_PYTHONS),$(DIST_PYTHONS)),$(v)=$(call python_bin,$(v))) $(foreach v,$(filter $(SID_PYTHONS),$(DIST_PYTHONS)),$(v)=sid)" \
 		VIZTRACER_SDIST_PYTHON=$(call python_bin,$(DEMO_PYTHON)) \
 		$(abspath $(VENV))/$(DEMO_PYTHON)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) installed
 # --- end of distribution block ------------------------------------------------------

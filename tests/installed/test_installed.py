@@ -77,8 +77,9 @@ def _targets():
             targets.append(Target(f"{version}-sid", f"/usr/bin/python{version}", root="sid"))
         else:
             targets.append(Target(version, python))
-    # an old distribution: Debian 11, glibc 2.31, its own Python 3.9
-    targets.append(Target("3.9-bullseye", "/usr/bin/python3.9", root="bullseye", libc="glibc 2.31"))
+    # an old distribution: Debian 11, glibc 2.31, its own Python 3.9 (when the cp39 wheel is made)
+    if any(t.name == "3.9" for t in targets):
+        targets.append(Target("3.9-bullseye", "/usr/bin/python3.9", root="bullseye", libc="glibc 2.31"))
     targets.append(Target("sdist", os.environ.get("VIZTRACER_SDIST_PYTHON", sys.executable), sdist=True))
     return targets
 

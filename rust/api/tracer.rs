@@ -399,14 +399,14 @@ impl Tracer {
 
     /// Forgets the calling thread's shadow stack: frames running now are never recorded.
     fn reset_stack(&self, py: Python<'_>) -> PyResult<()> {
-        drop(core::ops::take_stack(self.acc(py)?));
+        core::ops::reset_stack(self.acc(py)?);
         Ok(())
     }
 
     /// In a forked child: drop the parent's events, threads and stacks, and re-identify
     /// the surviving thread (its OS tid changed).
     fn after_fork(&self, py: Python<'_>) -> PyResult<()> {
-        drop(core::ops::after_fork(self.acc(py)?));
+        core::ops::after_fork(self.acc(py)?);
         Ok(())
     }
 
@@ -539,7 +539,7 @@ impl Tracer {
         if !acc.state().collecting {
             // No frame refers to a function id any more: let code objects go, and
             // forget the threads that have nothing left.
-            drop(std::mem::take(&mut acc.state().funcs));
+            acc.state().funcs = Default::default();
             core::ops::prune(acc);
         }
         Ok(Snapshot::new(data))

@@ -4,9 +4,9 @@
 use super::events::{finish_frame, push_record, register_thread, store_args};
 use super::state::{next_generation, Acc, Cur};
 use super::thread_cache;
-use crate::buffers::payload::Payload;
+use crate::buffers::payload::{Payload, Slab};
 use crate::buffers::record::Record;
-use crate::buffers::thread::{Frame, ThreadState};
+use crate::buffers::thread::ThreadState;
 use crate::ffi;
 use crate::ffi::held::Held;
 use pyo3::types::PyDict;
@@ -90,34 +90,27 @@ pub fn prune(mut acc: Acc<'_>) {
     st.gen = next_generation();
 }
 
-/// What `after_fork` removed: dropped by the caller once the guard is closed.
-pub type ForkGarbage = (Vec<crate::buffers::payload::Slab>, Vec<Frame>, Vec<Box<ThreadState>>);
-
 /// In a forked child: forget the parent's events, its other threads and the calling
 /// thread's stack, and re-identify the calling thread (fork gives it a new OS tid).
 /// With the stack empty, depth counts from the frame that called `fork`, as it counts
 /// from the frame that called `start()` in the parent (a `multiprocessing` child empties
 /// it again in `Process._bootstrap`: `viztracer.ProcessStart`). Called in the child
 /// right after `fork`, where only the calling thread exists.
-pub fn after_fork(mut acc: Acc<'_>) -> ForkGarbage {
+pub fn after_fork(mut acc: Acc<'_>) {
     let (st, list) = acc.threads();
     let mine = thread_cache::get(st.gen);
-    let mut slabs = Vec::new();
-    let mut frames = Vec::new();
-    let mut dead = Vec::new();
     let mut kept = None;
+    // What the states held goes with them (the Python objects when the guard closes).
     for mut t in list.take_all() {
         let (_, reserved) = t.ring.take_all();
         st.budget.release(reserved);
-        slabs.push(std::mem::take(&mut t.payloads));
-        frames.extend(t.take_stack());
         if Some(&mut *t as *mut ThreadState) == mine && kept.is_none() {
+            t.payloads = Slab::new();
+            t.take_stack();
             t.tid = ffi::native_thread_id();
             t.ident = ffi::thread_ident();
             t.last_tick = 0;
             kept = Some(t);
-        } else {
-            dead.push(t);
         }
     }
     st.budget.reset_overflow();
@@ -129,7 +122,6 @@ pub fn after_fork(mut acc: Acc<'_>) -> ForkGarbage {
         let p = list.push(t);
         thread_cache::set(gen, p);
     }
-    (slabs, frames, dead)
 }
 
 /// Runs `f` on the calling thread's state (registered if needed, which may call the
@@ -144,10 +136,11 @@ pub fn set_paused(acc: Acc<'_>, paused: bool) {
     on_thread(acc, |t| t.paused = paused);
 }
 
-/// Empties the calling thread's shadow stack; returns the frames (to drop once the
-/// guard is closed).
-pub fn take_stack(acc: Acc<'_>) -> Vec<Frame> {
-    on_thread(acc, ThreadState::take_stack).unwrap_or_default()
+/// Empties the calling thread's shadow stack.
+pub fn reset_stack(acc: Acc<'_>) {
+    on_thread(acc, |t| {
+        t.take_stack();
+    });
 }
 
 /// Lifts the calling thread out of an ignored subtree; returns the depth to restore.

@@ -63,14 +63,8 @@ class Tracer:
     lib_file_path: Optional[str]
     _noop_hooks: bool
     _every_call_event: bool
-    @property
-    def thread_namer(self) -> None: ...
-    @thread_namer.setter
-    def thread_namer(self, namer: Optional[Callable[[int], Optional[str]]]) -> None: ...
-    @property
-    def task_getter(self) -> None: ...
-    @task_getter.setter
-    def task_getter(self, getter: Optional[Callable[[], Optional[Tuple[int, str]]]]) -> None: ...
+    thread_namer: Optional[Callable[[int], Optional[str]]]
+    task_getter: Optional[Callable[[], Optional[Tuple[int, str]]]]
     @property
     def is_collecting(self) -> bool: ...
     @property

@@ -1,16 +1,19 @@
-//! `_snaptrace.Tracer`: the native object the Python `VizTracer` class is built on. Options are validated in Python; these methods
-//! check only what would otherwise break the native state.
+//! `_snaptrace.Tracer`: the native object the Python `VizTracer` class is built on.
+//! Options are validated in Python (viztracer/options.py); the methods here check only
+//! what the native state could not hold otherwise, so a direct caller gets an error,
+//! never a crash.
 
 use super::snapshot::Snapshot;
 use crate::buffers::payload::{Payload, Scope};
 use crate::clock;
-use crate::core::{self, Core};
+use crate::core::{self, Core, State};
 use crate::ffi::held::Held;
 use crate::hooks;
 use crate::output::snapshot;
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 #[pyclass(module = "viztracer._snaptrace", frozen)]
@@ -29,13 +32,8 @@ impl Tracer {
     }
 
     /// Runs `f` on the tracer's state.
-    fn with_state<R>(&self, py: Python<'_>, f: impl FnOnce(&mut core::State) -> R) -> PyResult<R> {
+    fn with_state<R>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> R) -> PyResult<R> {
         Ok(f(self.acc(py)?.state()))
-    }
-
-    fn refilter(st: &mut core::State) {
-        let filters = st.opts.filters.clone();
-        st.funcs.refilter(&filters);
     }
 
     fn record(&self, py: Python<'_>, payload: Payload) -> PyResult<()> {
@@ -48,246 +46,129 @@ impl Tracer {
     }
 }
 
-fn str_list(v: Option<Vec<String>>) -> Vec<String> {
-    v.unwrap_or_default()
+/// How an option kept in `State` as `Self` is given to Python and taken from it as `P`.
+trait Attr<P> {
+    fn to_py(&self, py: Python<'_>) -> P;
+    fn from_py(v: P) -> Self;
 }
 
-#[pymethods]
-impl Tracer {
+impl<T: Clone> Attr<T> for T {
+    fn to_py(&self, _py: Python<'_>) -> T {
+        self.clone()
+    }
+    fn from_py(v: T) -> T {
+        v
+    }
+}
+
+/// A file list: empty is `None`.
+impl Attr<Option<Vec<String>>> for Vec<String> {
+    fn to_py(&self, _py: Python<'_>) -> Option<Vec<String>> {
+        (!self.is_empty()).then(|| self.clone())
+    }
+    fn from_py(v: Option<Vec<String>>) -> Self {
+        v.unwrap_or_default()
+    }
+}
+
+/// A Python callable, kept as `Held` (ffi/held.rs).
+impl Attr<Option<Py<PyAny>>> for Option<Held<PyAny>> {
+    fn to_py(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.as_ref().map(|f| f.clone_ref(py).into_py(py))
+    }
+    fn from_py(v: Option<Py<PyAny>>) -> Self {
+        v.map(Held::new)
+    }
+}
+
+/// Writes `Tracer`'s `#[pymethods]` block: for each entry `get, set: ty = field, then
+/// hook;` of `options`, the Python attribute `get` of type `ty` (getter `get`, setter
+/// `set`) on the `State` field `field`, whose setter then runs `hook` on the state;
+/// then the other methods, as given. (A macro call can't be an item of a
+/// `#[pymethods]` block, so this one writes the whole block; rustfmt leaves the inside
+/// of a macro call alone.)
+macro_rules! pymethods_with_options {
+    (
+        options {
+            $( $(#[$doc:meta])* $get:ident, $set:ident: $ty:ty = $($field:ident).+ $(, then $hook:expr)?; )*
+        }
+        $($methods:tt)*
+    ) => {
+        #[pymethods]
+        impl Tracer {
+            $(
+                $(#[$doc])*
+                #[getter]
+                fn $get(&self, py: Python<'_>) -> PyResult<$ty> {
+                    self.with_state(py, |st| Attr::<$ty>::to_py(&st.$($field).+, py))
+                }
+                #[setter($get)]
+                fn $set(&self, py: Python<'_>, v: $ty) -> PyResult<()> {
+                    self.with_state(py, |st| {
+                        st.$($field).+ = Attr::<$ty>::from_py(v);
+                        $( ($hook)(st); )?
+                    })
+                }
+            )*
+            $($methods)*
+        }
+    };
+}
+
+/// `Tracer()`'s buffer when not given (`VizTracer`'s default, and the stub's).
+const DEFAULT_ENTRIES: NonZeroUsize = NonZeroUsize::new(1_000_000).unwrap();
+
+pymethods_with_options! {
+    // The attributes VizTracer's options are kept in (`native` in viztracer/options.py)
+    // and those its code sets; then what a change needs: `refresh_hot` for an option
+    // the hot path reads, `refilter` for a filter. `fast_calls`, `_noop_hooks`,
+    // `_every_call_event` and `ignore_c_function` are read again when `start()`
+    // installs the hooks (`hooks::HookOptions`).
+    options {
+        max_stack_depth, set_max_stack_depth: i64 = opts.max_stack_depth, then State::refresh_hot;
+        ignore_c_function, set_ignore_c_function: bool = opts.ignore_c_function, then State::refresh_hot;
+        ignore_frozen, set_ignore_frozen: bool = opts.filters.ignore_frozen, then State::refilter;
+        trace_self, set_trace_self: bool = opts.filters.trace_self, then State::refilter;
+        lib_file_path, set_lib_file_path: Option<String> = opts.filters.lib_file_path, then State::refilter;
+        include_files, set_include_files: Option<Vec<String>> = opts.filters.include_files, then State::refilter;
+        exclude_files, set_exclude_files: Option<Vec<String>> = opts.filters.exclude_files, then State::refilter;
+        log_func_args, set_log_func_args: bool = opts.log_func_args, then State::refresh_hot;
+        log_func_retval, set_log_func_retval: bool = opts.log_func_retval, then State::refresh_hot;
+        log_func_repr, set_log_func_repr: Option<Py<PyAny>> = opts.log_func_repr;
+        log_async, set_log_async: bool = opts.log_async, then State::refresh_hot;
+        /// 3.12+: skip CALL events at call sites of Python functions.
+        fast_calls, set_fast_calls: bool = opts.fast_calls;
+        /// Benchmarks only: hooks that record nothing, to measure the interpreter's own
+        /// cost of delivering events.
+        _noop_hooks, set_noop_hooks: bool = opts.noop_hooks;
+        /// Tests only: every CALL event is delivered (no call site is switched off, see
+        /// hooks/callsites.rs).
+        _every_call_event, set_every_call_event: bool = opts.every_call_event;
+        /// C function names are made again, with or without the unprintable ones.
+        sanitize_function_name, set_sanitize_function_name: bool = opts.sanitize_function_name,
+            then |st: &mut State| st.funcs.forget_c_functions();
+        /// The minimum recorded duration, in ns.
+        min_duration_ns, set_min_duration_ns: f64 = opts.min_duration_ns, then State::refresh_hot;
+        /// `namer(ident) -> str | None`, asked once for every new thread.
+        thread_namer, set_thread_namer: Option<Py<PyAny>> = opts.thread_namer;
+        /// `getter() -> (task_id, name) | None`, asked when a coroutine starts (log_async).
+        task_getter, set_task_getter: Option<Py<PyAny>> = opts.task_getter;
+    }
+
+    /// `tracer_entries` is validated by the option table; the conversion refuses a
+    /// direct caller's 0 or negative number.
     #[new]
-    #[pyo3(signature = (tracer_entries = 1_000_000))]
-    fn new(py: Python<'_>, tracer_entries: i64) -> PyResult<Self> {
+    #[pyo3(signature = (tracer_entries = DEFAULT_ENTRIES), text_signature = "(tracer_entries=1000000)")]
+    fn new(py: Python<'_>, tracer_entries: NonZeroUsize) -> PyResult<Self> {
         // All tracer state is guarded by the GIL: no tracer on an interpreter without one.
         crate::ffi::gil::require_gil(py)?;
-        if tracer_entries <= 0 || tracer_entries >= (1 << 30) {
-            return Err(PyValueError::new_err(format!(
-                "tracer_entries must be between 1 and {}, got {tracer_entries}",
-                (1i64 << 30) - 1
-            )));
-        }
         clock::init();
-        Ok(Tracer { core: core::new_core(tracer_entries as usize), entries: tracer_entries as usize })
+        Ok(Tracer { core: core::new_core(tracer_entries.get()), entries: tracer_entries.get() })
     }
 
     #[getter]
     fn tracer_entries(&self) -> usize {
         self.entries
-    }
-
-    #[getter]
-    fn max_stack_depth(&self, py: Python<'_>) -> PyResult<i64> {
-        self.with_state(py, |st| st.opts.max_stack_depth)
-    }
-    #[setter]
-    fn set_max_stack_depth(&self, py: Python<'_>, v: i64) -> PyResult<()> {
-        self.with_state(py, |st| {
-            st.opts.max_stack_depth = v;
-            st.refresh_hot();
-        })
-    }
-
-    #[getter]
-    fn ignore_c_function(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with_state(py, |st| st.opts.ignore_c_function)
-    }
-    #[setter]
-    fn set_ignore_c_function(&self, py: Python<'_>, v: bool) -> PyResult<()> {
-        self.with_state(py, |st| {
-            st.opts.ignore_c_function = v;
-            st.refresh_hot();
-        })
-    }
-
-    #[getter]
-    fn ignore_frozen(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with_state(py, |st| st.opts.filters.ignore_frozen)
-    }
-    #[setter]
-    fn set_ignore_frozen(&self, py: Python<'_>, v: bool) -> PyResult<()> {
-        self.with_state(py, |st| {
-            st.opts.filters.ignore_frozen = v;
-            Self::refilter(st);
-        })
-    }
-
-    #[getter]
-    fn trace_self(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with_state(py, |st| st.opts.filters.trace_self)
-    }
-    #[setter]
-    fn set_trace_self(&self, py: Python<'_>, v: bool) -> PyResult<()> {
-        self.with_state(py, |st| {
-            st.opts.filters.trace_self = v;
-            Self::refilter(st);
-        })
-    }
-
-    #[getter]
-    fn lib_file_path(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        self.with_state(py, |st| st.opts.filters.lib_file_path.clone())
-    }
-    #[setter]
-    fn set_lib_file_path(&self, py: Python<'_>, v: Option<String>) -> PyResult<()> {
-        self.with_state(py, |st| {
-            st.opts.filters.lib_file_path = v;
-            Self::refilter(st);
-        })
-    }
-
-    #[getter]
-    fn include_files(&self, py: Python<'_>) -> PyResult<Option<Vec<String>>> {
-        self.with_state(py, |st| {
-            let v = &st.opts.filters.include_files;
-            (!v.is_empty()).then(|| v.clone())
-        })
-    }
-    #[setter]
-    fn set_include_files(&self, py: Python<'_>, v: Option<Vec<String>>) -> PyResult<()> {
-        self.with_state(py, |st| {
-            st.opts.filters.include_files = str_list(v);
-            Self::refilter(st);
-        })
-    }
-
-    #[getter]
-    fn exclude_files(&self, py: Python<'_>) -> PyResult<Option<Vec<String>>> {
-        self.with_state(py, |st| {
-            let v = &st.opts.filters.exclude_files;
-            (!v.is_empty()).then(|| v.clone())
-        })
-    }
-    #[setter]
-    fn set_exclude_files(&self, py: Python<'_>, v: Option<Vec<String>>) -> PyResult<()> {
-        self.with_state(py, |st| {
-            st.opts.filters.exclude_files = str_list(v);
-            Self::refilter(st);
-        })
-    }
-
-    #[getter]
-    fn log_func_args(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with_state(py, |st| st.opts.log_func_args)
-    }
-    #[setter]
-    fn set_log_func_args(&self, py: Python<'_>, v: bool) -> PyResult<()> {
-        self.with_state(py, |st| {
-            st.opts.log_func_args = v;
-            st.refresh_hot();
-        })
-    }
-
-    #[getter]
-    fn log_func_retval(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with_state(py, |st| st.opts.log_func_retval)
-    }
-    #[setter]
-    fn set_log_func_retval(&self, py: Python<'_>, v: bool) -> PyResult<()> {
-        self.with_state(py, |st| {
-            st.opts.log_func_retval = v;
-            st.refresh_hot();
-        })
-    }
-
-    #[getter]
-    fn log_func_repr(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        let held = self.acc(py)?.clone_held(|st| st.opts.log_func_repr.as_ref());
-        Ok(held.map(|h| h.into_py(py)))
-    }
-    #[setter]
-    fn set_log_func_repr(&self, py: Python<'_>, v: Option<Bound<'_, PyAny>>) -> PyResult<()> {
-        if let Some(f) = &v {
-            if !f.is_callable() {
-                return Err(PyTypeError::new_err("log_func_repr must be a callable or None"));
-            }
-        }
-        self.with_state(py, |st| st.opts.log_func_repr = v.map(|f| Held::new(f.unbind())))
-    }
-
-    #[getter]
-    fn log_async(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with_state(py, |st| st.opts.log_async)
-    }
-    #[setter]
-    fn set_log_async(&self, py: Python<'_>, v: bool) -> PyResult<()> {
-        self.with_state(py, |st| {
-            st.opts.log_async = v;
-            st.refresh_hot();
-        })
-    }
-
-    /// 3.12+: skip CALL events at call sites of Python functions (see HookOptions).
-    /// Takes effect at the next `start()`.
-    #[getter]
-    fn fast_calls(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with_state(py, |st| st.opts.fast_calls)
-    }
-    #[setter]
-    fn set_fast_calls(&self, py: Python<'_>, v: bool) -> PyResult<()> {
-        self.with_state(py, |st| st.opts.fast_calls = v)
-    }
-
-    /// Benchmarks only: hooks that record nothing, to measure the interpreter's own
-    /// cost of delivering events. Takes effect at the next `start()`.
-    #[getter(_noop_hooks)]
-    fn noop_hooks(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with_state(py, |st| st.opts.noop_hooks)
-    }
-    #[setter(_noop_hooks)]
-    fn set_noop_hooks(&self, py: Python<'_>, v: bool) -> PyResult<()> {
-        self.with_state(py, |st| st.opts.noop_hooks = v)
-    }
-
-    /// Tests only: every CALL event is delivered (no call site is switched off, see
-    /// hooks/callsites.rs). Takes effect at the next `start()`.
-    #[getter(_every_call_event)]
-    fn every_call_event(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with_state(py, |st| st.opts.every_call_event)
-    }
-    #[setter(_every_call_event)]
-    fn set_every_call_event(&self, py: Python<'_>, v: bool) -> PyResult<()> {
-        self.with_state(py, |st| st.opts.every_call_event = v)
-    }
-
-    #[getter]
-    fn sanitize_function_name(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with_state(py, |st| st.opts.sanitize_function_name)
-    }
-    #[setter]
-    fn set_sanitize_function_name(&self, py: Python<'_>, v: bool) -> PyResult<()> {
-        self.with_state(py, |st| {
-            if st.opts.sanitize_function_name != v {
-                st.opts.sanitize_function_name = v;
-                st.funcs.forget_c_functions();
-            }
-        })
-    }
-
-    /// The minimum recorded duration, in ns.
-    #[getter]
-    fn min_duration_ns(&self, py: Python<'_>) -> PyResult<f64> {
-        self.with_state(py, |st| st.opts.min_duration_ns)
-    }
-    #[setter]
-    fn set_min_duration_ns(&self, py: Python<'_>, v: f64) -> PyResult<()> {
-        self.with_state(py, |st| {
-            st.opts.min_duration_ns = v.max(0.0);
-            if st.collecting {
-                st.min_dur_ticks = core::min_duration_ticks(st.opts.min_duration_ns);
-                st.refresh_hot();
-            }
-        })
-    }
-
-    /// `namer(ident) -> str | None`, asked once for every new thread.
-    #[setter]
-    fn set_thread_namer(&self, py: Python<'_>, v: Option<Py<PyAny>>) -> PyResult<()> {
-        self.with_state(py, |st| st.opts.thread_namer = v.map(Held::new))
-    }
-
-    /// `getter() -> (task_id, name) | None`, asked when a coroutine starts (log_async).
-    #[setter]
-    fn set_task_getter(&self, py: Python<'_>, v: Option<Py<PyAny>>) -> PyResult<()> {
-        self.with_state(py, |st| st.opts.task_getter = v.map(Held::new))
     }
 
     /// Whether this tracer is collecting events now.
@@ -331,15 +212,11 @@ impl Tracer {
         if let Some(h) = core::take_active_hook(py) {
             let _ = h.uninstall(py);
         }
-        let hook_opts = self.with_state(py, |st| {
-            st.min_dur_ticks = core::min_duration_ticks(st.opts.min_duration_ns);
-            st.refresh_hot();
-            hooks::HookOptions {
-                ignore_c_function: st.opts.ignore_c_function,
-                fast_calls: st.opts.fast_calls,
-                noop: st.opts.noop_hooks,
-                every_call_event: st.opts.every_call_event,
-            }
+        let hook_opts = self.with_state(py, |st| hooks::HookOptions {
+            ignore_c_function: st.opts.ignore_c_function,
+            fast_calls: st.opts.fast_calls,
+            noop: st.opts.noop_hooks,
+            every_call_event: st.opts.every_call_event,
         })?;
         core::activate(py, &self.core);
         match hooks::install(py, hook_opts) {
@@ -466,11 +343,8 @@ impl Tracer {
 
     /// A raw trace event dict, written as given (with pid and tid filled in). Works
     /// whether or not the tracer is collecting.
-    fn add_raw(&self, py: Python<'_>, raw: Bound<'_, PyAny>) -> PyResult<()> {
-        if raw.cast::<PyDict>().is_err() {
-            return Err(PyTypeError::new_err("add_raw expects a dict describing one trace event"));
-        }
-        self.record(py, Payload::Raw(held(raw)))
+    fn add_raw(&self, py: Python<'_>, raw: Bound<'_, PyDict>) -> PyResult<()> {
+        self.record(py, Payload::Raw(held(raw.into_any())))
     }
 
     /// Sets `key: value` in the args of the innermost recorded function of this thread.

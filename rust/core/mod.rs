@@ -18,6 +18,6 @@ pub mod state;
 pub mod thread_cache;
 
 pub use state::{
-    access_active, activate, any_active, deactivate, is_active, min_duration_ticks, new_core, take_active_hook, Acc,
-    Core, Ev, InstalledHook, State,
+    access_active, activate, any_active, deactivate, is_active, new_core, take_active_hook, Acc, Core, Ev,
+    InstalledHook, State,
 };

@@ -73,8 +73,14 @@ pub const HOT_EXIT: u8 = 2;
 pub const HOT_NO_C: u8 = 4;
 
 impl State {
-    /// Recomputes `hot` from the options: called whenever one of them changes.
+    /// Recomputes what the hot path reads of the options: `hot` and, while collecting,
+    /// `min_dur_ticks` (the first conversion may wait up to 20 ms for the clock's
+    /// calibration: not at construction). Called after such an option changes and
+    /// when a session starts.
     pub fn refresh_hot(&mut self) {
+        if self.collecting {
+            self.min_dur_ticks = min_duration_ticks(self.opts.min_duration_ns);
+        }
         let o = &self.opts;
         let mut hot = 0;
         if o.max_stack_depth >= 0 || o.log_func_args || o.log_async {
@@ -87,6 +93,11 @@ impl State {
             hot |= HOT_NO_C;
         }
         self.hot = hot;
+    }
+
+    /// Re-decides which known functions are recorded: after a filter option changes.
+    pub fn refilter(&mut self) {
+        self.funcs.refilter(&self.opts.filters);
     }
 }
 
@@ -158,6 +169,7 @@ pub fn activate(py: Python<'_>, core: &Arc<Core>) {
         let st = acc.state();
         st.gen = next_generation();
         st.collecting = true;
+        st.refresh_hot();
     }
     if let Some(old) = REGISTRY.activate(core) {
         if let Some(mut acc) = old.access(py) {
@@ -187,8 +199,8 @@ pub(crate) fn next_generation() -> u64 {
     GENERATION.fetch_add(1, Ordering::Relaxed) + 1
 }
 
-/// Converts a duration option to ticks once per session.
-pub fn min_duration_ticks(ns: f64) -> u64 {
+/// The minimum duration in ticks (`refresh_hot`).
+fn min_duration_ticks(ns: f64) -> u64 {
     if ns <= 0.0 {
         0
     } else {

@@ -88,7 +88,7 @@ class ExitSave:
         self._at_exit_owner = None
 
     def _catch_sigterm(self) -> None:
-        if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        if threading.current_thread() is not threading.main_thread():
             return
         previous = signal.getsignal(signal.SIGTERM)
         if previous == signal.SIG_IGN:
@@ -208,8 +208,7 @@ class _AfterForkers:
                 multiprocessing.util.Finalize(exit_save._at_exit_owner, exit_save.save, exitpriority=-1)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # ---------------------------------------------------------------------- dying, printing

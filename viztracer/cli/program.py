@@ -164,12 +164,8 @@ def _make_compiler(ns: argparse.Namespace, file_name: str) -> Callable[..., Any]
               if getattr(ns, flag) not in (None, False)]
     if not wanted and not ns.magic_comment:
         return compile
-    try:
-        from ..code_monkey import CodeMonkey
-    except ImportError as e:
-        flags = ", ".join("--" + f for f, _ in wanted) or "--magic_comment"
-        raise CliError(f"{flags} need source instrumentation (viztracer.code_monkey), "
-                       f"which this installation lacks: {e}") from e
+    from ..code_monkey import CodeMonkey
+
     monkey = CodeMonkey(file_name)
     for flag, (kind, arg_name) in wanted:
         try:

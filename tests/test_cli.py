@@ -700,7 +700,6 @@ def test_log_print_and_log_sparse_reach_the_tracer(tmp_path):
 # --------------------------------------------------------------------------- source instrumentation
 
 def test_log_var_through_code_monkey(tmp_path):
-    pytest.importorskip("viztracer.code_monkey", reason="source instrumentation (issue 5) not available")
     write(tmp_path / "prog.py", "lst = []\nlst.append(1)\nother = 2\n")
     r = run_viztracer(["--log_var", "lst", "--", "prog.py"], tmp_path)
     assert r.returncode == 0, r.stderr
@@ -710,7 +709,6 @@ def test_log_var_through_code_monkey(tmp_path):
 
 
 def test_instrumentation_of_a_module(tmp_path):
-    pytest.importorskip("viztracer.code_monkey", reason="source instrumentation (issue 5) not available")
     write(tmp_path / "modx.py", "def f():\n    raise ValueError('x')\ntry:\n    f()\nexcept ValueError:\n    pass\n")
     run_python(["-c", "import modx"], tmp_path, env={"PYTHONDONTWRITEBYTECODE": ""})  # a cached .pyc exists
     r = run_viztracer(["--log_exception", "-m", "modx"], tmp_path)
@@ -719,7 +717,6 @@ def test_instrumentation_of_a_module(tmp_path):
 
 
 def test_magic_comment(tmp_path):
-    pytest.importorskip("viztracer.code_monkey", reason="source instrumentation (issue 5) not available")
     write(tmp_path / "prog.py", "a = 3  # !viztracer: log\n")
     r = run_viztracer(["--magic_comment", "prog.py"], tmp_path)
     assert r.returncode == 0, r.stderr
@@ -765,7 +762,6 @@ except KeyError:
      lambda t: any(n.startswith("Exception - KeyError") for n in names(t, "i"))),
 ])
 def test_instrumentation_flags(tmp_path, flags, check):
-    pytest.importorskip("viztracer.code_monkey", reason="source instrumentation (issue 5) not available")
     write(tmp_path / "prog.py", INSTRUMENTED)
     r = run_viztracer(flags + ["--", "prog.py"], tmp_path)
     assert r.returncode == 0, r.stderr
@@ -797,7 +793,6 @@ DURING = "print('during:', compile.__qualname__)\n"
     (DURING, ["-o", "out.txt"], 1),            # never starts: an output name refused
 ], ids=["normal", "exception", "sys-exit", "atexit", "syntax-error", "bad-output"])
 def test_instrumenting_compile_does_not_outlive_the_program(tmp_path, program, args, status):
-    pytest.importorskip("viztracer.code_monkey", reason="source instrumentation (issue 5) not available")
     write(tmp_path / "driver.py", IN_PROCESS_DRIVER)
     write(tmp_path / "prog.py", program)
     r = run_python(["driver.py", "--quiet", "--log_var", "x", "--magic_comment"] + args + ["--", "prog.py"],
@@ -812,7 +807,6 @@ def test_instrumenting_compile_does_not_outlive_the_program(tmp_path, program, a
 
 
 def test_bad_instrumentation_regex(tmp_path):
-    pytest.importorskip("viztracer.code_monkey", reason="source instrumentation (issue 5) not available")
     write(tmp_path / "prog.py", "print('ran')\n")
     r = run_viztracer(["--log_var", "(", "--", "prog.py"], tmp_path)
     assert r.returncode == 1

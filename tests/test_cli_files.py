@@ -67,7 +67,6 @@ def test_explicit_rcfile_and_every_kind_of_value(tmp_path):
 
 
 def test_rcfile_log_var_list(tmp_path):
-    pytest.importorskip("viztracer.code_monkey", reason="source instrumentation (issue 5) not available")
     write(tmp_path / "prog.py", "a = 1\nabc = 2\nd = 3\ne = 4\n")
     write(tmp_path / ".viztracerrc", "[default]\nlog_var = a.* d\n")
     assert run_viztracer(["prog.py"], tmp_path).returncode == 0

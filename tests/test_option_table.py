@@ -7,7 +7,6 @@ to a copy of the project and show that the table and the generator are all it ta
 import ast
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -231,16 +230,14 @@ def test_generated_blocks_are_current():
 
 def project_copy(tmp_path, entry):
     """A copy of what adding an option touches (the package with its built extension,
-    the generator, the docs pages, these tests) with ``entry`` added at the end of the
-    option table, and nothing else edited."""
+    the generator and the docs pages with generated blocks) with ``entry`` added at
+    the end of the option table, and nothing else edited."""
     if not os.path.exists(GENERATOR):
         pytest.skip("tools/ is not part of this copy")
     root = tmp_path / "project"
     shutil.copytree(os.path.dirname(viztracer.__file__), root / "viztracer",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    for directory, names in (("tools", ["options_gen.py"]), ("docs", ["api.md", "cli.md"]),
-                             ("tests", ["conftest.py", "support.py", "test_option_table.py",
-                                        "test_option_inheritance.py"])):
+    for directory, names in (("tools", ["options_gen.py"]), ("docs", ["api.md", "cli.md"])):
         (root / directory).mkdir()
         for name in names:
             shutil.copy(os.path.join(ROOT, directory, name), root / directory / name)
@@ -259,6 +256,12 @@ def run_in_copy(root, *args, cwd=None):
                               [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])))
 
 
+def table_rows(path, *words):
+    """The rows of the Markdown tables of ``path`` that hold every one of ``words``."""
+    with open(path, encoding="utf-8") as f:
+        return [line for line in f if line.startswith("|") and all(w in line for w in words)]
+
+
 # Table entries as someone adding an option writes them (names of viztracer/options.py).
 FAKE_OPTION = """\
     Spec("fake_option", "int", 3, check_int, help="a fake option", doc="A fake option.",
@@ -266,36 +269,123 @@ FAKE_OPTION = """\
 FAKE_NATIVE_OPTION = """\
     _flag("fake_native", "a fake native option", "A fake native option.", RECORDED, native=True),"""
 
+# What the copy's VizTracer does with fake_option, as JSON.
+API_PROBE = """\
+import json
+from viztracer import VizTracer
+
+def rejected(**kwargs):
+    try:
+        VizTracer(verbose=0, **kwargs)
+    except (TypeError, ValueError) as e:
+        return "fake_option" in str(e)
+    return False
+
+tracer = VizTracer(verbose=0, fake_option=5)
+seen = {"default": VizTracer(verbose=0).fake_option, "given": tracer.fake_option,
+        "init_kwargs": tracer.init_kwargs.get("fake_option"), "rejects_a_str": rejected(fake_option="five"),
+        "rejects_a_float": rejected(fake_option=1.5)}
+tracer.fake_option = 7
+seen["assigned"] = tracer.fake_option
+try:
+    tracer.fake_option = "seven"
+except (TypeError, ValueError) as e:
+    seen["assignment_rejected"] = "fake_option" in str(e)
+print(json.dumps(seen))
+"""
+
+# A program run by the copy's command line: it and each kind of child process write
+# the fake_option of their tracer (get_tracer()) to a file of their own.
+CLI_PROGRAM = """\
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+
+from viztracer import get_tracer
+
+
+def report(path):
+    tracer = get_tracer()
+    with open(path + ".tmp", "w") as f:
+        json.dump(None if tracer is None else tracer.fake_option, f)
+    os.replace(path + ".tmp", path)
+
+
+if __name__ == "__main__":
+    out = sys.argv[1]
+    report(os.path.join(out, "program"))
+    pid = os.fork()
+    if pid == 0:
+        report(os.path.join(out, "os.fork"))
+        os._exit(0)
+    os.waitpid(pid, 0)
+    p = multiprocessing.get_context("spawn").Process(target=report, args=(os.path.join(out, "spawn"),))
+    p.start()
+    p.join()
+    subprocess.run([sys.executable, "-c", "import sys, prog; prog.report(sys.argv[1])",
+                    os.path.join(out, "subprocess")], check=True)
+"""
+
+
+def fake_option_seen(root, tmp_path, name, args, rcfile=None):
+    """Runs CLI_PROGRAM under the copy's ``viztracer ARGS``; what the program and its
+    children found as their tracer's fake_option."""
+    work = tmp_path / name
+    out = work / "seen"
+    out.mkdir(parents=True)
+    (work / "prog.py").write_text(CLI_PROGRAM)
+    if rcfile is not None:
+        (work / ".viztracerrc").write_text(rcfile)
+    run = run_in_copy(root, "-m", "viztracer", "--quiet", "-o", str(work / "trace.json"), *args,
+                      "prog.py", str(out), cwd=work)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return {kind: json.loads((out / kind).read_text()) for kind in os.listdir(out)}
+
 
 def test_project_copy_new_option_needs_the_table_and_the_generator(tmp_path):
     root = project_copy(tmp_path, FAKE_OPTION)
+    # The table alone: the check fails and names the files whose blocks are stale
+    # (not the stub: the option is not native).
     stale = run_in_copy(root, "tools/options_gen.py", "--check")
-    assert stale.returncode == 1 and stale.stdout.count("\n") == 1, stale.stdout + stale.stderr
-    assert "viztracer/viztracer.py, docs/api.md, docs/cli.md" in stale.stdout
+    assert stale.returncode == 1, stale.stdout + stale.stderr
+    for path in ("viztracer/viztracer.py", "docs/api.md", "docs/cli.md"):
+        assert path in stale.stdout, stale.stdout
+    assert "_snaptrace.pyi" not in stale.stdout
+    # Then the generator: the blocks are current, and the docs' option tables have a row for it.
     run = run_in_copy(root, "tools/options_gen.py")
     assert run.returncode == 0, run.stdout + run.stderr
-    api, cli = (root / "docs/api.md").read_text(), (root / "docs/cli.md").read_text()
-    assert "| `fake_option` | `3` | `--fake_option N` | inherited | A fake option. |" in api
-    assert "| `--fake_option N` | `fake_option` | A fake option |" in cli
-    # The copy's own tests, on the copy, with the option in the table: every test but these.
-    tests = run_in_copy(root, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-k", "not project_copy",
-                        "test_option_table.py", "test_option_inheritance.py", cwd=root / "tests")
-    assert tests.returncode == 0, tests.stdout[-5000:] + tests.stderr
-    for test in ("test_generated_blocks_are_current", "test_class_attributes_come_from_the_table",
-                 "test_sample_round_trips[fake_option]", "test_assignment_validates[fake_option]",
-                 "test_command_line_flag[fake_option]", "test_rcfile_key[fake_option]",
-                 "test_init_kwargs_reproduce_the_tracer", "test_child_kwargs_are_the_inherited_options_as_json"):
-        assert f"test_option_table.py::{test} PASSED" in tests.stdout, test
-    arrived = re.findall(r"test_inherited_option_arrives\[fake_option-([^]]*)\] PASSED", tests.stdout)
-    assert set(arrived) == {"os.fork", "multiprocessing.fork", "multiprocessing.spawn", "multiprocessing.forkserver",
-                            "subprocess"}, tests.stdout[-5000:]
+    check = run_in_copy(root, "tools/options_gen.py", "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert len(table_rows(root / "docs" / "api.md", "`fake_option`", "A fake option.")) == 1
+    assert len(table_rows(root / "docs" / "cli.md", "--fake_option", "`fake_option`")) == 1
+
+    # The constructor takes it, with its default, validation on every assignment, and init_kwargs.
+    api = run_in_copy(root, "-c", API_PROBE)
+    assert api.returncode == 0, api.stdout + api.stderr
+    assert json.loads(api.stdout) == {"default": 3, "given": 5, "init_kwargs": 5, "rejects_a_str": True,
+                                      "rejects_a_float": True, "assigned": 7, "assignment_rejected": True}
+    # The command line's flag and the rcfile's key reach the program's tracer, and every
+    # kind of child process inherits the value.
+    kinds = {"program", "os.fork", "spawn", "subprocess"}
+    assert fake_option_seen(root, tmp_path, "flag", ["--fake_option", "5"]) == dict.fromkeys(kinds, 5)
+    assert fake_option_seen(root, tmp_path, "rcfile", [], rcfile="[default]\nfake_option = 6\n") == \
+        dict.fromkeys(kinds, 6)
+    # A value the flag's type refuses is a usage error.
+    bad = run_in_copy(root, "-m", "viztracer", "--fake_option", "five", "-c", "pass", cwd=tmp_path)
+    assert bad.returncode == 2 and "--fake_option" in bad.stderr, bad.stdout + bad.stderr
 
 
-def test_project_copy_native_option_names_the_missing_rust_side(tmp_path):
+def test_project_copy_native_option_needs_its_rust_side(tmp_path):
+    """The stub declares a new native option; until the extension has it, no VizTracer
+    can be made, and the error names it."""
     root = project_copy(tmp_path, FAKE_NATIVE_OPTION)
     assert run_in_copy(root, "tools/options_gen.py").returncode == 0
-    assert "    fake_native: bool\n" in (root / "viztracer" / "_snaptrace.pyi").read_text()
-    tests = run_in_copy(root, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        "test_option_table.py::test_native_options_are_in_the_extension", cwd=root / "tests")
-    assert tests.returncode == 1
-    assert "_snaptrace.Tracer has no attribute fake_native (option fake_native)" in tests.stdout, tests.stdout
+    stub = ast.parse((root / "viztracer" / "_snaptrace.pyi").read_text())
+    (cls,) = [n for n in stub.body if isinstance(n, ast.ClassDef) and n.name == "Tracer"]
+    assert [ast.unparse(n.annotation) for n in cls.body
+            if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.target.id == "fake_native"] \
+        == ["bool"]
+    made = run_in_copy(root, "-c", "from viztracer import VizTracer; VizTracer(verbose=0)")
+    assert made.returncode == 1 and "fake_native" in made.stderr.strip().splitlines()[-1], made.stderr

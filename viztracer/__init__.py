@@ -17,7 +17,7 @@ from .viztracer import VizTracer, get_tracer
 def load_ipython_extension(ipython):  # type: ignore[no-untyped-def]
     """``%load_ext viztracer``: registers the ``%%viztracer`` cell magic. (Imported
     lazily: ``import viztracer`` stays fast outside of IPython.)"""
-    from .cellmagic import load_ipython_extension as load
+    from .cellmagic import load_ipython_extension as load  # start-up: only %load_ext needs it
     return load(ipython)
 
 

@@ -29,12 +29,19 @@ IPython is imported only when the extension is loaded, never by ``import viztrac
 
 from __future__ import annotations
 
+import gzip
 import html
 import io
 import os
 import shlex
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .cli.arguments import option_flags, option_kwarg
+from .html_report import HtmlPage
+from .options import OPTION
+from .trace_writer import output_kind
+from .viztracer import VizTracer
 
 # Viewers started by a button and not done yet (stopped by %unload_ext).
 _servers: List[Any] = []
@@ -61,7 +68,7 @@ _READ_BYTES = 1 << 20
 def serve_once(path: str, port: int, open_browser: bool = True) -> Any:
     """Starts a viewer for ``path`` on ``port`` (a free port if it is taken) that stops
     once the page has loaded the trace; opens the browser on it. Returns the server."""
-    from .viewer import TraceServer, ViewerError
+    from .viewer import TraceServer, ViewerError  # start-up: the button only (http.server, email...)
 
     try:
         srv = TraceServer(path, port)
@@ -73,7 +80,7 @@ def serve_once(path: str, port: int, open_browser: bool = True) -> Any:
     threading.Thread(target=_stop_when_served, args=(srv,), name=f"vizviewer-{srv.port}-once",
                      daemon=True).start()
     if open_browser:
-        import webbrowser
+        import webbrowser  # start-up: the button only
         webbrowser.open_new_tab(srv.url)
     return srv
 
@@ -118,21 +125,16 @@ class _CappedBuffer(io.BytesIO):
 def viewer_page(path: str, limit: int) -> Optional[bytes]:
     """The self-contained viewer page (an HTML report) of the trace file ``path``
     (.json, .json.gz or .html), or None if it would be larger than ``limit`` bytes."""
-    from .trace_writer import output_kind
-
     kind = output_kind(path)
     if kind == "html":  # the file is the page already
         if os.path.getsize(path) > limit:
             return None
         with open(path, "rb") as f:
             return f.read()
-    from .html_report import HtmlPage
-
     out = _CappedBuffer(limit)
     try:
         page = HtmlPage(out, title=os.path.basename(path))
         if kind == "gz":
-            import gzip
             src: Any = gzip.open(path, "rb")
         else:
             src = open(path, "rb")
@@ -180,9 +182,6 @@ CELL_OPTIONS = ("max_stack_depth", "ignore_c_function", "ignore_frozen", "log_fu
 
 def _option_arguments(argument: Callable[..., Any]) -> Callable[[Any], Any]:
     """A decorator adding IPython's ``@argument`` for each of :data:`CELL_OPTIONS`."""
-    from .cli.arguments import option_flags
-    from .options import OPTION
-
     def decorate(func: Any) -> Any:
         for name in reversed(CELL_OPTIONS):
             flags, kwargs = option_flags(OPTION[name])
@@ -192,8 +191,8 @@ def _option_arguments(argument: Callable[..., Any]) -> Callable[[Any], Any]:
 
 
 def _make_magics_class() -> Any:
-    from IPython.core.magic import Magics, cell_magic, magics_class, needs_local_scope
-    from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+    from IPython.core.magic import Magics, cell_magic, magics_class, needs_local_scope  # optional: IPython
+    from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring  # optional: IPython
 
     @magics_class
     class VizTracerMagics(Magics):
@@ -208,11 +207,7 @@ def _make_magics_class() -> Any:
         @cell_magic
         def viztracer(self, line: str, cell: str, local_ns: Optional[dict] = None) -> None:
             """Trace the cell with VizTracer and show the trace in the cell's output."""
-            from IPython.display import display
-
-            from .cli.arguments import option_kwarg
-            from .options import OPTION
-            from .viztracer import VizTracer
+            from IPython.display import display  # optional: IPython
 
             options = parse_argstring(self.viztracer, line)
             assert self.shell is not None
@@ -229,7 +224,7 @@ def _make_magics_class() -> Any:
             if not metadata["viztracer"]["embedded"]:
                 # Not in the notebook: a button that opens it, for a kernel on this machine.
                 try:
-                    import ipywidgets
+                    import ipywidgets  # optional: ipywidgets
                 except ImportError:
                     return
                 button = ipywidgets.Button(description="VizTracer Report",

@@ -9,6 +9,8 @@ import sys
 from typing import List, Optional
 
 from .collector import ENV_CONFIG
+from .options import member_kwargs
+from .viztracer import ProcessStart, VizTracer
 
 # multiprocessing's helper processes outlive the program's own processes: tracing
 # them would make the root wait for them forever.
@@ -90,15 +92,10 @@ def start_forked_member(config: dict) -> None:
     """In a child of the forkserver: its depth counts from ``Process._bootstrap``, as
     in a child of the fork start method (see ``viztracer.ProcessStart``)."""
     start_member(config)
-    from .viztracer import ProcessStart
-
     ProcessStart.watch()
 
 
 def start_member(config: dict, process_name: Optional[str] = None) -> None:
-    from .options import member_kwargs
-    from .viztracer import VizTracer
-
     tracer = VizTracer(**member_kwargs(config.get("kwargs", {})))
     tracer.join_collection(config["dir"], config.get("root_output"))
     tracer.start()

@@ -91,7 +91,7 @@ class Collector:
     """The root's side of a collection."""
 
     def __init__(self, tracer_kwargs: Dict[str, Any], root_output: str) -> None:
-        import tempfile
+        import tempfile  # start-up: import viztracer alone does not pay for it
         self.directory = tempfile.mkdtemp(prefix="viztracer_")
         self.root_pid = os.getpid()
         # root_output: the root's report, which no member may write (see multiprocess.take_over).
@@ -163,6 +163,6 @@ class Collector:
         return root + [f for f in files if f not in root]
 
     def cleanup(self) -> None:
-        import shutil
+        import shutil  # start-up: as tempfile (which imported it already)
         self.deactivate()
         shutil.rmtree(self.directory, ignore_errors=True)

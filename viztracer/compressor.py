@@ -39,6 +39,7 @@ import gzip
 import json
 import lzma
 import math
+import os
 import struct
 import sys
 import zlib
@@ -47,6 +48,8 @@ from contextlib import contextmanager
 from itertools import accumulate, repeat
 from operator import itemgetter
 from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from .trace_writer import write_report
 
 MAGIC = b"VZCF"
 VERSION = 1
@@ -446,8 +449,6 @@ def load_json_trace(path: str) -> Dict[str, Any]:
 
 def compress_file(src: str, dst: str, preset: int = 6) -> Dict[str, int]:
     """Write ``src`` (.json or .json.gz) to ``dst`` in .cvf; returns the sizes."""
-    import os
-
     data = compress(load_json_trace(src), preset=preset)
     with open(dst, "wb") as f:
         f.write(data)
@@ -456,8 +457,6 @@ def compress_file(src: str, dst: str, preset: int = 6) -> Dict[str, int]:
 
 def decompress_file(src: str, dst: str) -> None:
     """Write the trace stored in ``src`` (.cvf) to ``dst`` (any kind of trace file)."""
-    from .trace_writer import write_report
-
     with open(src, "rb") as f:
         trace = decompress(f.read())
     write_report(trace, dst)

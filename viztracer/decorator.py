@@ -7,6 +7,7 @@ they do not show in traces themselves.
 
 from __future__ import annotations
 
+import builtins
 import functools
 import os
 import threading
@@ -113,7 +114,6 @@ def trace_and_save(method: Optional[Callable[..., Any]] = None, output_dir: str 
                     tracer.terminate()
             finally:
                 if get_tracer() is tracer:
-                    import builtins
                     if previous is not None:
                         previous.register_global()
                     else:

@@ -159,7 +159,7 @@ class TorchProfiler:
         self._trace: Optional[Dict[str, Any]] = None
 
     def start(self) -> None:
-        import torch.profiler
+        import torch.profiler  # optional: torch
         self._profiler = torch.profiler.profile(activities=torch.profiler.supported_activities())
         self._profiler.__enter__()
         self._running = True

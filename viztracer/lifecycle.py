@@ -88,7 +88,7 @@ class ExitSave:
         self._at_exit_owner = None
 
     def _catch_sigterm(self) -> None:
-        if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        if threading.current_thread() is not threading.main_thread():
             return
         previous = signal.getsignal(signal.SIGTERM)
         if previous == signal.SIG_IGN:
@@ -98,7 +98,7 @@ class ExitSave:
         self._program_sigterm = signal.SIG_DFL if previous is None else previous
 
     def _finalize_at_exit(self) -> None:
-        import multiprocessing.util
+        import multiprocessing.util  # start-up: at-exit saving only (and importing it has side effects)
 
         multiprocessing.util.Finalize(self._at_exit_owner, self.save, exitpriority=-1)
         _AfterForkers.register()
@@ -195,7 +195,7 @@ class _AfterForkers:
     @classmethod
     def register(cls) -> None:
         if cls.instance is None:
-            import multiprocessing.util
+            import multiprocessing.util  # start-up: at-exit saving only (and importing it has side effects)
 
             cls.instance = cls()
             multiprocessing.util.register_after_fork(cls.instance, cls.run)
@@ -203,13 +203,12 @@ class _AfterForkers:
     def run(self) -> None:
         for exit_save in _armed:
             if exit_save.pid == os.getpid() and exit_save._at_exit_owner is not None:
-                import multiprocessing.util
+                import multiprocessing.util  # start-up: at-exit saving only (and importing it has side effects)
 
                 multiprocessing.util.Finalize(exit_save._at_exit_owner, exit_save.save, exitpriority=-1)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # ---------------------------------------------------------------------- dying, printing

@@ -9,9 +9,13 @@ is ever run as code.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 from typing import Any, Dict, Optional
+
+from . import viztracer
+from .viztracer import _GLOBAL_NAME, VizTracer
 
 # The tracer an attach started, until it is stopped.
 _attached: Optional[Any] = None
@@ -52,8 +56,6 @@ def handle(request_path: str, status_path: str) -> None:
 
 
 def _running() -> Optional[Any]:
-    from . import viztracer
-
     current = viztracer._collecting() if viztracer._collecting is not None else None
     if current is not None and current.enable:
         return current
@@ -63,8 +65,6 @@ def _running() -> Optional[Any]:
 
 def _start(options: Dict[str, Any]) -> Dict[str, Any]:
     global _attached
-    from .viztracer import VizTracer
-
     if _running() is not None:
         return {"error": f"process {os.getpid()} already has a tracer running: nothing was changed"}
     tracer = VizTracer(**dict(options, verbose=0))
@@ -88,8 +88,6 @@ def _stop() -> Dict[str, Any]:
 
 def _uninstall() -> Dict[str, Any]:
     global _attached
-    from . import viztracer
-
     removed = []
     for tracer in [t for t in (_attached, _running(), viztracer.get_tracer()) if t is not None]:
         if tracer not in removed:
@@ -102,10 +100,6 @@ def _uninstall() -> Dict[str, Any]:
 
 
 def _forget_global(tracer: Any) -> None:
-    import builtins
-
-    from .viztracer import _GLOBAL_NAME
-
     if builtins.__dict__.get(_GLOBAL_NAME) is tracer:
         del builtins.__dict__[_GLOBAL_NAME]
 

@@ -56,11 +56,9 @@ def thread_names(
     for t in _live_threads():
         if t.ident is not None:
             by_ident.setdefault(t.ident, t.name)
-        native = getattr(t, "native_id", None)
-        if native is not None:
-            by_native.setdefault(native, t.name)
-    main = threading.main_thread()
-    main_native = getattr(main, "native_id", None)
+        if t.native_id is not None:
+            by_native.setdefault(t.native_id, t.name)
+    main_native = threading.main_thread().native_id
 
     named = []
     for tid, ident, hint, _count in threads:

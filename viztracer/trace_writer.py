@@ -76,7 +76,7 @@ def open_trace(path: str) -> Iterator[Sink]:
     JSON, stored as is, gzip-compressed, or inside the viewer page."""
     kind = output_kind(path)
     if kind == "gz":
-        import gzip
+        import gzip  # start-up: .gz output of a merge or a dict only
         with gzip.open(path, "wb", compresslevel=GZIP_LEVEL) as gz:
             yield gz
         return
@@ -84,7 +84,7 @@ def open_trace(path: str) -> Iterator[Sink]:
         if kind == "json":
             yield f
             return
-        from .html_report import HtmlPage
+        from .html_report import HtmlPage  # start-up: .html output only
         page = HtmlPage(f, title=os.path.basename(path))
         yield page
         page.finish()
@@ -203,7 +203,8 @@ class _Merge:
             self.file_info["functions"].update(members[FILE_INFO].get("functions", {}))
 
     def add_file(self, path: str) -> None:
-        import mmap
+        import mmap  # start-up: merges only
+
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             try:
                 start, end = split_events(mm)

@@ -6,8 +6,7 @@ import os
 import re
 import sys
 import time
-from types import FrameType
-from typing import Any, Iterable, Optional, Tuple
+from typing import Any, Tuple
 
 
 class Colors:
@@ -30,15 +29,6 @@ def color_print(color: str, s: str, **kwargs: Any) -> None:
 def same_line_print(s: str, width: int = 80, **kwargs: Any) -> None:
     """Overwrite the current terminal line with ``s`` (progress messages)."""
     print("\r" + " " * width + "\r" + s, end="", flush=True, **kwargs)
-
-
-def size_fmt(num: float, suffix: str = "B") -> str:
-    """``1024`` -> ``"1.0KiB"``."""
-    for unit in ("", "Ki", "Mi", "Gi"):
-        if abs(num) < 1024.0:
-            return f"{num:3.1f}{unit}{suffix}"
-        num /= 1024.0
-    return f"{num:.1f}Ti{suffix}"
 
 
 def compare_version(a: str, b: str) -> int:
@@ -104,12 +94,3 @@ def add_pid_suffix(path: str, pid: int) -> str:
     stem, ext = os.path.splitext(tail)
     return os.path.join(head, f"{stem}_{pid}{ext}")
 
-
-def frame_stack_has_func(frame: Optional[FrameType], funcs: Iterable[Any]) -> bool:
-    """Whether any frame from ``frame`` outwards runs one of ``funcs``."""
-    codes = {getattr(f, "__code__", None) for f in funcs}
-    while frame is not None:
-        if frame.f_code in codes:
-            return True
-        frame = frame.f_back
-    return False

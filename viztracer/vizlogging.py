@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
+from .viztracer import get_tracer
+
 _GLOBAL = object()  # sentinel: use get_tracer() at each record
 
 
@@ -30,7 +32,6 @@ class VizLoggingHandler(logging.Handler):
 
     def _current_tracer(self) -> Optional[Any]:
         if self._tracer is _GLOBAL:
-            from .viztracer import get_tracer
             return get_tracer()
         return self._tracer
 

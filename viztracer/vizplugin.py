@@ -120,10 +120,6 @@ class VizPluginManager:
         self.event("initialize")
 
     @property
-    def has_plugins(self) -> bool:
-        return bool(self._plugins)
-
-    @property
     def plugins(self) -> List[Any]:
         return list(self._plugins)
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import builtins
 import os
 import sys
+import warnings
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import _snaptrace, lifecycle, trace_writer
+from . import _snaptrace, audit, lifecycle, multiprocess, trace_writer
 from .file_info import build_file_info, functions_of_raw_events
 from .lifecycle import ExitSave
 from .options import (
@@ -25,7 +26,7 @@ from .options import (
     check_output_file,
     current_kwargs,
 )
-from .threads import name_new_thread, thread_names
+from .threads import current_task_info, name_new_thread, thread_names
 from .util import add_pid_suffix, color_print, same_line_print
 from .version import __version__
 from .vizevent import VizEvent
@@ -168,7 +169,7 @@ class VizTracer:
         value = check("log_func_with_objprint", value)
         if value:
             try:
-                import objprint
+                import objprint  # optional: objprint (and start-up)
             except ImportError:
                 raise ModuleNotFoundError("log_func_with_objprint needs the objprint package: pip install objprint",
                                           name="objprint") from None
@@ -186,7 +187,7 @@ class VizTracer:
         value = check("log_torch", value)
         if value:
             try:
-                import torch  # noqa: F401
+                import torch  # noqa: F401  # optional: torch
             except ImportError:
                 raise ModuleNotFoundError("torch is not installed: log_torch needs PyTorch", name="torch") from None
         self._log_torch = value
@@ -200,7 +201,7 @@ class VizTracer:
     def log_gc(self, value: bool) -> None:
         if check("log_gc", value):
             if self._gc_logger is None:
-                from .extra_log import GcLogger
+                from .extra_log import GcLogger  # start-up: log_gc only (extra_log imports tempfile)
                 self._gc_logger = GcLogger(self)
                 if self.enable:
                     self._gc_logger.install()
@@ -240,11 +241,9 @@ class VizTracer:
             member = next((t for t in _instances if t is not self and t._membership is not None
                            and t._membership.collector is None), None)
             if member is not None:
-                from . import multiprocess
                 multiprocess.take_over(self, member)
         if not self.ignore_multiprocess and self._membership is None:
             # Also in log_sparse mode: the children's @log_sparse events are collected.
-            from . import multiprocess
             multiprocess.start_collection(self)
         if self.log_sparse:
             return
@@ -252,10 +251,8 @@ class VizTracer:
         previous = _collecting() if _collecting is not None else None
         self._tracer.log_func_repr = self.log_func_repr
         if self.log_async:
-            from .threads import current_task_info
             self._tracer.task_getter = current_task_info
         if self.log_audit is not None:
-            from . import audit
             audit.log_events(self, self.log_audit)
         self.enable = True
         try:
@@ -280,7 +277,6 @@ class VizTracer:
         self.enable = False
         self._tracer.stop(flush_as_finish=stop_option == "flush_as_finish")
         if self.log_audit is not None:
-            from . import audit
             audit.log_events(None)
         self._extras_stop()
         self._plugin_event("post-stop")
@@ -365,7 +361,8 @@ class VizTracer:
         """Let another process start and stop this tracer: SIGUSR1 starts it, SIGUSR2
         stops it and saves to ``output_file`` (``viztracer --attach_installed PID``
         sends them). Call from the main thread."""
-        from . import installed
+        from . import installed  # start-up: install() only
+
         installed.install(self)
 
     def set_afterfork(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
@@ -378,7 +375,6 @@ class VizTracer:
         """Make this tracer (in a child process) write its trace into the collection
         directory of a multi-process run (see collector.py); ``root_output`` is the
         root's output file."""
-        from . import multiprocess
         multiprocess.join_collection(self, directory, root_output)
 
     def fork_save(self, output_file: Optional[str] = None) -> Any:
@@ -387,7 +383,7 @@ class VizTracer:
         while this process goes on tracing. Returns the child, a started
         ``multiprocessing.Process``: ``join()`` it to know the file is complete. Needs
         multiprocessing's ``fork`` start method."""
-        import multiprocessing
+        import multiprocessing  # start-up: fork_save only (and importing it has side effects)
 
         # (The default is the first of get_all_start_methods; asking get_start_method
         # would fix it for the whole program.)
@@ -421,7 +417,6 @@ class VizTracer:
         self.parsed = False
         # (lifecycle.py gave the child the program's own SIGTERM handling back.)
         if self._membership is not None:
-            from . import multiprocess
             multiprocess.after_fork(self)
         if self._afterfork is not None:
             callback, args, kwargs = self._afterfork
@@ -446,7 +441,6 @@ class VizTracer:
     def set_sync_marker(self) -> None:
         """Mark "now" as the point where traces of several runs line up (--align_combine)."""
         if not self._tracer.set_sync_marker():
-            import warnings
             warnings.warn("Synchronization marker already set", RuntimeWarning, stacklevel=2)
 
     def get_sync_marker(self) -> Optional[float]:
@@ -524,7 +518,7 @@ class VizTracer:
             self.add_counter(name, {"value": var})
         else:
             try:
-                from objprint import objstr
+                from objprint import objstr  # optional: objprint (and start-up)
                 text = objstr(var, color=False)
             except ImportError:
                 text = repr(var)
@@ -588,7 +582,7 @@ class VizTracer:
                 pass
         if name == "MainProcess" and self._membership is not None and self._membership.collector is None:
             # A child process of a multi-process run: name it after its command line.
-            from .child import forked_label, process_label
+            from .child import forked_label, process_label  # cycle: child.py imports VizTracer
             return forked_label() if self._membership.forked else process_label()
         return name
 
@@ -619,7 +613,6 @@ class VizTracer:
         self._extras_before_save()
 
         if self._membership is not None:
-            from . import multiprocess
             multiprocess.save(self, path, file_info, verbose)
             return
         self._save_to(path, file_info, verbose)
@@ -628,7 +621,7 @@ class VizTracer:
         """Write this process's trace to ``path`` (absolute, its folder exists)."""
         if self._data is not None:
             # The data was materialised (and maybe changed): build the report from it.
-            from .report_builder import ReportBuilder
+            from .report_builder import ReportBuilder  # start-up: changed data only (report_builder imports gzip)
             ReportBuilder(self._data, verbose=0, minimize_memory=self.minimize_memory,
                           base_time=self.get_base_time()).save(path, file_info=file_info)
             count = sum(1 for e in self._data.get("traceEvents", []) if e.get("ph") != "M")
@@ -680,7 +673,8 @@ class VizTracer:
 
     def _plugins_init(self) -> None:
         if self.plugins:
-            from .vizplugin import VizPluginManager
+            from .vizplugin import VizPluginManager  # start-up: plugins only
+
             try:
                 self._plugin_manager = VizPluginManager(self, self.plugins)
             except BaseException:
@@ -704,7 +698,7 @@ class VizTracer:
         if self._gc_logger is not None:
             self._gc_logger.install()
         if self.log_torch:
-            from .extra_log import TorchProfiler
+            from .extra_log import TorchProfiler  # start-up: log_torch only (extra_log imports tempfile)
             self._torch_profiler = TorchProfiler()
             self._torch_profiler.start()
             self._torch_merged_into = None
@@ -712,7 +706,7 @@ class VizTracer:
             self._torch_profiler = None
         if self.log_print:
             if self._print_logger is None:
-                from .extra_log import PrintLogger
+                from .extra_log import PrintLogger  # start-up: log_print only (extra_log imports tempfile)
                 self._print_logger = PrintLogger(self)
             self._print_logger.install()
 

@@ -7,8 +7,10 @@ import argparse
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..options import EXTRA, OPTION, OPTIONS, OUTPUT, RECORDED, Spec
+from ..options import EXTRA, OPTION, OPTIONS, OUTPUT, RECORDED, Spec, output_kind
+from ..util import time_str_to_us, unique_file_name
 from ..version import __version__
+from ..viztracer import VizTracer, get_tracer
 from .errors import CliError
 
 DEFAULT_OUTPUT = "result.json"
@@ -56,8 +58,6 @@ def option_flags(spec: Spec) -> Tuple[List[str], Dict[str, Any]]:
 def option_kwarg(spec: Spec, value: Any) -> Any:
     """The constructor argument of a tracer option parsed as ``value`` (what
     :func:`option_flags` made argparse store)."""
-    from ..util import time_str_to_us
-
     assert spec.cli is not None
     kind = spec.cli.kind
     if kind == "flag":
@@ -190,7 +190,7 @@ def _bool_value(text: str) -> Optional[bool]:
 
 def load_rcfile(parser: argparse.ArgumentParser, path: str) -> argparse.Namespace:
     """The options of an rcfile (``[default]`` section, keys = long option names)."""
-    import configparser
+    import configparser  # start-up: an rcfile only
 
     cfg = configparser.ConfigParser(interpolation=None)
     try:
@@ -255,9 +255,6 @@ def parse_command_line(argv: Sequence[str]) -> Tuple[argparse.Namespace, List[st
 
 def output_path(ns: argparse.Namespace, base_name: str) -> str:
     """The trace file the options ask for (checked: .json, .gz or .html)."""
-    from ..options import output_kind
-    from ..util import unique_file_name
-
     if ns.unique_output_file:
         name = unique_file_name(base_name)
     else:
@@ -287,8 +284,6 @@ def tracer_kwargs(ns: argparse.Namespace, output_file: str) -> Dict[str, Any]:
 
 
 def build_tracer(kwargs: Dict[str, Any]) -> Any:
-    from ..viztracer import VizTracer
-
     try:
         tracer = VizTracer(**kwargs)
         tracer._check_filters()  # (the constructor allows both; starting with both fails)
@@ -305,8 +300,6 @@ def leave_outer_trace() -> None:
     """When this command runs inside a program that is being traced (its child-process
     tracing started a tracer in this process), that tracer stops and drops what it
     has: this command records the program itself, into its own file."""
-    from ..viztracer import get_tracer
-
     outer = get_tracer()
     if outer is not None and outer.enable:
         outer.stop()

@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Set
 
 from ..installed import START_SIGNAL, STOP_SIGNAL
 from ..util import pid_alive
+from .arguments import output_path, tracer_kwargs
 from .errors import CliError
 
 # How often the wait checks that the target still runs.
@@ -45,8 +47,6 @@ def _run_attach(ns: argparse.Namespace) -> int:
         return attach_installed(pid, seconds)
     if flag == "--uninstall":
         return uninstall(pid)
-    from .arguments import output_path, tracer_kwargs
-
     return attach(pid, seconds, tracer_kwargs(ns, output_path(ns, f"attached_{pid}")))
 
 
@@ -107,7 +107,7 @@ def _check_remote(pid: int) -> None:
 
 def _ask(pid: int, exchange: str, request: Dict[str, Any]) -> Dict[str, Any]:
     """Have ``pid`` handle ``request`` (viztracer/remote.py); its answer."""
-    from .. import remote
+    from .. import remote  # start-up: --attach and --uninstall only
 
     name = request["action"]
     request_path = os.path.join(exchange, name + ".json")
@@ -158,8 +158,7 @@ def _run_with_gdb(pid: int, script_path: str) -> None:
     """3.13 and earlier: gdb stops the target just long enough to queue a pending call
     (``Py_AddPendingCall``, safe without the GIL) that runs the script in the main
     thread at its next safe point, as ``sys.remote_exec`` does."""
-    import shutil
-    import subprocess
+    import subprocess  # program: the traced program must not find it imported
 
     gdb = shutil.which("gdb")
     if gdb is None:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from ..util import color_print
 from .arguments import build_parser, build_tracer, leave_outer_trace, output_path, parse_command_line, tracer_kwargs
 from .attach import run_attach
 from .errors import CliError, ProgramFailedToStart
@@ -27,7 +28,6 @@ class CommandLine:
         self.ns, self.command = ns, command
         for flag in ("log_subprocess", "log_multiprocess"):
             if getattr(ns, flag):
-                from ..util import color_print
                 color_print("YELLOW", f"--{flag} is deprecated and has no effect: "
                                       "child processes are traced by default")
         if ns.attach != -1 or ns.attach_installed != -1 or ns.uninstall != -1:

@@ -4,9 +4,13 @@ directory/zip with ``__main__.py``): read and compiled, not started."""
 from __future__ import annotations
 
 import argparse
+import builtins
 import contextlib
+import io
 import os
 import sys
+import types
+from importlib.machinery import BuiltinImporter, SourceFileLoader
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from .arguments import INSTRUMENT_FLAGS
@@ -74,10 +78,6 @@ def _launcher_globals() -> Dict[str, Any]:
 def new_main_module() -> Any:
     """A ``__main__`` module holding what the interpreter puts in its own before it
     runs anything in it (what ``python -c`` code sees)."""
-    import builtins
-    import types
-    from importlib.machinery import BuiltinImporter
-
     module = types.ModuleType("__main__")  # __name__, __doc__, __package__, __loader__, __spec__
     g = module.__dict__
     g["__loader__"] = BuiltinImporter
@@ -100,7 +100,7 @@ def _script_keys(path: str) -> Any:
         # The console script: the interpreter ran it as a script.
         return launcher.keys()
     # python -m viztracer (runpy): runpy's own emulation of a script run.
-    import runpy
+    import runpy  # program: a script run untraced does not import it
     return runpy._run_code(_empty_code(), {}, None, "__main__", script_name=path).keys()  # type: ignore[attr-defined]
 
 
@@ -164,12 +164,8 @@ def _make_compiler(ns: argparse.Namespace, file_name: str) -> Callable[..., Any]
               if getattr(ns, flag) not in (None, False)]
     if not wanted and not ns.magic_comment:
         return compile
-    try:
-        from ..code_monkey import CodeMonkey
-    except ImportError as e:
-        flags = ", ".join("--" + f for f, _ in wanted) or "--magic_comment"
-        raise CliError(f"{flags} need source instrumentation (viztracer.code_monkey), "
-                       f"which this installation lacks: {e}") from e
+    from ..code_monkey import CodeMonkey  # program: the instrumentation flags only (it imports ast)
+
     monkey = CodeMonkey(file_name)
     for flag, (kind, arg_name) in wanted:
         try:
@@ -205,14 +201,12 @@ def prepare_script(ns: argparse.Namespace, command: List[str]) -> Program:
         argv[0] = path
     abs_path = os.path.abspath(path)
     try:
-        import io
         with io.open_code(abs_path) as f:
             source = f.read()
     except OSError as e:
         raise CliError(f"Unable to read {path}: {e.strerror or e}") from e
     compiler = _make_compiler(ns, abs_path)
     code = _compile(compiler, source, abs_path)
-    from importlib.machinery import SourceFileLoader
     module = new_main_module()
     module.__loader__ = SourceFileLoader("__main__", abs_path)
     module.__file__ = abs_path
@@ -232,7 +226,7 @@ def _is_zip(path: str) -> bool:
             f.seek(max(0, f.tell() - (1 << 16) - 22))
             if b"PK\x05\x06" not in f.read():
                 return False
-        import zipfile
+        import zipfile  # program: see above
         return zipfile.is_zipfile(path)
     except OSError:
         return False
@@ -241,7 +235,7 @@ def _is_zip(path: str) -> bool:
 def _module_program(ns: argparse.Namespace, get_details: Callable[[Any], Any], argv_rest: List[str],
                     argv0: Optional[str], path0: str, base_name: str) -> Program:
     """A module found by runpy (``-m``, or the ``__main__`` of a directory or zip file)."""
-    import runpy
+    import runpy  # program: a script run untraced does not import it
 
     error_type = getattr(runpy, "_Error", ImportError)
     try:
@@ -267,7 +261,7 @@ def _module_program(ns: argparse.Namespace, get_details: Callable[[Any], Any], a
 
 def prepare_main_of(ns: argparse.Namespace, command: List[str]) -> Program:
     """A directory or zip file with a ``__main__.py``, as ``python dir_or_zip`` runs it."""
-    import runpy
+    import runpy  # program: a script run untraced does not import it
 
     name = command[0]
     path0 = name if os.path.isabs(name) else os.path.join(os.getcwd(), name)
@@ -280,7 +274,7 @@ def prepare_main_of(ns: argparse.Namespace, command: List[str]) -> Program:
 
 
 def prepare_module(ns: argparse.Namespace, command: List[str]) -> Program:
-    import runpy
+    import runpy  # program: a script run untraced does not import it
 
     install_path0(os.getcwd())  # python -m finds the module from the current directory
     return _module_program(ns, lambda err: runpy._get_module_details(ns.module, err),  # type: ignore[attr-defined]

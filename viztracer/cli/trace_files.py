@@ -7,12 +7,13 @@ import argparse
 import os
 from typing import List
 
+from ..trace_writer import output_kind
 from .arguments import DEFAULT_OUTPUT
 from .errors import CliError
 
 
 def run_combine(ns: argparse.Namespace, files: List[str], align: bool) -> int:
-    from ..report_builder import ReportBuilder
+    from ..report_builder import ReportBuilder  # start-up: this mode only (report_builder imports gzip)
 
     if not files:
         raise CliError("Nothing to combine: give the trace files after --combine/--align_combine")
@@ -24,7 +25,6 @@ def run_combine(ns: argparse.Namespace, files: List[str], align: bool) -> int:
     out = ns.output_file or DEFAULT_OUTPUT
     if ns.output_dir:
         out = os.path.join(ns.output_dir, out)
-    from ..trace_writer import output_kind
     try:
         output_kind(out)
     except ValueError as e:
@@ -39,7 +39,7 @@ def run_combine(ns: argparse.Namespace, files: List[str], align: bool) -> int:
 
 
 def run_compress(ns: argparse.Namespace) -> int:
-    from .. import compressor
+    from .. import compressor  # start-up: this mode only (compressor imports lzma)
 
     src = ns.compress
     if not os.path.isfile(src):
@@ -57,8 +57,7 @@ def run_compress(ns: argparse.Namespace) -> int:
 
 
 def run_decompress(ns: argparse.Namespace) -> int:
-    from .. import compressor
-    from ..trace_writer import output_kind
+    from .. import compressor  # start-up: this mode only (compressor imports lzma)
 
     src = ns.decompress
     if not os.path.isfile(src):
@@ -70,7 +69,7 @@ def run_decompress(ns: argparse.Namespace) -> int:
         raise CliError("Only html, json and gz are supported") from e
     try:
         if kind == "html":
-            from ..report_builder import ReportBuilder
+            from ..report_builder import ReportBuilder  # start-up: this mode only (report_builder imports gzip)
             with open(src, "rb") as f:
                 trace = compressor.decompress(f.read())
             ReportBuilder(trace, verbose=0).save(out, file_info="file_info" not in trace)

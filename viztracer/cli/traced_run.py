@@ -3,11 +3,16 @@ runs it untraced, and saving the trace exactly once however it ends."""
 
 from __future__ import annotations
 
+import atexit
+import builtins
 import os
+import signal
 import sys
+import threading
 from typing import Any, Callable, List, Optional
 
 from ..lifecycle import ExitSave, flush_std, print_quietly
+from ..util import add_pid_suffix
 from .program import Program, install_path0
 
 
@@ -37,8 +42,6 @@ class TracedRun:
         """``sys.argv``, ``sys.path[0]`` and ``sys.modules['__main__']`` as python sets
         them; the instrumenting compiler as ``builtins.compile`` (for what the
         program compiles or imports of its own file), until :meth:`run` ends."""
-        import builtins
-
         program = self.program
         install_path0(program.path0)
         sys.argv[:] = program.argv
@@ -48,8 +51,6 @@ class TracedRun:
             builtins.compile = program.compiler
 
     def uninstall_compiler(self) -> None:
-        import builtins
-
         # (A compile the program put in place itself is the program's to keep.)
         if self.program.compiler is not None and builtins.compile is self.program.compiler:
             builtins.compile = self._real_compile
@@ -68,9 +69,6 @@ class TracedRun:
             self.exit_save.disarm()
 
     def _run(self) -> int:
-        import atexit
-        import threading
-
         self.install_program()
         self.exit_save.arm()
         # Exit callbacks registered before the program started belong to whoever calls
@@ -152,21 +150,19 @@ class TracedRun:
         try:
             sys.excepthook(type(error), error, tb)
         except BaseException:
-            import traceback
+            import traceback  # program: the traced program must not find it imported
             traceback.print_exception(type(error), error, tb)
         return 1
 
     @staticmethod
     def print_exception() -> None:
-        import traceback
+        import traceback  # program: the traced program must not find it imported
         traceback.print_exc()
 
     @staticmethod
     def take_threading_atexits(keep: int = 0) -> List[Callable[[], Any]]:
         """The ``threading`` exit callbacks after the first ``keep`` (the caller's own),
         newest first (as threading runs them), removed."""
-        import threading
-
         callbacks = getattr(threading, "_threading_atexits", None)
         if not callbacks or len(callbacks) <= keep:
             return []
@@ -180,8 +176,6 @@ class TracedRun:
     def threads_to_join(hosts: Any = ()) -> Any:
         """Non-daemon threads still running, as python waits for them before atexit
         (not ``hosts``: the threads of whoever runs the command line in-process)."""
-        import threading
-
         main = threading.main_thread()
         seen = set(hosts)
         while True:
@@ -197,8 +191,6 @@ class TracedRun:
     # ---------------------------------------------------------------- saving
 
     def saved_path(self) -> str:
-        from ..util import add_pid_suffix
-
         path = self.tracer.output_file
         if self.tracer.pid_suffix:
             path = add_pid_suffix(path, os.getpid())
@@ -209,8 +201,6 @@ class TracedRun:
 
         Ctrl+C while saving cuts short what can be cut short (the wait for child
         processes saves without them); the process then ends as interrupted."""
-        import signal
-
         stdout = sys.stdout
         try:
             if stdout is None or getattr(stdout, "closed", False):
@@ -243,7 +233,7 @@ def raise_keyboard_interrupt_quietly() -> None:
 
 
 def open_in_viewer(path: str) -> None:
-    import subprocess
+    import subprocess  # program: --open only, and the program must not find it imported
 
     # Port 0: any free port (the browser is sent to it), so a vizviewer already
     # running on the default port is no obstacle.

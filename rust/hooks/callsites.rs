@@ -468,11 +468,13 @@ pub unsafe fn decide(
 }
 
 /// The out-of-line part of `decide`: the call comes from a site whose callee is a
-/// global name, not refused yet.
+/// global name, not refused yet. Proves that the global `name`, called now as
+/// `callable`, will keep calling it until a watched dict changes, and takes the guard
+/// of `code`; else marks the site refused.
 ///
 /// # Safety
 /// As `decide`; `i` is the index of the site in `code`'s sites, and `name` is that
-/// site's name.
+/// site's name (a str of `code`'s `co_names`).
 #[cold]
 #[inline(never)]
 unsafe fn decide_site(
@@ -482,8 +484,25 @@ unsafe fn decide_site(
     name: *mut pyffi::PyObject,
     callable: *mut pyffi::PyObject,
 ) -> bool {
-    let mut disabled = false;
-    super::guard(|| disabled = disable_site(py, code as usize, i, name, callable));
+    let (code, mut disabled) = (code as usize, false);
+    super::guard(|| {
+        // Looked up before the registry is borrowed (a lookup compares keys).
+        let dicts = callee_dicts(py, name, callable);
+        disabled = with_registry(py, |reg| {
+            // Still deciding, and `code` still analysed (so `name` is alive).
+            if !reg.active || !reg.codes.contains_key(&code) {
+                return false;
+            }
+            let disabled = dicts.is_some_and(|dicts| reg.disable(py, code, name, &dicts));
+            if !disabled {
+                if let Some(site) = reg.codes.get(&code).and_then(|cs| cs.sites.get(i)) {
+                    site.refused.set(true);
+                }
+            }
+            disabled
+        })
+        .unwrap_or(false);
+    });
     disabled
 }
 
@@ -535,43 +554,11 @@ unsafe fn code_sites(py: Python<'_>, code: *mut pyffi::PyObject) -> usize {
     sites
 }
 
-/// Proves that the global `name`, called from `code` now as `callable`, will keep
-/// calling it until a watched dict changes, and takes the guard; else marks site `i`
-/// of `code` refused.
-///
-/// # Safety
-/// Inside a CALL event from `code` (its frame is the current one); `name`
-/// is a str of `code`'s `co_names`, `callable` the event's live callable.
-unsafe fn disable_site(
-    py: Python<'_>,
-    code: usize,
-    i: usize,
-    name: *mut pyffi::PyObject,
-    callable: *mut pyffi::PyObject,
-) -> bool {
-    // Looked up before the registry is borrowed (a lookup compares keys).
-    let dicts = callee_dicts(py, name, callable);
-    with_registry(py, |reg| {
-        // Still deciding, and `code` still analysed (so `name` is alive).
-        if !reg.active || !reg.codes.contains_key(&code) {
-            return false;
-        }
-        let disabled = dicts.is_some_and(|dicts| reg.disable(py, code, name, &dicts));
-        if !disabled {
-            if let Some(site) = reg.codes.get(&code).and_then(|cs| cs.sites.get(i)) {
-                site.refused.set(true);
-            }
-        }
-        disabled
-    })
-    .unwrap_or(false)
-}
-
 /// The dicts the call's `LOAD_GLOBAL` of `name` read: the globals, and the builtins
 /// when the globals lack the name; None unless they hold `callable` now.
 ///
 /// # Safety
-/// As `disable_site`.
+/// As `decide_site`.
 unsafe fn callee_dicts(
     py: Python<'_>,
     name: *mut pyffi::PyObject,

@@ -26,13 +26,16 @@
 
 use super::bytecode::{global_call_sites, OpTable};
 use crate::core::funcs::PtrHash;
-use crate::ffi::gil::GilCell;
+use crate::ffi::gil::{GilArray, GilRefCell};
+use crate::ffi::held::{self, Held};
 use crate::ffi::{self, dict_event};
 use hashbrown::HashMap;
+use once_cell::sync::OnceCell;
 use pyo3::ffi as pyffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
-use smallvec::SmallVec;
+use smallvec::{smallvec, SmallVec};
+use std::cell::Cell;
 
 /// The analysis tables of the running interpreter.
 fn build_op_table(py: Python<'_>) -> PyResult<OpTable> {
@@ -42,20 +45,21 @@ fn build_op_table(py: Python<'_>) -> PyResult<OpTable> {
 }
 
 /// A call site whose callee is a global name.
-#[derive(Clone, Copy)]
 struct Site {
     offset: u32,
     /// Set once the site was found not to qualify: it then reports for good (always
-    /// safe), and its later CALL events cost one lookup.
-    refused: bool,
+    /// safe), and its later CALL events cost one lookup. (A `Cell`: `SITE_CACHE`
+    /// reaches the sites without borrowing the registry.)
+    refused: Cell<bool>,
     /// Borrowed from the code object's `co_names`.
     name: *mut pyffi::PyObject,
 }
 
-/// The analysed call sites of one code object.
+/// The analysed call sites of one code object, never changed once made (but for
+/// `refused`), and never moved: `SITE_CACHE` points to them.
 struct CodeSites {
     /// Keeps the code object (and the names of `sites`) alive.
-    _code: Py<PyAny>,
+    _code: Held<PyAny>,
     /// Sorted by offset.
     sites: Box<[Site]>,
 }
@@ -64,7 +68,7 @@ struct CodeSites {
 /// before the characters: the watcher sees every change of a watched dict).
 struct WatchedName {
     hash: pyffi::Py_hash_t,
-    name: Py<PyAny>,
+    name: Held<PyAny>,
 }
 
 /// A watched dict: the names whose sites are disabled, and how often it changed.
@@ -97,13 +101,14 @@ const BUSY_CHANGES: u32 = 20_000;
 /// After this many restarts in one session nothing is disabled any more.
 const MAX_RESTARTS: u32 = 256;
 
+/// Everything the sessions decide, borrowed once per step (`with_registry`). Python
+/// objects are `Held`, so dropping them inside a borrow runs no Python code.
+#[derive(Default)]
 struct Registry {
     active: bool,
-    table: Option<OpTable>,
-    watcher: Option<i32>,
-    restart_events: Option<Py<PyAny>>,
-    disable: *mut pyffi::PyObject,
-    /// Boxed: `SITE_CACHE` points into them.
+    restart_events: Option<Held<PyAny>>,
+    /// Boxed: `SITE_CACHE` points into them. Entries are only added during a session
+    /// and all go at its end, after the cache is emptied.
     codes: HashMap<usize, Box<CodeSites>, PtrHash>,
     /// Watched dicts → the names whose sites are disabled now.
     watched: HashMap<usize, WatchedDict, PtrHash>,
@@ -112,7 +117,7 @@ struct Registry {
     /// Busy dicts still to unwatch. Unwatching inside the watcher does not stick
     /// (the dict writes back the watcher bits it read before calling us), so it is
     /// done right after, from a pending call.
-    to_unwatch: SmallVec<[usize; 2]>,
+    to_unwatch: Vec<usize>,
     /// One bit per watched name's hash (bit `hash & 63`): most changes of a watched
     /// dict are of other names, and leave after one test.
     name_bits: u64,
@@ -123,122 +128,65 @@ struct Registry {
     disabled_count: u64,
     /// Whether any site was disabled since the last restart.
     disabled_any: bool,
+    /// Decisions were forgotten: `restart_events()` is to be called, once the borrow
+    /// that found it out has ended (`with_registry`).
+    restart_owed: bool,
 }
 
-// SAFETY: `disable` points to an immortal singleton; all access holds the GIL.
+// SAFETY: the raw pointers (`Site::name`) are borrowed from code objects the registry
+// holds, and the registry is reached only with the GIL (`GilRefCell`).
 unsafe impl Send for Registry {}
 
 // The three statics below are mutable on purpose (docs/architecture.md, "Mutable
-// statics"), each reached only with a GIL token (`GilCell::get`):
+// statics"), each reached only with a GIL token:
 // - the dict watcher is called with no context at all, and dict watcher ids are a
 //   process-wide resource (8 per interpreter), so the registry that owns ours is
-//   process-wide too (created on the first session, reused by later ones);
+//   process-wide too (made by the first session, reused by later ones);
 // - `SITE_CACHE` and `GUARDS` are read by every CALL and PY_START event, before the
-//   event knows its tracer (see the fast slot in `ffi/shared.rs`): a static array costs one indexed
-//   load, anything owned by the tracer at least one more dependent load.
-static REGISTRY: GilCell<Option<Registry>> = GilCell::new(None);
+//   event knows its tracer (see the fast slot in `ffi/shared.rs`): a static array costs
+//   one indexed load, anything owned by the tracer at least one more dependent load.
+static REGISTRY: GilRefCell<Option<Registry>> = GilRefCell::new(None);
 
-/// Direct-mapped cache in front of `Registry::codes` (code → its boxed sites).
+/// Direct-mapped cache in front of `Registry::codes`: code → the address of its boxed
+/// sites.
 const SITE_CACHE_SLOTS: usize = 256;
-static SITE_CACHE: GilCell<[(usize, usize); SITE_CACHE_SLOTS]> = GilCell::new([(0, 0); SITE_CACHE_SLOTS]);
+static SITE_CACHE: GilArray<(usize, usize), SITE_CACHE_SLOTS> = GilArray::new((0, 0));
 
 /// Kept apart from the registry so PY_START reads it with no indirection.
-static GUARDS: GilCell<[Guard; GUARD_SLOTS]> = GilCell::new([Guard { code: 0, globals: 0 }; GUARD_SLOTS]);
+static GUARDS: GilArray<Guard, GUARD_SLOTS> = GilArray::new(Guard { code: 0, globals: 0 });
+
+/// The analysis tables and our dict watcher id (None: all 8 were taken), made once.
+static TABLE: OnceCell<OpTable> = OnceCell::new();
+static WATCHER: OnceCell<Option<i32>> = OnceCell::new();
 
 #[inline(always)]
 fn guard_slot(code: usize) -> usize {
     ((code >> 4) ^ (code >> 14)) & (GUARD_SLOTS - 1)
 }
 
-/// Switches the safe disabling on for a tracing session. Without a dict watcher
-/// (all 8 taken) it stays off: every CALL event is then delivered, as before.
-pub fn activate(py: Python<'_>, mon: &Bound<'_, PyAny>, disable: *mut pyffi::PyObject) -> PyResult<()> {
-    // SAFETY: no other reference into the registry is alive.
-    let slot = unsafe { REGISTRY.get(py) };
-    let reg = match slot {
-        Some(reg) => reg,
-        None => slot.insert(Registry {
-            active: false,
-            table: Some(build_op_table(py)?),
-            // SAFETY: `on_dict_event` is a dict watcher.
-            watcher: unsafe { ffi::add_dict_watcher(py, on_dict_event) },
-            restart_events: None,
-            disable,
-            codes: HashMap::with_hasher(PtrHash),
-            watched: HashMap::with_hasher(PtrHash),
-            busy: HashMap::with_hasher(PtrHash),
-            to_unwatch: SmallVec::new(),
-            name_bits: 0,
-            strikes: HashMap::with_hasher(PtrHash),
-            restarts: 0,
-            disabled_count: 0,
-            disabled_any: false,
-        }),
-    };
-    ffi::check_int_layout(py);
-    reg.restart_events = Some(mon.getattr("restart_events")?.unbind());
-    reg.disable = disable;
-    reg.restarts = 0;
-    reg.disabled_count = 0;
-    reg.active = reg.watcher.is_some() && reg.table.is_some();
-    Ok(())
+#[inline(always)]
+fn site_cache_slot(code: *mut pyffi::PyObject) -> usize {
+    ((code as usize) >> 4) & (SITE_CACHE_SLOTS - 1)
 }
 
-/// Ends a session: unwatches every dict and forgets every decision. Returns whether
-/// some site may still be disabled (the caller restarts events after freeing its
-/// tool id, so the next tool with that id gets every event).
-pub fn deactivate(py: Python<'_>) -> bool {
-    // SAFETY: called from uninstall: nothing else borrows the registry.
-    let Some(reg) = (unsafe { REGISTRY.get(py) }) else { return false };
-    let was = reg.disabled_any;
-    reg.active = false;
-    forget_decisions(py, reg);
-    if let Some(id) = reg.watcher {
-        for &dict in reg.watched.keys().chain(reg.to_unwatch.iter()) {
-            // SAFETY: dicts leave `watched` and `to_unwatch` when freed
-            // (DEALLOCATED), so these live.
-            unsafe { ffi::watch_dict(py, id, dict as *mut pyffi::PyObject, false) };
-        }
-    }
-    reg.to_unwatch.clear();
-    reg.strikes.clear();
-    reg.busy.clear();
-    // SAFETY: no other reference to the cache is alive (the cache must not outlive
-    // the boxes it points to).
-    unsafe { SITE_CACHE.get(py) }.fill((0, 0));
-    // Dropped once the registry is no longer borrowed: freeing a code object can run
-    // a weakref callback, which may change a dict and reach the watcher.
-    let dropped = (std::mem::take(&mut reg.watched), std::mem::take(&mut reg.codes), reg.restart_events.take());
-    drop(dropped);
-    was
+fn watcher() -> Option<i32> {
+    WATCHER.get().copied().flatten()
 }
 
-/// All sites report again: guards go, names are no longer disabled (their dicts stay
-/// watched until the session ends).
-fn forget_decisions(py: Python<'_>, reg: &mut Registry) {
-    // SAFETY: no other reference to GUARDS is alive.
-    unsafe { GUARDS.get(py) }.fill(Guard::default());
-    for w in reg.watched.values_mut() {
-        w.names.clear();
-    }
-    reg.name_bits = 0;
-    reg.disabled_any = false;
-}
-
-/// Re-enables every disabled site now.
-fn restart(py: Python<'_>, reg: &mut Registry) {
-    forget_decisions(py, reg);
-    reg.restarts += 1;
-    if reg.restarts >= MAX_RESTARTS {
-        reg.active = false;
-        // SAFETY: no other reference to the cache is alive (callers hold the registry,
-        // not the cache).
-        unsafe { SITE_CACHE.get(py) }.fill((0, 0));
-    }
-    if let Some(f) = &reg.restart_events {
-        // SAFETY: the GIL is held (`py`); `f` is a live callable (held by the
-        // registry). A watcher or callback must not leave an error behind, so any
-        // pending one is kept aside and put back.
+/// Runs `f` on the registry (`None` if it is borrowed already: see `GilRefCell`), then
+/// calls `restart_events()` if `f` owed it: Python code runs only once the borrow has
+/// ended.
+fn with_registry<R>(py: Python<'_>, f: impl FnOnce(&mut Registry) -> R) -> Option<R> {
+    let (r, restart) = REGISTRY.with(py, |slot| {
+        let reg = slot.get_or_insert_with(Registry::default);
+        let r = f(reg);
+        let owed = std::mem::take(&mut reg.restart_owed);
+        (r, reg.restart_events.as_ref().filter(|_| owed).map(|f| f.clone_ref(py)))
+    })?;
+    if let Some(f) = restart {
+        let f = f.into_py(py);
+        // SAFETY: the GIL is held (`py`); `f` is a live callable. A watcher or callback
+        // must not leave an error behind, so any pending one is kept aside and put back.
         unsafe {
             let pending = pyffi::PyErr_GetRaisedException();
             let r = pyffi::PyObject_CallNoArgs(f.as_ptr());
@@ -252,13 +200,211 @@ fn restart(py: Python<'_>, reg: &mut Registry) {
             }
         }
     }
+    Some(r)
+}
+
+/// Switches the safe disabling on for a tracing session. Without a dict watcher
+/// (all 8 taken) it stays off: every CALL event is then delivered, as before.
+pub fn activate(py: Python<'_>, mon: &Bound<'_, PyAny>) -> PyResult<()> {
+    if TABLE.get().is_none() {
+        let _ = TABLE.set(build_op_table(py)?);
+    }
+    // SAFETY: `on_dict_event` is a dict watcher.
+    let watcher = *WATCHER.get_or_init(|| unsafe { ffi::add_dict_watcher(py, on_dict_event) });
+    ffi::check_int_layout(py);
+    let restart_events = Held::new(mon.getattr("restart_events")?.unbind());
+    with_registry(py, |reg| {
+        reg.restart_events = Some(restart_events);
+        reg.restarts = 0;
+        reg.disabled_count = 0;
+        reg.active = watcher.is_some();
+    });
+    Ok(())
+}
+
+/// Ends a session: unwatches every dict and forgets every decision. Returns whether
+/// some site may still be disabled (the caller restarts events after freeing its
+/// tool id, so the next tool with that id gets every event).
+pub fn deactivate(py: Python<'_>) -> bool {
+    let was = with_registry(py, |reg| {
+        let was = reg.disabled_any;
+        reg.active = false;
+        reg.forget_decisions(py);
+        if let Some(id) = watcher() {
+            for &dict in reg.watched.keys().chain(reg.to_unwatch.iter()) {
+                // SAFETY: dicts leave `watched` and `to_unwatch` when freed
+                // (DEALLOCATED), so these live.
+                unsafe { ffi::watch_dict(py, id, dict as *mut pyffi::PyObject, false) };
+            }
+        }
+        reg.to_unwatch.clear();
+        reg.strikes.clear();
+        reg.busy.clear();
+        // The cache goes before the boxes it points to.
+        SITE_CACHE.update(py, |_| (0, 0));
+        reg.watched.clear();
+        reg.codes.clear();
+        reg.restart_events = None;
+        was
+    });
+    // What the registry held (code objects, names), now that it is not borrowed.
+    held::release_pending(py);
+    was.unwrap_or(false)
+}
+
+impl Registry {
+    /// All sites report again: guards go, names are no longer disabled (their dicts
+    /// stay watched until the session ends).
+    fn forget_decisions(&mut self, py: Python<'_>) {
+        GUARDS.update(py, |_| Guard::default());
+        for w in self.watched.values_mut() {
+            w.names.clear();
+        }
+        self.name_bits = 0;
+        self.disabled_any = false;
+    }
+
+    /// Re-enables every disabled site: forgets the decisions and owes a call of
+    /// `restart_events()`.
+    fn restart(&mut self, py: Python<'_>) {
+        self.forget_decisions(py);
+        self.restarts += 1;
+        if self.restarts >= MAX_RESTARTS {
+            self.active = false;
+            SITE_CACHE.update(py, |_| (0, 0));
+        }
+        self.restart_owed = true;
+    }
+
+    /// Takes the guard of `code`, decided under `dicts` (the globals, then the builtins
+    /// if the name comes from them), and watches `name` in them: whether the site may
+    /// stop reporting.
+    ///
+    /// # Safety
+    /// `dicts` are live exact dicts, `name` a live exact str.
+    unsafe fn disable(
+        &mut self,
+        py: Python<'_>,
+        code: usize,
+        name: *mut pyffi::PyObject,
+        dicts: &[*mut pyffi::PyObject],
+    ) -> bool {
+        let Some(watcher) = watcher() else { return false };
+        if dicts.iter().any(|&d| {
+            self.busy.contains_key(&(d as usize))
+                || self.strikes.get(&(d as usize, name as usize)).is_some_and(|&s| s >= MAX_STRIKES)
+        }) {
+            return false;
+        }
+        let (slot, globals) = (guard_slot(code), dicts[0] as usize);
+        let g = GUARDS.get(py, slot);
+        if g.code == 0 {
+            GUARDS.set(py, slot, Guard { code, globals });
+        } else if g.code != code || g.globals != globals {
+            // Another code object owns the slot, or this one was decided under other
+            // globals.
+            return false;
+        }
+        for &d in dicts {
+            let names = match self.watched.get_mut(&(d as usize)) {
+                Some(w) => &mut w.names,
+                None => {
+                    if !ffi::watch_dict(py, watcher, d, true) {
+                        return false;
+                    }
+                    &mut self.watched.entry(d as usize).or_default().names
+                }
+            };
+            if !names.iter().any(|n| n.name.as_ptr() == name) {
+                let hash = ffi::str_hash(py, name); // an exact str from co_names: cannot fail
+                self.name_bits |= name_bit(hash);
+                names.push(WatchedName { hash, name: Held::new(Bound::from_borrowed_ptr(py, name).unbind()) });
+            }
+        }
+        self.disabled_any = true;
+        self.disabled_count += 1;
+        true
+    }
+
+    /// A watched dict is about to change: restarts events if a name whose sites are
+    /// disabled may be rebound, or returns that name if the change binds it (then the
+    /// caller decides, its value looked up with the registry not borrowed).
+    ///
+    /// # Safety
+    /// As `on_dict_event`.
+    unsafe fn dict_event(
+        &mut self,
+        py: Python<'_>,
+        event: std::ffi::c_int,
+        dict: *mut pyffi::PyObject,
+        key: *mut pyffi::PyObject,
+    ) -> Option<usize> {
+        let d = dict as usize;
+        match event {
+            dict_event::ADDED | dict_event::MODIFIED | dict_event::DELETED => {
+                let w = self.watched.get_mut(&d)?;
+                w.changes += 1;
+                if w.changes >= BUSY_CHANGES {
+                    self.give_up_dict(py, d);
+                    return None;
+                }
+                if w.names.is_empty() {
+                    return None;
+                }
+                if pyffi::PyUnicode_CheckExact(key) == 0 {
+                    // A key of another type may still compare equal to a name (a str
+                    // subclass, say): its hash would run Python code, so assume it does.
+                    self.restart(py);
+                    return None;
+                }
+                let hash = ffi::str_hash(py, key);
+                if self.name_bits & name_bit(hash) == 0 {
+                    return None;
+                }
+                // `move`: `hash` and `key` are taken by value (as a pair of registers,
+                // which a third capture, a reference to the token, would spoil).
+                let name = w.names.iter().find(move |n| n.hash == hash && ffi::same_str(py, n.name.as_ptr(), key))?;
+                return Some(name.name.as_ptr() as usize);
+            }
+            dict_event::CLONED | dict_event::CLEARED if self.watched.get(&d).is_some_and(|w| !w.names.is_empty()) => {
+                self.restart(py);
+            }
+            dict_event::DEALLOCATED => {
+                // Its address may come back as another dict: codes decided under it
+                // must check again, and it is no longer ours to unwatch.
+                GUARDS.update(py, |g| if g.globals == d { Guard { globals: DEAD_GLOBALS, ..g } } else { g });
+                self.watched.remove(&d);
+                self.busy.remove(&d);
+                self.to_unwatch.retain(|&u| u != d);
+                self.strikes.retain(|k, _| k.0 != d);
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Stops watching a dict that changes too often: its sites report again, and none
+    /// is decided under it for the rest of the session.
+    #[cold]
+    fn give_up_dict(&mut self, py: Python<'_>, dict: usize) {
+        let had_names = self.watched.remove(&dict).is_some_and(|w| !w.names.is_empty());
+        self.busy.insert(dict, ());
+        // If the pending call cannot be queued, the session's end unwatches it.
+        if self.to_unwatch.is_empty() {
+            // SAFETY: `unwatch_busy` is a pending call, and takes no argument.
+            let _ = unsafe { pyffi::Py_AddPendingCall(Some(unwatch_busy), std::ptr::null_mut()) };
+        }
+        self.to_unwatch.push(dict);
+        if had_names {
+            self.restart(py);
+        }
+    }
 }
 
 /// Analyses `code` (no registry borrow is held: this calls into the interpreter).
 ///
 /// # Safety
-/// `code` is a live code object; no reference into the registry is alive (reading the
-/// code's attributes calls the interpreter).
+/// `code` is a live code object.
 unsafe fn analyse(py: Python<'_>, table: &OpTable, code: *mut pyffi::PyObject) -> CodeSites {
     let code_obj = Bound::from_borrowed_ptr(py, code);
     let bytes = code_obj.getattr("co_code").ok().and_then(|b| b.cast_into::<PyBytes>().ok());
@@ -270,7 +416,7 @@ unsafe fn analyse(py: Python<'_>, table: &OpTable, code: *mut pyffi::PyObject) -
                 // The tuple belongs to the code object, which `_code` keeps alive.
                 .filter_map(|(offset, i)| {
                     let name = names.get_borrowed_item(i as usize).ok()?.as_ptr();
-                    Some(Site { offset, refused: false, name })
+                    Some(Site { offset, refused: Cell::new(false), name })
                 })
                 .collect()
         }
@@ -279,13 +425,13 @@ unsafe fn analyse(py: Python<'_>, table: &OpTable, code: *mut pyffi::PyObject) -
             Box::default()
         }
     };
-    CodeSites { _code: code_obj.unbind(), sites }
+    CodeSites { _code: Held::new(code_obj.unbind()), sites }
 }
 
-/// Decides a CALL event of a Python function or a class: returns
-/// `sys.monitoring.DISABLE` (a new reference) if this site may stop reporting, or
-/// null to carry on. Most calls here are method calls of code already analysed:
-/// one cache compare and a search of its (often empty) site list say no.
+/// Decides a CALL event of a Python function or a class: whether this site may stop
+/// reporting (the caller answers `sys.monitoring.DISABLE`). Most calls here are method
+/// calls of code already analysed: one cache compare and a search of its (often
+/// empty) site list say no.
 ///
 /// # Safety
 /// The arguments are those of a live CALL event.
@@ -295,35 +441,40 @@ pub unsafe fn decide(
     code: *mut pyffi::PyObject,
     offset: *mut pyffi::PyObject,
     callable: *mut pyffi::PyObject,
-) -> *mut pyffi::PyObject {
-    let null = std::ptr::null_mut();
-    let slot = SITE_CACHE.get(py)[site_cache_slot(code)];
-    let cs = if slot.0 == code as usize {
-        &*(slot.1 as *const CodeSites)
+) -> bool {
+    let (cached, sites) = SITE_CACHE.get(py, site_cache_slot(code));
+    let sites = if cached == code as usize {
+        sites
     } else {
         match code_sites_slow(py, code) {
-            Some(cs) => cs,
-            None => return null,
+            0 => return false,
+            sites => sites,
         }
     };
+    // A cache entry is the address of a box of `Registry::codes`, which stays put and
+    // is freed only after the cache is emptied; the box is only ever read (`refused`
+    // is a `Cell`), and this reference ends before anything can run Python.
+    let cs = &*(sites as *const CodeSites);
     if cs.sites.is_empty() {
-        return null;
+        return false;
     }
-    let Some(offset) = ffi::small_offset(py, offset) else { return null };
-    let Ok(i) = cs.sites.binary_search_by_key(&offset, |s| s.offset) else { return null };
-    let Site { refused, name, .. } = cs.sites[i];
-    if refused {
-        return null;
+    let Some(offset) = ffi::small_offset(py, offset) else { return false };
+    let Ok(i) = cs.sites.binary_search_by_key(&offset, |s| s.offset) else { return false };
+    let site = &cs.sites[i];
+    if site.refused.get() {
+        return false;
     }
-    decide_site(py, code, i, name, callable)
+    decide_site(py, code, i, site.name, callable)
 }
 
 /// The out-of-line part of `decide`: the call comes from a site whose callee is a
-/// global name, not refused yet.
+/// global name, not refused yet. Proves that the global `name`, called now as
+/// `callable`, will keep calling it until a watched dict changes, and takes the guard
+/// of `code`; else marks the site refused.
 ///
 /// # Safety
 /// As `decide`; `i` is the index of the site in `code`'s sites, and `name` is that
-/// site's name.
+/// site's name (a str of `code`'s `co_names`).
 #[cold]
 #[inline(never)]
 unsafe fn decide_site(
@@ -332,36 +483,39 @@ unsafe fn decide_site(
     i: usize,
     name: *mut pyffi::PyObject,
     callable: *mut pyffi::PyObject,
-) -> *mut pyffi::PyObject {
-    let mut result = None;
-    super::guard(|| result = disable_site(py, code, name, callable));
-    if let Some(disable) = result {
-        return disable;
-    }
-    if let Some(cs) = REGISTRY.get(py).as_mut().and_then(|reg| reg.codes.get_mut(&(code as usize))) {
-        if let Some(site) = cs.sites.get_mut(i) {
-            site.refused = true;
-        }
-    }
-    std::ptr::null_mut()
+) -> bool {
+    let (code, mut disabled) = (code as usize, false);
+    super::guard(|| {
+        // Looked up before the registry is borrowed (a lookup compares keys).
+        let dicts = callee_dicts(py, name, callable);
+        disabled = with_registry(py, |reg| {
+            // Still deciding, and `code` still analysed (so `name` is alive).
+            if !reg.active || !reg.codes.contains_key(&code) {
+                return false;
+            }
+            let disabled = dicts.is_some_and(|dicts| reg.disable(py, code, name, &dicts));
+            if !disabled {
+                if let Some(site) = reg.codes.get(&code).and_then(|cs| cs.sites.get(i)) {
+                    site.refused.set(true);
+                }
+            }
+            disabled
+        })
+        .unwrap_or(false);
+    });
+    disabled
 }
 
-#[inline(always)]
-fn site_cache_slot(code: *mut pyffi::PyObject) -> usize {
-    ((code as usize) >> 4) & (SITE_CACHE_SLOTS - 1)
-}
-
-/// The analysed sites of `code` (analysing it on first sight) if deciding is on,
-/// entered in the cache. The cache holds entries only while deciding is on.
+/// The address of the analysed sites of `code` (analysing it on first sight) if
+/// deciding is on, entered in the cache; 0 if not. The cache holds entries only while
+/// deciding is on.
 ///
 /// # Safety
-/// `code` is a live code object; no reference into the registry is alive.
-/// The reference returned points into the registry: it is used only for the current
-/// event, before anything can end the session.
+/// `code` is a live code object.
 #[cold]
 #[inline(never)]
-unsafe fn code_sites_slow<'a>(py: Python<'a>, code: *mut pyffi::PyObject) -> Option<&'a CodeSites> {
-    let mut out = None;
+unsafe fn code_sites_slow(py: Python<'_>, code: *mut pyffi::PyObject) -> usize {
+    let mut out = 0;
     super::guard(|| out = code_sites(py, code));
     out
 }
@@ -370,107 +524,71 @@ unsafe fn code_sites_slow<'a>(py: Python<'a>, code: *mut pyffi::PyObject) -> Opt
 ///
 /// # Safety
 /// As `code_sites_slow`.
-unsafe fn code_sites<'a>(py: Python<'a>, code: *mut pyffi::PyObject) -> Option<&'a CodeSites> {
-    let reg = REGISTRY.get(py).as_mut()?;
-    if !reg.active {
-        return None;
+unsafe fn code_sites(py: Python<'_>, code: *mut pyffi::PyObject) -> usize {
+    let key = code as usize;
+    let address = |cs: &CodeSites| cs as *const CodeSites as usize;
+    // Whether deciding is on, and the sites if `code` was analysed already.
+    let Some(Some(known)) = with_registry(py, |reg| reg.active.then(|| reg.codes.get(&key).map(|cs| address(cs))))
+    else {
+        return 0;
+    };
+    let sites = match known {
+        Some(sites) => sites,
+        None => {
+            // First sight: analysed with the registry not borrowed (this runs Python).
+            let Some(table) = TABLE.get() else { return 0 };
+            let cs = Box::new(analyse(py, table, code));
+            let stored = with_registry(py, |reg| {
+                if !reg.active {
+                    return 0;
+                }
+                reg.codes.entry(key).or_insert(cs);
+                reg.codes.get(&key).map_or(0, |cs| address(cs))
+            });
+            stored.unwrap_or(0)
+        }
+    };
+    if sites != 0 {
+        SITE_CACHE.set(py, site_cache_slot(code), (key, sites));
     }
-    if !reg.codes.contains_key(&(code as usize)) {
-        let table = reg.table.take()?;
-        // No registry borrow across the analysis: it calls into the interpreter.
-        let sites = analyse(py, &table, code);
-        let reg = REGISTRY.get(py).as_mut()?;
-        reg.table = Some(table);
-        reg.codes.insert(code as usize, Box::new(sites));
-    }
-    let reg = REGISTRY.get(py).as_mut()?;
-    let cs: &CodeSites = reg.codes.get(&(code as usize))?;
-    SITE_CACHE.get(py)[site_cache_slot(code)] = (code as usize, cs as *const CodeSites as usize);
-    Some(cs)
+    sites
 }
 
-/// Proves that the global `name`, called from `code` now as `callable`, will keep
-/// calling it until a watched dict changes, and takes the guard: DISABLE (a new
-/// reference), or None if the site must keep reporting.
+/// The dicts the call's `LOAD_GLOBAL` of `name` read: the globals, and the builtins
+/// when the globals lack the name; None unless they hold `callable` now.
 ///
 /// # Safety
-/// Inside a CALL event from `code` (its frame is the current one); `name`
-/// is a str of `code`'s `co_names`, `callable` the event's live callable; no
-/// reference into the registry or the guards is alive.
-unsafe fn disable_site(
+/// As `decide_site`.
+unsafe fn callee_dicts(
     py: Python<'_>,
-    code: *mut pyffi::PyObject,
     name: *mut pyffi::PyObject,
     callable: *mut pyffi::PyObject,
-) -> Option<*mut pyffi::PyObject> {
-    let reg = REGISTRY.get(py).as_mut()?;
-    let watcher = reg.watcher?;
+) -> Option<SmallVec<[*mut pyffi::PyObject; 2]>> {
     let globals = ffi::current_globals(py);
     if globals.is_null() || pyffi::PyDict_CheckExact(globals) == 0 {
         return None;
     }
     // LOAD_GLOBAL reads the globals, then the builtins: the name comes from the
     // first that has it, and a name added to the globals later would shadow it.
-    let mut dicts: SmallVec<[*mut pyffi::PyObject; 2]> = SmallVec::new();
-    dicts.push(globals);
     let found = ffi::dict_get_str(py, globals, name);
-    if found.is_null() {
-        let builtins = ffi::current_builtins(py);
-        if builtins.is_null()
-            || pyffi::PyDict_CheckExact(builtins) == 0
-            || ffi::dict_get_str(py, builtins, name) != callable
-        {
-            return None;
-        }
-        dicts.push(builtins);
-    } else if found != callable {
-        return None;
+    if !found.is_null() {
+        return (found == callable).then(|| smallvec![globals]);
     }
-    if dicts.iter().any(|&d| {
-        reg.busy.contains_key(&(d as usize))
-            || reg.strikes.get(&(d as usize, name as usize)).is_some_and(|&s| s >= MAX_STRIKES)
-    }) {
-        return None;
-    }
-    let g = &mut GUARDS.get(py)[guard_slot(code as usize)];
-    if g.code == 0 {
-        *g = Guard { code: code as usize, globals: globals as usize };
-    } else if g.code != code as usize || g.globals != globals as usize {
-        // Another code object owns the slot, or this one was decided under other
-        // globals.
-        return None;
-    }
-    for &d in &dicts {
-        let names = match reg.watched.get_mut(&(d as usize)) {
-            Some(w) => &mut w.names,
-            None => {
-                if !ffi::watch_dict(py, watcher, d, true) {
-                    return None;
-                }
-                &mut reg.watched.entry(d as usize).or_default().names
-            }
-        };
-        if !names.iter().any(|n| n.name.as_ptr() == name) {
-            let hash = ffi::str_hash(py, name); // an exact str from co_names: cannot fail
-            reg.name_bits |= name_bit(hash);
-            names.push(WatchedName { hash, name: Bound::from_borrowed_ptr(py, name).unbind() });
-        }
-    }
-    reg.disabled_any = true;
-    reg.disabled_count += 1;
-    pyffi::Py_INCREF(reg.disable);
-    Some(reg.disable)
+    let builtins = ffi::current_builtins(py);
+    let from_builtins = !builtins.is_null()
+        && pyffi::PyDict_CheckExact(builtins) != 0
+        && ffi::dict_get_str(py, builtins, name) == callable;
+    from_builtins.then(|| smallvec![globals, builtins])
 }
 
 /// PY_START: whether `code` runs under globals other than those its disabled sites
 /// were decided under (then events must restart). One compare for most code.
 ///
 /// # Safety
-/// Called from a PY_START-like callback, with the new frame current; no reference
-/// into the registry or the guards is alive.
+/// Called from a PY_START-like callback, with the new frame current.
 #[inline(always)]
 pub unsafe fn check_globals(py: Python<'_>, code: *mut pyffi::PyObject) {
-    let g = GUARDS.get(py)[guard_slot(code as usize)];
+    let g = GUARDS.get(py, guard_slot(code as usize));
     if g.code == code as usize && globals_now(py) as usize != g.globals {
         other_globals(py);
     }
@@ -490,53 +608,27 @@ unsafe fn globals_now(py: Python<'_>) -> *mut pyffi::PyObject {
 
 /// `check_globals` found a code object running under other globals: every site
 /// reports again.
-///
-/// # Safety
-/// No reference into the registry or the guards is alive.
 #[cold]
 #[inline(never)]
-unsafe fn other_globals(py: Python<'_>) {
-    if let Some(reg) = REGISTRY.get(py) {
-        restart(py, reg);
-    }
-}
-
-/// Stops watching a dict that changes too often: its sites report again, and none is
-/// decided under it for the rest of the session.
-///
-/// # Safety
-/// `reg` is the registry (the only reference into it) and `dict` a live dict it
-/// watches.
-#[cold]
-unsafe fn give_up_dict(py: Python<'_>, reg: &mut Registry, dict: *mut pyffi::PyObject) {
-    let had_names = reg.watched.remove(&(dict as usize)).is_some_and(|w| !w.names.is_empty());
-    reg.busy.insert(dict as usize, ());
-    // If the pending call cannot be queued, the session's end unwatches it.
-    if reg.to_unwatch.is_empty() {
-        let _ = pyffi::Py_AddPendingCall(Some(unwatch_busy), std::ptr::null_mut());
-    }
-    reg.to_unwatch.push(dict as usize);
-    if had_names {
-        restart(py, reg);
-    }
+fn other_globals(py: Python<'_>) {
+    super::guard(|| {
+        with_registry(py, |reg| reg.restart(py));
+    });
 }
 
 /// The pending call of `give_up_dict`: runs with the GIL, outside any dict change.
 extern "C" fn unwatch_busy(_arg: *mut std::ffi::c_void) -> std::ffi::c_int {
-    // SAFETY: pending calls run with the GIL held, outside our callbacks (so no other
-    // reference into the registry is alive).
-    unsafe {
-        let py = Python::assume_attached();
-        if let Some(reg) = REGISTRY.get(py) {
-            if let Some(id) = reg.watcher {
-                for &dict in &reg.to_unwatch {
-                    // Live: a freed dict leaves `to_unwatch` (DEALLOCATED).
-                    ffi::watch_dict(py, id, dict as *mut pyffi::PyObject, false);
-                }
+    // SAFETY: pending calls run with the GIL held.
+    let py = unsafe { Python::assume_attached() };
+    with_registry(py, |reg| {
+        if let Some(id) = watcher() {
+            for &dict in &reg.to_unwatch {
+                // SAFETY: live: a freed dict leaves `to_unwatch` (DEALLOCATED).
+                unsafe { ffi::watch_dict(py, id, dict as *mut pyffi::PyObject, false) };
             }
-            reg.to_unwatch.clear();
         }
-    }
+        reg.to_unwatch.clear();
+    });
     0
 }
 
@@ -549,9 +641,7 @@ fn name_bit(hash: pyffi::Py_hash_t) -> u64 {
 ///
 /// # Safety
 /// Called by the interpreter as a dict watcher, with the GIL held: `dict` is the live
-/// watched dict, `key` and `new_value` are null or live, as the event says. No
-/// reference into the registry may be alive when a watched dict can change: our own
-/// code lets go of it before anything that could run Python (see `deactivate`).
+/// watched dict, `key` and `new_value` are null or live, as the event says.
 unsafe extern "C" fn on_dict_event(
     event: std::ffi::c_int,
     dict: *mut pyffi::PyObject,
@@ -560,80 +650,30 @@ unsafe extern "C" fn on_dict_event(
 ) -> std::ffi::c_int {
     // The GIL token of this event: the interpreter calls watchers with the GIL held.
     let py = Python::assume_attached();
-    let Some(reg) = REGISTRY.get(py) else { return 0 };
-    let d = dict as usize;
-    match event {
-        dict_event::ADDED | dict_event::MODIFIED | dict_event::DELETED => {
-            let Some(w) = reg.watched.get_mut(&d) else { return 0 };
-            w.changes += 1;
-            if w.changes >= BUSY_CHANGES {
-                give_up_dict(py, reg, dict);
-                return 0;
-            }
-            let names = &w.names;
-            if names.is_empty() {
-                return 0;
-            }
-            let exact = pyffi::PyUnicode_CheckExact(key) != 0;
-            let hash = if exact { ffi::str_hash(py, key) } else { 0 };
-            if exact && reg.name_bits & name_bit(hash) == 0 {
-                return 0;
-            }
-            if !exact {
-                // A key of another type may still compare equal to a name (a str
-                // subclass, say): its hash would run Python code, so assume it does.
-                restart(py, reg);
-                return 0;
-            }
-            // `move`: `hash` and `key` are taken by value (as a pair of registers,
-            // which a third capture, a reference to the token, would spoil).
-            let Some(name) = names.iter().find(move |n| n.hash == hash && ffi::same_str(py, n.name.as_ptr(), key))
-            else {
-                return 0;
-            };
-            let name = name.name.as_ptr();
-            if event == dict_event::MODIFIED && ffi::dict_get_str(py, dict, key) == new_value {
-                return 0; // set to the object it already holds
-            }
-            *reg.strikes.entry((d, name as usize)).or_insert(0) += 1;
-            restart(py, reg);
-        }
-        dict_event::CLONED | dict_event::CLEARED if reg.watched.get(&d).is_some_and(|w| !w.names.is_empty()) => {
-            restart(py, reg);
-        }
-        dict_event::DEALLOCATED => {
-            // Its address may come back as another dict: codes decided under it must
-            // check again, and it is no longer ours to unwatch.
-            for g in GUARDS.get(py).iter_mut().filter(|g| g.globals == d) {
-                g.globals = DEAD_GLOBALS;
-            }
-            reg.watched.remove(&d);
-            reg.busy.remove(&d);
-            reg.to_unwatch.retain(|&mut u| u != d);
-            reg.strikes.retain(|k, _| k.0 != d);
-        }
-        _ => {}
+    let Some(Some(name)) = with_registry(py, |reg| reg.dict_event(py, event, dict, key)) else { return 0 };
+    if event == dict_event::MODIFIED && ffi::dict_get_str(py, dict, key) == new_value {
+        return 0; // set to the object it already holds
     }
+    // A disabled name is rebound: events restart, and the name counts one strike.
+    with_registry(py, |reg| {
+        *reg.strikes.entry((dict as usize, name)).or_insert(0) += 1;
+        reg.restart(py);
+    });
     0
 }
 
 /// A session without safe disabling (`fast_calls`, no C events): the stats start
 /// from zero all the same.
 pub fn reset_stats(py: Python<'_>) {
-    // SAFETY: called from install: nothing else borrows the registry.
-    if let Some(reg) = unsafe { REGISTRY.get(py) } {
+    with_registry(py, |reg| {
         reg.disabled_count = 0;
         reg.restarts = 0;
-    }
+    });
 }
 
 /// `(sites disabled, events restarted)` in the current or last session.
 pub fn stats(py: Python<'_>) -> (u64, u32) {
-    // SAFETY: called from a Python-facing function: nothing else borrows the registry.
-    match unsafe { REGISTRY.get(py) } {
-        Some(reg) => (reg.disabled_count, reg.restarts),
-        None => (0, 0),
-    }
+    with_registry(py, |reg| (reg.disabled_count, reg.restarts)).unwrap_or((0, 0))
 }
 
 /// The analysis alone, for tests: `(offset, name)` of the call sites of `code`

@@ -83,16 +83,13 @@ callback!(on_call, 4, |py, args| {
     // this one needs no stack frame.
     if !ffi::is_function_or_class(py, callable) {
         on_call_other::<TSC>(py, callable, *args.add(3));
-    } else {
-        let disable = on_call_python(py, *args, *args.add(1), callable);
-        if !disable.is_null() {
-            return disable;
-        }
+    } else if on_call_python(py, *args, *args.add(1), callable) {
+        return disable(py);
     }
 });
 
-/// A call of a Python function or a class: DISABLE if `callsites` proves the site
-/// will keep calling one (null otherwise). Its slow paths are guarded.
+/// A call of a Python function or a class: whether `callsites` proves the site will
+/// keep calling one (then it may stop reporting). Its slow paths are guarded.
 ///
 /// # Safety
 /// As `callsites::decide`: the arguments are those of a live CALL event.
@@ -102,7 +99,7 @@ unsafe fn on_call_python(
     code: *mut pyffi::PyObject,
     offset: *mut pyffi::PyObject,
     callable: *mut pyffi::PyObject,
-) -> *mut pyffi::PyObject {
+) -> bool {
     callsites::decide(py, code, offset, callable)
 }
 
@@ -123,17 +120,26 @@ unsafe fn on_call_other<const TSC: bool>(py: Python<'_>, callable: *mut pyffi::P
 /// `sys.monitoring.DISABLE`, an immortal singleton of the sys.monitoring module.
 static DISABLE: AtomicPtr<pyffi::PyObject> = AtomicPtr::new(std::ptr::null_mut());
 
+/// The answer that switches a call site off: a new reference to
+/// `sys.monitoring.DISABLE` (`None` before the first `install`: never in a callback).
+#[inline(always)]
+fn disable(_py: Python<'_>) -> *mut pyffi::PyObject {
+    let disable = DISABLE.load(Ordering::Relaxed);
+    if disable.is_null() {
+        return ffi::callback_none();
+    }
+    // SAFETY: a live object (immortal), and the GIL is held (`_py`).
+    unsafe { pyffi::Py_INCREF(disable) };
+    disable
+}
+
 callback!(
     /// `on_call` with `fast_calls`: answers `sys.monitoring.DISABLE` to calls of
     /// Python functions and classes, so that call site stops reporting CALL events.
     on_call_fast, 4, |py, args| {
         let callable = *args.add(2);
         if ffi::is_python_level_callable(py, callable) {
-            let disable = DISABLE.load(Ordering::Relaxed);
-            if !disable.is_null() {
-                pyffi::Py_INCREF(disable);
-                return disable;
-            }
+            return disable(py);
         }
         on_call_other::<TSC>(py, callable, *args.add(3));
     }
@@ -272,7 +278,7 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
     // Exact CALL events (the default) still skip the sites proven to call Python.
     let safe_disable = !opts.ignore_c_function && !opts.fast_calls && !opts.noop && !opts.every_call_event;
     if safe_disable {
-        callsites::activate(py, &mon, DISABLE.load(Ordering::Relaxed))?;
+        callsites::activate(py, &mon)?;
     } else {
         callsites::reset_stats(py);
     }

@@ -189,10 +189,15 @@ pub struct JsonSink<W: Write> {
     w: JsonWriter<W>,
     /// Every function's name as a JSON string, by id.
     names: Vec<Vec<u8>>,
+    /// The last integer field of each key, written out with its key: the `pid` and
+    /// `tid` of most events are those of the event before.
+    ints: [(i128, Vec<u8>); KEYS],
     /// Where the event being written starts.
     start: usize,
     first: bool,
 }
+
+const KEYS: usize = Key::Scope as usize + 1;
 
 /// `,"key":"`: the key of a string, the key of another value without the last byte.
 fn key_json(key: Key) -> &'static [u8] {
@@ -207,6 +212,21 @@ fn key_json(key: Key) -> &'static [u8] {
         Key::Cat => b",\"cat\":\"",
         Key::Args => b",\"args\":\"",
         Key::Scope => b",\"s\":\"",
+    }
+}
+
+impl<W: Write> JsonSink<W> {
+    #[inline(always)]
+    fn int(&mut self, key: Key, v: i128) {
+        let (last, text) = &mut self.ints[key as usize];
+        if *last != v {
+            let json = key_json(key);
+            text.clear();
+            text.extend_from_slice(&json[..json.len() - 1]);
+            text.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            *last = v;
+        }
+        self.w.raw(text);
     }
 }
 
@@ -227,14 +247,8 @@ impl<W: Write> Sink for JsonSink<W> {
         let json = key_json(key);
         let (w, key_only) = (&mut self.w, &json[..json.len() - 1]);
         match value {
-            Value::Int(v) => {
-                w.raw(key_only);
-                w.i64(v);
-            }
-            Value::UInt(v) => {
-                w.raw(key_only);
-                w.u64(v);
-            }
+            Value::Int(v) => self.int(key, v.into()),
+            Value::UInt(v) => self.int(key, v.into()),
             Value::Str(s) => {
                 w.raw(json);
                 w.str_raw(s);
@@ -305,7 +319,8 @@ pub fn write_trace<W: Write + Send>(
             v
         })
         .collect();
-    let mut s = JsonSink { w: JsonWriter::new(out), names, start: 0, first: true };
+    let ints = std::array::from_fn(|_| (i128::MIN, Vec::new()));
+    let mut s = JsonSink { w: JsonWriter::new(out), names, ints, start: 0, first: true };
     s.w.raw(b"{\"traceEvents\":[");
     let count = walk(&mut s, data, rendered, (h.pid, h.process_name, h.thread_names), &mut progress)?;
     let w = &mut s.w;

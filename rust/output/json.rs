@@ -142,8 +142,10 @@ impl<'py> Form<'py> for Json {
     type Value = Vec<u8>;
 
     fn value(obj: &Bound<'py, PyAny>) -> PyResult<Vec<u8>> {
-        let mut v = Vec::new();
+        // Room for most arguments at once, then only what they took.
+        let mut v = Vec::with_capacity(256);
         write_py(obj, &mut v);
+        v.shrink_to_fit();
         Ok(v)
     }
 

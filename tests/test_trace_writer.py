@@ -96,6 +96,35 @@ def test_envelope_constants_are_what_the_native_writer_writes(file_info):
     assert [json.loads(line)["ph"] for line in lines[:2]] == ["M", "M"]
 
 
+def stop_inside(tracer):
+    tracer.stop()
+
+
+def test_the_file_and_the_dicts_hold_the_same_events():
+    """The file (``to_bytes``) and ``tracer.data`` (``to_events``) are two outputs of
+    one description of the events: the same events, their keys in the same order."""
+    tracer = VizTracer(verbose=0, log_func_args=True, log_func_retval=True, log_async=True)
+    tracer.start()
+    fib(3)
+    echo(HOSTILE)
+    tracer.add_instant(HOSTILE, {"k": [1, 2.5, None]}, scope="p")
+    tracer.add_instant("bare")
+    tracer.add_counter("num", {"value": 3})
+    tracer.add_object("N", "42", "obj", {"s": "5"})
+    tracer.add_object("D", "42", "obj")
+    tracer.add_raw({"ph": "i", "tid": 3, "name": "raw", "ts": 5.0, "pid": 1, "s": "g"})
+    tracer.add_raw({})
+    stop_inside(tracer)  # a function still running: a B event
+    snap = tracer._tracer.snapshot()
+    names = [(7, HOSTILE)]
+    from_file = json.loads(snap.to_bytes(pid=7, process_name=HOSTILE, thread_names=names,
+                                         metadata_json="{}"))["traceEvents"]
+    dicts = snap.to_events(7, HOSTILE, names)
+    assert {e.get("ph") for e in dicts} == {"M", "X", "B", "i", "C", "N", "D", None}
+    assert [list(e) for e in from_file] == [list(e) for e in dicts]
+    assert from_file == dicts
+
+
 def test_native_file_equals_its_bytes(tmp_path):
     snap = take_snapshot()
     kw = dict(header(snap), metadata=META, file_info=INFO)

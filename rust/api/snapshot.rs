@@ -1,10 +1,12 @@
 //! `_snaptrace.Snapshot`: recorded events taken out of a tracer, written to a file
-//! by `output::snapshot` with the GIL released.
+//! by `output::json` with the GIL released.
 
 use crate::api::error::TraceError;
 use crate::buffers::payload::Payload;
 use crate::ffi::held;
-use crate::output::snapshot::{self, Header, SnapData};
+use crate::output::json::{self, Header, Json};
+use crate::output::snapshot::{self, SnapData};
+use crate::output::{dicts, event};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
@@ -68,7 +70,7 @@ impl Snapshot {
     ) -> Result<(W, usize), TraceError> {
         let guard = unpoisoned(self.data.try_write())?;
         let data = guard.as_ref().ok_or_else(|| PyRuntimeError::new_err(RELEASED))?;
-        let rendered = snapshot::render_all(py, data);
+        let rendered = event::render_all::<Json>(py, data)?;
         // Progress callbacks need the GIL: the writer reports counts, we call Python
         // only between chunks of work.
         let report = progress.map(|p| p.clone().unbind());
@@ -84,7 +86,7 @@ impl Snapshot {
                     }
                 }
             };
-            snapshot::write_trace(sink, data, &rendered, header, on_progress)
+            json::write_trace(sink, data, &rendered, header, on_progress)
         })?;
         Ok(written)
     }
@@ -195,7 +197,7 @@ impl Snapshot {
         process_name: &str,
         thread_names: Vec<(u64, String)>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let events = self.read(|d| snapshot::to_events(py, d, pid, process_name, &thread_names))?;
+        let events = self.read(|d| dicts::to_events(py, d, pid, process_name, &thread_names))?;
         PyList::new(py, events)
     }
 

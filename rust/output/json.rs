@@ -1,10 +1,18 @@
-//! A small streaming JSON writer for trace files.
+//! The trace file: `write_trace` streams the events `event::walk` describes to a
+//! `JsonSink`, in the envelope of `viztracer/trace_writer.py`.
 //!
-//! Numbers are written with integer formatting (timestamps as fixed-point µs from
-//! integer ns: floating-point formatting is several times slower and loses precision
-//! at epoch-scale values), names are escaped once per function and copied as bytes,
-//! and output goes through a buffer that is flushed in 1 MiB pieces.
+//! `JsonWriter` formats by hand: numbers with integer formatting (timestamps as
+//! fixed-point µs from integer ns: floating-point formatting is several times slower
+//! and loses precision at epoch-scale values), names escaped once per function and
+//! copied as bytes, output through a buffer that is flushed in 1 MiB pieces. The Python
+//! values of rich events are JSON text (`Json`, made while the GIL is held), so the
+//! file is written without it.
 
+use crate::output::event::{walk, Form, Key, Rendered, Sink, Value};
+use crate::output::pyjson::{write_py, write_str};
+use crate::output::snapshot::SnapData;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
 use std::io::{self, Write};
 
 const FLUSH_AT: usize = 1 << 20;
@@ -86,6 +94,20 @@ impl<W: Write> JsonWriter<W> {
         ]);
     }
 
+    /// The bytes written since the last flush.
+    #[inline(always)]
+    pub fn pos(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Overwrites the byte at `at` (a `pos`), if it is still in the buffer.
+    #[inline(always)]
+    pub fn set(&mut self, at: usize, byte: u8) {
+        if let Some(b) = self.buf.get_mut(at) {
+            *b = byte;
+        }
+    }
+
     /// Writes the buffer out when it is large enough.
     #[inline(always)]
     pub fn maybe_flush(&mut self) -> io::Result<()> {
@@ -103,6 +125,216 @@ impl<W: Write> JsonWriter<W> {
         self.out.flush()?;
         Ok(self.out)
     }
+}
+
+/// The JSON form of the Python values of rich events: their JSON text.
+pub struct Json;
+
+/// `str(obj)` as a JSON string.
+fn str_of(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) {
+    match obj.str() {
+        Ok(s) => write_str(&s.to_string_lossy(), out),
+        Err(_) => write_str("Not Displayable", out),
+    }
+}
+
+impl<'py> Form<'py> for Json {
+    type Value = Vec<u8>;
+
+    fn value(obj: &Bound<'py, PyAny>) -> PyResult<Vec<u8>> {
+        // Room for most arguments at once, then only what they took.
+        let mut v = Vec::with_capacity(256);
+        write_py(obj, &mut v);
+        v.shrink_to_fit();
+        Ok(v)
+    }
+
+    fn func_args(args: &Bound<'py, PyDict>) -> PyResult<Vec<u8>> {
+        Self::value(args.as_any())
+    }
+
+    fn name(obj: &Bound<'py, PyAny>) -> PyResult<Vec<u8>> {
+        let mut v = Vec::new();
+        str_of(obj, &mut v);
+        Ok(v)
+    }
+
+    fn id(obj: &Bound<'py, PyAny>) -> PyResult<Vec<u8>> {
+        Self::name(obj)
+    }
+
+    /// The members but `pid` and `tid`, each after a comma (see `JsonSink`).
+    fn raw(obj: &Bound<'py, PyAny>) -> PyResult<Vec<u8>> {
+        let mut v = Vec::new();
+        if let Ok(d) = obj.cast::<PyDict>() {
+            for (k, value) in d.iter() {
+                let key = k.cast::<PyString>().map(|s| s.to_string_lossy());
+                if matches!(key.as_deref(), Ok("pid" | "tid")) {
+                    continue;
+                }
+                v.push(b',');
+                match key {
+                    Ok(s) => write_str(&s, &mut v),
+                    Err(_) => str_of(&k, &mut v),
+                }
+                v.push(b':');
+                write_py(&value, &mut v);
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// Writes each event on a line of its own. A field is `,"key":value`; the comma
+/// before an event's first field becomes its opening brace when the event ends.
+pub struct JsonSink<W: Write> {
+    w: JsonWriter<W>,
+    /// Every function's name as a JSON string, by id.
+    names: Vec<Vec<u8>>,
+    /// The last integer field of each key, written out with its key: the `pid` and
+    /// `tid` of most events are those of the event before.
+    ints: [(i128, Vec<u8>); KEYS],
+    /// Where the event being written starts.
+    start: usize,
+    first: bool,
+}
+
+const KEYS: usize = Key::Scope as usize + 1;
+
+/// `,"key":"`: the key of a string, the key of another value without the last byte.
+fn key_json(key: Key) -> &'static [u8] {
+    match key {
+        Key::Ph => b",\"ph\":\"",
+        Key::Pid => b",\"pid\":\"",
+        Key::Tid => b",\"tid\":\"",
+        Key::Ts => b",\"ts\":\"",
+        Key::Dur => b",\"dur\":\"",
+        Key::Id => b",\"id\":\"",
+        Key::Name => b",\"name\":\"",
+        Key::Cat => b",\"cat\":\"",
+        Key::Args => b",\"args\":\"",
+        Key::Scope => b",\"s\":\"",
+    }
+}
+
+impl<W: Write> JsonSink<W> {
+    #[inline(always)]
+    fn int(&mut self, key: Key, v: i128) {
+        let (last, text) = &mut self.ints[key as usize];
+        if *last != v {
+            let json = key_json(key);
+            text.clear();
+            text.extend_from_slice(&json[..json.len() - 1]);
+            text.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            *last = v;
+        }
+        self.w.raw(text);
+    }
+}
+
+impl<W: Write> Sink for JsonSink<W> {
+    type Value = Vec<u8>;
+    type Error = io::Error;
+
+    #[inline(always)]
+    fn begin(&mut self) -> io::Result<()> {
+        self.w.raw(if self.first { b"\n" } else { b",\n" });
+        self.first = false;
+        self.start = self.w.pos();
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn field(&mut self, key: Key, value: Value<'_, Vec<u8>>) -> io::Result<()> {
+        let json = key_json(key);
+        let (w, key_only) = (&mut self.w, &json[..json.len() - 1]);
+        match value {
+            Value::Int(v) => self.int(key, v.into()),
+            Value::UInt(v) => self.int(key, v.into()),
+            Value::Str(s) => {
+                w.raw(json);
+                w.str_raw(s);
+                w.raw(b"\"");
+            }
+            Value::Us(ns) => {
+                w.raw(key_only);
+                w.ns_as_us(ns);
+            }
+            Value::NameArgs(name) => {
+                w.raw(key_only);
+                w.raw(b"{\"name\":");
+                w.string(name);
+                w.raw(b"}");
+            }
+            Value::Func(f) => {
+                w.raw(key_only);
+                w.raw(self.names.get(f as usize).map_or(b"\"<unknown>\"", Vec::as_slice));
+            }
+            Value::Obj(v) => {
+                w.raw(key_only);
+                w.raw(v);
+            }
+        }
+        Ok(())
+    }
+
+    fn members(&mut self, raw: &Vec<u8>) -> io::Result<()> {
+        self.w.raw(raw);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn end(&mut self) -> io::Result<()> {
+        self.w.set(self.start, b'{');
+        self.w.raw(b"}");
+        self.w.maybe_flush()
+    }
+}
+
+/// Process-level facts written around the events.
+pub struct Header<'a> {
+    pub pid: i64,
+    pub process_name: &'a str,
+    /// `thread_name` metadata to write, in order (threads and async tasks).
+    pub thread_names: &'a [(u64, String)],
+    /// The `viztracer_metadata` object, already serialised.
+    pub metadata_json: &'a str,
+    /// The `file_info` object, already serialised.
+    pub file_info_json: Option<&'a str>,
+}
+
+/// Streams the whole trace file; `rendered` is `event::render_all::<Json>`'s. Returns
+/// the sink and the number of events written (metadata events not counted).
+pub fn write_trace<W: Write + Send>(
+    out: W,
+    data: &SnapData,
+    rendered: &[Vec<Option<Rendered<Vec<u8>>>>],
+    h: &Header<'_>,
+    mut progress: impl FnMut(usize),
+) -> io::Result<(W, usize)> {
+    let names = data
+        .funcs
+        .iter()
+        .map(|f| {
+            let mut v = Vec::new();
+            write_str(&f.name, &mut v);
+            v
+        })
+        .collect();
+    let ints = std::array::from_fn(|_| (i128::MIN, Vec::new()));
+    let mut s = JsonSink { w: JsonWriter::new(out), names, ints, start: 0, first: true };
+    s.w.raw(b"{\"traceEvents\":[");
+    let count = walk(&mut s, data, rendered, (h.pid, h.process_name, h.thread_names), &mut progress)?;
+    let w = &mut s.w;
+    w.raw(b"\n],\"viztracer_metadata\":");
+    w.str_raw(h.metadata_json);
+    if let Some(fi) = h.file_info_json {
+        w.raw(b",\"file_info\":");
+        w.str_raw(fi);
+    }
+    w.raw(b"}\n");
+    progress(count);
+    Ok((s.w.finish()?, count))
 }
 
 #[cfg(test)]
@@ -143,6 +375,41 @@ mod tests {
             }),
             "18446744073709551615,-5"
         );
+    }
+
+    #[test]
+    fn writes_what_walk_describes() {
+        use crate::buffers::payload::Slab;
+        use crate::buffers::record::Record;
+        use crate::clock::Conversion;
+        use crate::core::funcs::FuncInfo;
+        use crate::output::snapshot::{SnapData, ThreadSnap};
+        use std::sync::Arc;
+        let thread = |tid, chunks| ThreadSnap { tid, ident: tid, name: None, chunks, payloads: Slab::new() };
+        let data = SnapData {
+            threads: vec![
+                thread(7, vec![vec![Record::complete(1_500, 2_250, 0, None)], vec![Record::begin(5_000, 9, None)]]),
+                thread(8, vec![vec![Record::complete(2_000, 1, 0, None)]]),
+            ],
+            funcs: vec![Arc::new(FuncInfo { name: "f \"q\"".into(), source: None })],
+            entries: 3,
+            overflow: false,
+            task_names: Vec::new(),
+            conv: Conversion::identity(),
+        };
+        let names = [(7, "T\n".to_string())];
+        let h = Header { pid: 5, process_name: "P", thread_names: &names, metadata_json: "{}", file_info_json: None };
+        let (out, n) = write_trace(Vec::new(), &data, &[vec![], vec![]], &h, |_| {}).unwrap();
+        assert_eq!(n, 3);
+        let expected = r#"{"traceEvents":[
+{"ph":"M","pid":5,"tid":5,"name":"process_name","args":{"name":"P"}},
+{"ph":"M","pid":5,"tid":7,"name":"thread_name","args":{"name":"T\n"}},
+{"pid":5,"tid":7,"ts":1.500,"ph":"X","dur":2.250,"name":"f \"q\"","cat":"FEE"},
+{"pid":5,"tid":7,"ts":5.000,"ph":"B","name":"<unknown>","cat":"FEE"},
+{"pid":5,"tid":8,"ts":2.000,"ph":"X","dur":0.001,"name":"f \"q\"","cat":"FEE"}
+],"viztracer_metadata":{}}
+"#;
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! Taking the events out of a tracer and writing the trace file: `snapshot` moves the
-//! rings out and streams Chrome Trace Event JSON; `json` formats it by hand; `pyjson`
-//! renders the Python payloads of rich events to JSON text (GIL held).
+//! Taking the events out of a tracer and writing them: `snapshot` moves the rings out;
+//! `event` describes every event once, to a sink: `json` streams the trace file (with
+//! `pyjson`, Python values → JSON text), `dicts` makes the Python dicts of
+//! `tracer.data`.
 
+pub mod dicts;
+pub mod event;
 pub mod json;
 pub mod pyjson;
 pub mod snapshot;

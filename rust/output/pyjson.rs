@@ -15,7 +15,8 @@ pub fn write_py(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) {
     write_value(obj, out, 0);
 }
 
-fn write_str(s: &str, out: &mut Vec<u8>) {
+/// Appends `s` as a JSON string.
+pub fn write_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     out.extend_from_slice(escape_json_string(s).as_bytes());
     out.push(b'"');

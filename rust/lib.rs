@@ -11,8 +11,9 @@
 //! - `hooks/`: event sources, one per Python version: `monitoring` (sys.monitoring,
 //!   3.12+), `setprofile` (the C profile hook, 3.9-3.11); `callsites` and `bytecode`:
 //!   which call sites may stop sending CALL events (3.12+).
-//! - `output/`: the writer: taking events out and streaming the trace file
-//!   (`snapshot`, `json`, `pyjson`).
+//! - `output/`: the writer: taking events out (`snapshot`), every event described once
+//!   (`event`), and its sinks: the trace file (`json`, with `pyjson` for Python
+//!   payloads) and `tracer.data`'s dicts (`dicts`).
 //! - `core/`: the hot path, in safe Rust (`events`: what happens on every call and
 //!   return), the tracer's state and options (`state`), the calling thread's state
 //!   remembered per thread (`thread_cache`), the function table (`funcs`), the opt-in

@@ -6,7 +6,8 @@
 //!   `Current`, `Event`) through which everything else reaches it; the registry of the
 //!   collecting tracer; the fast slot;
 //! - `held`: Python objects kept in tracer state, released only at safe points;
-//! - `gil`: `GilCell`, the interior mutability whose lock is the GIL;
+//! - `gil`: `GilCell`, `GilRefCell` and `GilArray`, the interior mutability whose lock
+//!   is the GIL;
 //! - `vec_ext`: pushes that never grow a vector (the hot path must not contain the
 //!   growth path of `Vec::push`);
 //! - `os`: the clock registers and system calls (`rdtsc`, `clock_gettime`);

@@ -82,7 +82,7 @@ impl<S: Send, T: Send> Shared<S, T> {
 }
 
 /// The thread states of a tracer. Each is boxed (its address stays put: the fast slot
-/// and thread-local caches point to it) and owned by the list.
+/// points to it) and owned by the list.
 pub struct ThreadList<T> {
     states: Vec<NonNull<T>>,
     /// Bumped whenever a state is freed, so a guard that let Python run can tell

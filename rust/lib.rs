@@ -15,10 +15,9 @@
 //!   (`event`), and its sinks: the trace file (`json`, with `pyjson` for Python
 //!   payloads) and `tracer.data`'s dicts (`dicts`).
 //! - `core/`: the hot path, in safe Rust (`events`: what happens on every call and
-//!   return), the tracer's state and options (`state`), the calling thread's state
-//!   remembered per thread (`thread_cache`), the function table (`funcs`), the opt-in
-//!   argument and return-value reprs (`args`) and what the Python methods do to the
-//!   state (`ops`).
+//!   return), the tracer's state and options (`state`), the function table (`funcs`),
+//!   the opt-in argument and return-value reprs (`args`) and what the Python methods
+//!   do to the state (`ops`).
 //! - `buffers/`: per-thread storage of events: `thread` (shadow stack), `ring`,
 //!   `record`, `payload`.
 //! - `clock.rs`: TSC ticks and their conversion to ns.

@@ -262,7 +262,6 @@ def test_allow_list_is_current():
 # statics"). Everything else is an atomic, a `OnceCell`, or owned by a tracer object.
 MUTABLE_STATICS = {
     # Thread-locals: per thread by construction.
-    ("core/thread_cache.rs", "SLOT"),
     ("ffi/shared.rs", "EXIT_GUARD"),
     ("ffi/shared.rs", "THREAD_MARK"),
     # The call-site registry (the dict watcher has no context; watcher ids are

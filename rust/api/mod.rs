@@ -52,6 +52,7 @@ fn _call_site_stats(py: Python<'_>) -> (u64, u32) {
 #[pymodule(gil_used = true)]
 fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     clock::init();
+    #[cfg(Py_3_12)]
     ffi::check_frame_layout(m.py());
     m.add_class::<tracer::Tracer>()?;
     m.add_class::<snapshot::Snapshot>()?;

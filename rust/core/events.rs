@@ -3,7 +3,6 @@
 use super::args;
 use super::funcs::{self, CInfo, CodeInfo};
 use super::state::{self, Acc, Cur, Ev, State, HOT_ENTER, HOT_EXIT, HOT_NO_C};
-use super::thread_cache;
 use crate::buffers::record::Record;
 use crate::buffers::ring;
 use crate::buffers::thread::{Frame, ThreadState, F_C, F_IGNORED, F_PRUNES};
@@ -13,11 +12,14 @@ use crate::ffi::{self, CFunc, ObjRef};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-/// The guard of the collecting tracer with the calling thread's state, registering
-/// the thread on its first event.
+/// The guard with the calling thread's state: the fast slot's, else the one of the
+/// tracer's list with the calling thread's OS id, else a new one (while collecting,
+/// named by the thread namer: `None` if the tracer stopped meanwhile). The one lookup
+/// of the calling thread, for events and for Python methods (`add_instant` may come
+/// from a thread that never traced a call). Fills the fast slot.
 #[inline(always)]
-fn current(acc: Option<Acc<'_>>) -> Option<Cur<'_>> {
-    match acc?.current() {
+pub(crate) fn current(acc: Acc<'_>) -> Option<Cur<'_>> {
+    match acc.current() {
         Ok(cur) => Some(cur),
         Err(acc) => current_slow(acc),
     }
@@ -27,29 +29,27 @@ fn current(acc: Option<Acc<'_>>) -> Option<Cur<'_>> {
 #[cold]
 #[inline(never)]
 fn current_slow(mut acc: Acc<'_>) -> Option<Cur<'_>> {
-    let gen = acc.state().gen;
-    let cur = match thread_cache::get(gen) {
-        Some(th) => match acc.select(th) {
-            Ok(cur) => cur,
-            Err(acc) => register_thread(acc, gen)?,
-        },
-        None => register_thread(acc, gen)?,
+    let tid = ffi::native_thread_id();
+    let known = acc.threads().1.iter_mut().find(|(_, t)| t.tid == tid).map(|(p, _)| p);
+    let cur = match known {
+        Some(p) => acc.select(p).ok()?,
+        None => register_thread(acc, tid)?,
     };
     state::set_hot(&cur);
     Some(cur)
 }
 
-/// The calling thread's state, created (its name asked from Python) on first sight.
-/// `None` if the tracer stopped collecting session `gen` while the namer ran.
+/// A new state for the calling thread, OS id `tid`.
 #[cold]
-pub(crate) fn register_thread(mut acc: Acc<'_>, gen: u64) -> Option<Cur<'_>> {
-    let tid = ffi::native_thread_id();
+fn register_thread(mut acc: Acc<'_>, tid: u64) -> Option<Cur<'_>> {
     let ident = ffi::thread_ident();
-    let known = acc.threads().1.iter_mut().find(|(_, t)| t.tid == tid).map(|(p, _)| p);
-    if let Some(p) = known {
-        thread_cache::set(gen, p);
+    let (st, list) = acc.threads();
+    if !st.collecting {
+        // E.g. `add_raw` before `start()`: no name lookup.
+        let p = list.push(Box::new(ThreadState::new(tid, ident, None)));
         return acc.select(p).ok();
     }
+    let gen = st.gen;
     let namer = acc.clone_held(|st| st.opts.thread_namer.as_ref());
     let (name, acc) = acc.with_python(|py| {
         let namer = namer?;
@@ -62,7 +62,6 @@ pub(crate) fn register_thread(mut acc: Acc<'_>, gen: u64) -> Option<Cur<'_>> {
         return None;
     }
     let p = list.push(Box::new(ThreadState::new(tid, ident, name)));
-    thread_cache::set(gen, p);
     let mut cur = acc.select(p).ok()?;
     state::still_running(&mut cur, gen).then_some(cur)
 }
@@ -189,7 +188,7 @@ pub fn py_enter_fast<const TSC: bool>(ev: Option<Ev<'_>>, code: usize) -> bool {
 /// not pass it (sys.monitoring); it is only needed for `log_func_args`.
 #[inline(always)]
 pub fn py_enter_slow(acc: Option<Acc<'_>>, code: ObjRef<'_>, frame: Option<ObjRef<'_>>) {
-    let Some(cur) = current(acc) else { return };
+    let Some(cur) = acc.and_then(current) else { return };
     py_enter_general(cur, code, frame);
 }
 
@@ -315,7 +314,7 @@ pub fn py_exit_fast<const TSC: bool>(ev: Option<Ev<'_>>, code: usize) -> bool {
 /// exception when unwinding, or `None`.
 #[inline(always)]
 pub fn py_exit_slow(acc: Option<Acc<'_>>, code: usize, retval: Option<ObjRef<'_>>) {
-    let Some(mut cur) = current(acc) else { return };
+    let Some(mut cur) = acc.and_then(current) else { return };
     let Some((f, end)) = pop_returning(&mut cur, code, false) else { return };
     let (st, t) = cur.parts();
     if st.opts.log_func_retval || t.task_depth > 0 {
@@ -427,7 +426,7 @@ pub fn c_enter_fast<const TSC: bool>(ev: Option<Ev<'_>>, cf: &CFunc<'_>) -> bool
 /// A builtin is called, in general.
 #[inline(always)]
 pub fn c_enter_slow(acc: Option<Acc<'_>>, cf: &CFunc<'_>) {
-    let Some(mut cur) = current(acc) else { return };
+    let Some(mut cur) = acc.and_then(current) else { return };
     let (st, t) = cur.parts();
     if st.opts.ignore_c_function {
         return;
@@ -484,7 +483,7 @@ pub fn c_exit_fast<const TSC: bool>(ev: Option<Ev<'_>>, key: usize) -> bool {
 /// A builtin returns or raises, in general.
 #[inline(always)]
 pub fn c_exit_slow(acc: Option<Acc<'_>>, cf: &CFunc<'_>) {
-    let Some(mut cur) = current(acc) else { return };
+    let Some(mut cur) = acc.and_then(current) else { return };
     if cur.state().opts.ignore_c_function {
         return;
     }

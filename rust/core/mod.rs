@@ -15,7 +15,6 @@ pub mod events;
 pub mod funcs;
 pub mod ops;
 pub mod state;
-pub mod thread_cache;
 
 pub use state::{
     access_active, activate, any_active, deactivate, is_active, new_core, take_active_hook, Acc, Core, Ev,

@@ -1,9 +1,8 @@
 //! Operations on the core used by the Python-facing methods (api/tracer.rs), each on
 //! a guard the method opened (`ffi/shared.rs`).
 
-use super::events::{finish_frame, push_record, register_thread, store_args};
-use super::state::{next_generation, Acc, Cur};
-use super::thread_cache;
+use super::events::{current, finish_frame, push_record, store_args};
+use super::state::{next_generation, Acc};
 use crate::buffers::payload::{Payload, Slab};
 use crate::buffers::record::Record;
 use crate::buffers::thread::ThreadState;
@@ -11,34 +10,9 @@ use crate::ffi;
 use crate::ffi::held::Held;
 use pyo3::types::PyDict;
 
-/// The guard with the calling thread's state, registering the thread if needed (for
-/// API calls such as `add_instant`, which may come from a thread that never traced a
-/// call). Registering a collecting thread asks the thread namer (Python): `None` if
-/// the tracer stopped meanwhile.
-pub fn thread_of(mut acc: Acc<'_>) -> Option<Cur<'_>> {
-    let gen = acc.state().gen;
-    let mut acc = match thread_cache::get(gen) {
-        Some(th) => match acc.select(th) {
-            Ok(cur) => return Some(cur),
-            Err(acc) => acc,
-        },
-        None => acc,
-    };
-    if acc.state().collecting {
-        return register_thread(acc, gen);
-    }
-    // Not collecting (e.g. `add_raw` before `start()`): no name lookup.
-    let tid = ffi::native_thread_id();
-    let (_, list) = acc.threads();
-    let known = list.iter_mut().find(|(_, t)| t.tid == tid).map(|(p, _)| p);
-    let p = known.unwrap_or_else(|| list.push(Box::new(ThreadState::new(tid, ffi::thread_ident(), None))));
-    thread_cache::set(gen, p);
-    acc.select(p).ok()
-}
-
 /// Records a payload-only event (instant, counter, object, raw) on the calling thread.
 pub fn record(acc: Acc<'_>, payload: Payload) {
-    let Some(mut cur) = thread_of(acc) else { return };
+    let Some(mut cur) = current(acc) else { return };
     let t = cur.thread();
     let ts = t.tick();
     if let Some(i) = t.payloads.insert(payload) {
@@ -80,35 +54,37 @@ pub fn flush(mut acc: Acc<'_>, as_finished: bool) {
 /// Frees the state of every thread that holds nothing, if the tracer does not
 /// collect (after the events were taken out), so a program that starts many short
 /// threads does not grow the registry. A live thread simply registers again on its
-/// next event; the new generation makes every cached pointer miss.
+/// next event.
 pub fn prune(mut acc: Acc<'_>) {
     let (st, list) = acc.threads();
     if st.collecting {
         return;
     }
     list.retain(|t| !t.ring.is_empty() || !t.stack.is_empty());
-    st.gen = next_generation();
 }
 
 /// In a forked child: forget the parent's events, its other threads and the calling
-/// thread's stack, and re-identify the calling thread (fork gives it a new OS tid).
-/// With the stack empty, depth counts from the frame that called `fork`, as it counts
-/// from the frame that called `start()` in the parent (a `multiprocessing` child empties
-/// it again in `Process._bootstrap`: `viztracer.ProcessStart`). Called in the child
-/// right after `fork`, where only the calling thread exists.
+/// thread's stack, and re-identify the calling thread (fork gives it a new OS tid, and
+/// keeps its `threading` ident: its state is the last one registered with that ident,
+/// the others being of threads gone before it started). With the stack empty, depth
+/// counts from the frame that called `fork`, as it counts from the frame that called
+/// `start()` in the parent (a `multiprocessing` child empties it again in
+/// `Process._bootstrap`: `viztracer.ProcessStart`). Called in the child right after
+/// `fork`, where only the calling thread exists.
 pub fn after_fork(mut acc: Acc<'_>) {
     let (st, list) = acc.threads();
-    let mine = thread_cache::get(st.gen);
+    let states = list.take_all();
+    let ident = ffi::thread_ident();
+    let mine = states.iter().rposition(|t| t.ident == ident);
     let mut kept = None;
     // What the states held goes with them (the Python objects when the guard closes).
-    for mut t in list.take_all() {
+    for (i, mut t) in states.into_iter().enumerate() {
         let (_, reserved) = t.ring.take_all();
         st.budget.release(reserved);
-        if Some(&mut *t as *mut ThreadState) == mine && kept.is_none() {
+        if Some(i) == mine {
             t.payloads = Slab::new();
             t.take_stack();
             t.tid = ffi::native_thread_id();
-            t.ident = ffi::thread_ident();
             t.last_tick = 0;
             kept = Some(t);
         }
@@ -116,18 +92,16 @@ pub fn after_fork(mut acc: Acc<'_>) {
     st.budget.reset_overflow();
     st.task_names.clear();
     st.mismatches = 0;
-    let gen = next_generation();
-    st.gen = gen;
+    st.gen = next_generation();
     if let Some(t) = kept {
-        let p = list.push(t);
-        thread_cache::set(gen, p);
+        list.push(t);
     }
 }
 
 /// Runs `f` on the calling thread's state (registered if needed, which may call the
 /// thread namer before `f` runs).
 fn on_thread<R>(acc: Acc<'_>, f: impl FnOnce(&mut ThreadState) -> R) -> Option<R> {
-    let mut cur = thread_of(acc)?;
+    let mut cur = current(acc)?;
     Some(f(cur.thread()))
 }
 
@@ -157,7 +131,7 @@ pub fn restore_ignored(acc: Acc<'_>, depth: u32) {
 /// The args dict of the calling thread's innermost recorded frame; with `create`, the
 /// dict `new` is attached first if it had none.
 pub fn func_args(acc: Acc<'_>, new: Option<Held<PyDict>>) -> Option<Held<PyDict>> {
-    let mut cur = thread_of(acc)?;
+    let mut cur = current(acc)?;
     cur.clone_held(|_, t| {
         let frame = t.stack.iter_mut().rev().find(|f| !f.ignored())?;
         if frame.args.is_none() {

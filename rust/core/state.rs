@@ -39,7 +39,8 @@ pub struct State {
     pub funcs: FuncTable,
     pub budget: Budget,
     pub collecting: bool,
-    /// Generation of the current session: thread-local caches from other sessions miss.
+    /// The current session: a slow path that let Python run checks that it did not
+    /// change (`still_running`).
     pub gen: u64,
     pub min_dur_ticks: u64,
     pub sync_marker_ns: Option<u64>,
@@ -122,8 +123,6 @@ pub fn new_core(entries: usize) -> Arc<Core> {
         funcs: FuncTable::default(),
         budget: Budget::new(entries),
         collecting: false,
-        // A generation of its own from the start: thread-local caches filled for
-        // another tracer (even one that never started) must miss for this one.
         gen: next_generation(),
         min_dur_ticks: 0,
         sync_marker_ns: None,
@@ -194,7 +193,7 @@ pub fn deactivate(py: Python<'_>, core: &Arc<Core>) {
     REGISTRY.deactivate(core);
 }
 
-/// A new session number: thread-local caches filled under an older one miss.
+/// A new session number.
 pub(crate) fn next_generation() -> u64 {
     GENERATION.fetch_add(1, Ordering::Relaxed) + 1
 }

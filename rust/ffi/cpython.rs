@@ -296,109 +296,25 @@ fn c_function_name(_py: Python<'_>, f: &CFunc<'_>, sanitize: bool) -> String {
     }
 }
 
-/// 3.9/3.10 frame object layout, up to `f_code`.
-#[cfg(not(Py_3_11))]
-#[repr(C)]
-struct FrameHead {
-    ob_base: ffi::PyVarObject,
-    f_back: *mut ffi::PyObject,
-    f_code: *mut ffi::PyObject,
-}
-
-/// 3.11 frame object layout, up to the interpreter frame it wraps.
-#[cfg(all(Py_3_11, not(Py_3_12)))]
-#[repr(C)]
-struct FrameHead {
-    ob_base: ffi::PyObject,
-    f_back: *mut ffi::PyObject,
-    f_frame: *mut InterpreterFrameHead,
-}
-
-/// 3.11 `_PyInterpreterFrame`, up to `f_code`.
-#[cfg(all(Py_3_11, not(Py_3_12)))]
-#[repr(C)]
-struct InterpreterFrameHead {
-    f_func: *mut ffi::PyObject,
-    f_globals: *mut ffi::PyObject,
-    f_builtins: *mut ffi::PyObject,
-    f_locals: *mut ffi::PyObject,
-    f_code: *mut ffi::PyObject,
-}
-
 /// The code object of a frame, as a borrowed pointer (the frame keeps it alive).
-/// Read from the frame struct: `PyFrame_GetCode` costs two calls and a refcount
-/// round-trip on every event, and these layouts are fixed for each minor version.
 ///
 /// # Safety
-/// `frame` is a live frame object of the running interpreter version.
+/// `frame` is a live frame object.
 #[cfg(not(Py_3_12))]
 #[inline(always)]
-pub unsafe fn frame_code(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> *mut ffi::PyObject {
-    if FRAME_LAYOUT_OK.load(std::sync::atomic::Ordering::Relaxed) {
-        frame_code_direct(py, frame)
-    } else {
-        let code = ffi::PyFrame_GetCode(frame).cast::<ffi::PyObject>();
-        ffi::Py_DECREF(code);
-        code
-    }
+pub unsafe fn frame_code(_py: Python<'_>, frame: *mut ffi::PyFrameObject) -> *mut ffi::PyObject {
+    let code = ffi::PyFrame_GetCode(frame).cast::<ffi::PyObject>();
+    ffi::Py_DECREF(code);
+    code
 }
 
-/// The code object of `frame` (borrowed), read from the frame's memory.
-///
-/// # Safety
-/// `frame` is a live frame object. The read assumes this version's layout
-/// (`FrameHead`): `check_frame_layout` compares it with the API on a real frame
-/// before `frame_code` relies on it.
-#[cfg(not(Py_3_12))]
-#[inline(always)]
-unsafe fn frame_code_direct(_py: Python<'_>, frame: *mut ffi::PyFrameObject) -> *mut ffi::PyObject {
-    #[cfg(not(Py_3_11))]
-    {
-        (*frame.cast::<FrameHead>()).f_code
-    }
-    #[cfg(Py_3_11)]
-    {
-        (*(*frame.cast::<FrameHead>()).f_frame).f_code
-    }
-}
-
-#[cfg(not(Py_3_12))]
-static FRAME_LAYOUT_OK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Checks once, on a real frame, that the direct read agrees with the C API, and only
-/// then lets `frame_code` use it (a build with an unexpected layout keeps the API).
-#[cfg(not(Py_3_12))]
-pub fn check_frame_layout(py: pyo3::Python<'_>) {
-    // SAFETY: the GIL is held (`py`): the current frame, if any, and its code object
-    // stay alive while we read them.
-    let ok = unsafe {
-        let frame = ffi::PyEval_GetFrame();
-        if frame.is_null() {
-            return;
-        }
-        let code = ffi::PyFrame_GetCode(frame).cast::<ffi::PyObject>();
-        let ok = frame_code_direct(py, frame) == code;
-        ffi::Py_DECREF(code);
-        ok
-    };
-    FRAME_LAYOUT_OK.store(ok, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// 3.12+: checks the layout `frame_globals` reads (a frame runs: the import).
-#[cfg(Py_3_12)]
-pub fn check_frame_layout(py: pyo3::Python<'_>) {
-    let api = current_globals(py);
-    // SAFETY: `current_tstate` gives the calling thread's live state.
-    let ok = !api.is_null() && unsafe { frame_globals_direct(py, current_tstate(py)) } == api;
-    DIRECT_GLOBALS.store(ok, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Whether frames are read directly: `frame_code` before 3.12, `frame_globals` on
-/// 3.12+ (always true, unless the interpreter's layout surprised us).
+/// Whether the layout check accepted the interpreter's frame layout: on 3.12+ the
+/// running frame's globals are read directly (`frame_globals`); before 3.12 nothing is
+/// read from frames directly, so nothing can be refused.
 pub fn frame_layout_ok() -> bool {
     #[cfg(not(Py_3_12))]
     {
-        FRAME_LAYOUT_OK.load(std::sync::atomic::Ordering::Relaxed)
+        true
     }
     #[cfg(Py_3_12)]
     {
@@ -611,6 +527,16 @@ const FRAME_GLOBALS_OFFSET: usize = 24;
 
 #[cfg(Py_3_12)]
 static DIRECT_GLOBALS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Checks the layout `frame_globals` reads against the API (a frame runs: the
+/// import), and only then lets `frame_globals` use it.
+#[cfg(Py_3_12)]
+pub fn check_frame_layout(py: pyo3::Python<'_>) {
+    let api = current_globals(py);
+    // SAFETY: `current_tstate` gives the calling thread's live state.
+    let ok = !api.is_null() && unsafe { frame_globals_direct(py, current_tstate(py)) } == api;
+    DIRECT_GLOBALS.store(ok, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// The calling thread's state (for `frame_globals`): live while the GIL is held.
 #[cfg(Py_3_12)]

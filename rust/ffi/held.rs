@@ -78,21 +78,27 @@ static ANY_PENDING: AtomicBool = AtomicBool::new(false);
 /// Guards of `ffi/shared.rs` open now (they hold references into tracer state).
 static OPEN_GUARDS: AtomicUsize = AtomicUsize::new(0);
 
-/// A guard opens: nothing is released until it closes. True for the first one.
-pub(super) fn guard_opened() -> bool {
-    OPEN_GUARDS.fetch_add(1, Ordering::AcqRel) == 0
+/// A guard opens: nothing is released (and no hot event starts) until it closes.
+pub(super) fn guard_opened() {
+    OPEN_GUARDS.fetch_add(1, Ordering::AcqRel);
 }
 
-/// A guard closes (call `release_pending` afterwards). True for the last one.
-pub(super) fn guard_closed() -> bool {
-    OPEN_GUARDS.fetch_sub(1, Ordering::AcqRel) == 1
+/// A guard closes (call `release_pending` afterwards).
+pub(super) fn guard_closed() {
+    OPEN_GUARDS.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Whether any guard is open.
+#[inline(always)]
+pub(super) fn guards_open() -> bool {
+    OPEN_GUARDS.load(Ordering::Relaxed) != 0
 }
 
 /// Releases every queued reference, unless a guard is open (then the last guard to
 /// close does). Runs Python code (finalizers), so callable anywhere a Python object
 /// could be dropped: a snapshot's or a tracer's own release, a guard that closes.
 pub fn release_pending(_py: Python<'_>) {
-    if OPEN_GUARDS.load(Ordering::Acquire) != 0 {
+    if guards_open() {
         return;
     }
     while ANY_PENDING.swap(false, Ordering::AcqRel) {

@@ -8,7 +8,7 @@
 //! - `Access`: the state and every thread state, for a Python-facing method or the
 //!   slow path of an event. It owns a strong count, and marks the tracer busy while
 //!   open: a second guard on it arriving meanwhile is refused, never aliased; and while
-//!   any guard is open the fast slot is parked, so no hot event starts.
+//!   any guard is open no hot event starts (`Event::hot` checks).
 //! - `Current`: an `Access` plus the calling thread's state, checked to be one of the
 //!   tracer's.
 //! - `Event`: the state and the calling thread's state for one event of the hot path,
@@ -28,9 +28,8 @@
 //! The fast slot (below) caches the collecting tracer and the calling thread's state
 //! for the hot path. It is filled only from a `Current` of the tracer the registry
 //! holds, and emptied whenever the registry changes and whenever a thread state is
-//! freed (`ThreadList`): so its pointers are always live. The first guard to open
-//! parks it (no thread matches), the last to close puts it back unless it was emptied
-//! meanwhile: so a hot event never meets an open guard, and checks nothing.
+//! freed (`ThreadList`): so its pointers are always live. A hot event is refused while
+//! any guard is open (one load and compare of the count of open guards).
 
 use super::gil::GilCell;
 use super::held::{self, Held};
@@ -38,7 +37,7 @@ use pyo3::prelude::*;
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 // ---------------------------------------------------------------------------------
@@ -83,7 +82,7 @@ impl<S: Send, T: Send> Shared<S, T> {
 }
 
 /// The thread states of a tracer. Each is boxed (its address stays put: the fast slot
-/// and thread-local caches point to it) and owned by the list.
+/// points to it) and owned by the list.
 pub struct ThreadList<T> {
     states: Vec<NonNull<T>>,
     /// Bumped whenever a state is freed, so a guard that let Python run can tell
@@ -187,9 +186,7 @@ impl<'py, S, T> Access<'py, S, T> {
         if shared.busy.swap(true, Ordering::Acquire) {
             return None;
         }
-        if held::guard_opened() {
-            park_hot();
-        }
+        held::guard_opened();
         Some(Access { py, shared })
     }
 
@@ -218,8 +215,7 @@ impl<'py, S, T> Access<'py, S, T> {
 
     /// The guard with the calling thread's state, if the fast slot holds it.
     pub fn current(self) -> Result<Current<'py, S, T>, Self> {
-        // The slot is parked while a guard is open: its thread is the one to put back.
-        let mine = parked_thread() == Some(thread_id_fast())
+        let mine = FAST.thread.load(Ordering::Relaxed) == thread_id_fast()
             && std::ptr::eq(FAST.shared.load(Ordering::Relaxed) as *const Shared<S, T>, Arc::as_ptr(&self.shared));
         match NonNull::new(FAST.state.load(Ordering::Relaxed) as *mut T) {
             // The fast slot's state is one of its tracer's (module docs).
@@ -253,9 +249,7 @@ impl<'py, S, T> Access<'py, S, T> {
         // SAFETY: `this` is never used or dropped again, so the Arc is moved out once.
         let shared = unsafe { std::ptr::read(&this.shared) };
         shared.busy.store(false, Ordering::Release);
-        if held::guard_closed() {
-            unpark_hot();
-        }
+        held::guard_closed();
         held::release_pending(this.py);
         shared
     }
@@ -264,9 +258,7 @@ impl<'py, S, T> Access<'py, S, T> {
 impl<S, T> Drop for Access<'_, S, T> {
     fn drop(&mut self) {
         self.shared.busy.store(false, Ordering::Release);
-        if held::guard_closed() {
-            unpark_hot();
-        }
+        held::guard_closed();
         // No reference from this guard is alive (they borrowed it).
         held::release_pending(self.py);
     }
@@ -351,9 +343,9 @@ impl<T> ThreadsMut<'_, T> {
 }
 
 /// One event of the hot path: the state and the calling thread's state, straight
-/// from the fast slot. It holds no strong count and checks nothing: the fast slot is
-/// parked while any guard is open, only the interpreter's callback makes an event, and
-/// it runs no Python code while the event lives.
+/// from the fast slot. It holds no strong count: it is refused while any guard is
+/// open, only the interpreter's callback makes an event, and it runs no Python code
+/// while the event lives.
 pub struct Event<'py, S, T> {
     _py: Python<'py>,
     shared: NonNull<Shared<S, T>>,
@@ -361,8 +353,8 @@ pub struct Event<'py, S, T> {
 }
 
 impl<'py, S, T> Event<'py, S, T> {
-    /// The event of the fast slot, if it holds the calling thread's state (never while
-    /// a guard is open: the slot is parked then).
+    /// The event of the fast slot, if it holds the calling thread's state and no guard
+    /// is open.
     ///
     /// # Safety
     /// Called from the interpreter's event callback (the GIL is held, `py` proves it),
@@ -371,7 +363,7 @@ impl<'py, S, T> Event<'py, S, T> {
     /// tracers fill the fast slot.
     #[inline(always)]
     pub unsafe fn hot(py: Python<'py>) -> Option<Self> {
-        if FAST.thread.load(Ordering::Relaxed) != thread_id_fast() {
+        if FAST.thread.load(Ordering::Relaxed) != thread_id_fast() || held::guards_open() {
             return None;
         }
         // SAFETY: while the fast slot names a thread, its pointers are those of a
@@ -464,15 +456,13 @@ impl<S: Send, T: Send> Registry<S, T> {
         if !self.holds(cur) {
             return;
         }
-        // A guard is open (`cur`), so the slot is parked: fill it, and name this thread
-        // as the one to put back when the last guard closes.
-        FAST.parked.store(0, Ordering::Relaxed);
+        // A guard is open (`cur`), so no hot event reads the slot meanwhile.
+        FAST.thread.store(0, Ordering::Relaxed);
         #[cfg(Py_3_12)]
         FAST.tstate.store(guarded_tstate(cur.access.py), Ordering::Relaxed);
         FAST.shared.store(Arc::as_ptr(&cur.access.shared) as *mut (), Ordering::Relaxed);
         FAST.state.store(cur.th.as_ptr() as *mut (), Ordering::Relaxed);
-        FAST.parked_epoch.store(FAST.epoch.load(Ordering::Relaxed), Ordering::Relaxed);
-        FAST.parked.store(thread_id_fast(), Ordering::Relaxed);
+        FAST.thread.store(thread_id_fast(), Ordering::Relaxed);
         // The thread empties the slot when it exits (its id may be reused).
         EXIT_GUARD.with(|_| ());
     }
@@ -497,20 +487,13 @@ impl<S: Send, T: Send> Default for Registry<S, T> {
 
 /// The fast slot's fields, in one static so an event finds them with one address.
 struct AtomicSlot {
-    /// The thread the slot serves (0: none, or parked).
+    /// The thread the slot serves (0: none).
     thread: AtomicUsize,
     shared: AtomicPtr<()>,
     state: AtomicPtr<()>,
     /// The interpreter's state of the slot's thread (see `hot_tstate`).
     #[cfg(Py_3_12)]
     tstate: AtomicPtr<pyo3::ffi::PyThreadState>,
-    /// While a guard is open the slot is parked: `thread` is 0, and `parked` names the
-    /// thread to put back when the last guard closes, if nothing emptied the slot
-    /// meanwhile (`epoch` then moved on from `parked_epoch`).
-    parked: AtomicUsize,
-    parked_epoch: AtomicU64,
-    /// Bumped whenever the slot is emptied.
-    epoch: AtomicU64,
 }
 
 static FAST: AtomicSlot = AtomicSlot {
@@ -519,9 +502,6 @@ static FAST: AtomicSlot = AtomicSlot {
     state: AtomicPtr::new(std::ptr::null_mut()),
     #[cfg(Py_3_12)]
     tstate: AtomicPtr::new(std::ptr::null_mut()),
-    parked: AtomicUsize::new(0),
-    parked_epoch: AtomicU64::new(0),
-    epoch: AtomicU64::new(0),
 };
 
 thread_local! {
@@ -541,7 +521,6 @@ impl Drop for ExitGuard {
         // it still names this thread.
         let me = thread_id_fast();
         let _ = FAST.thread.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);
-        let _ = FAST.parked.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);
     }
 }
 
@@ -559,31 +538,9 @@ fn thread_id_fast() -> usize {
     }
 }
 
-/// The first guard opens: hot events stop until the last one closes.
-fn park_hot() {
-    FAST.parked.store(FAST.thread.swap(0, Ordering::Relaxed), Ordering::Relaxed);
-    FAST.parked_epoch.store(FAST.epoch.load(Ordering::Relaxed), Ordering::Relaxed);
-}
-
-/// The last guard closes: the parked thread is served again, unless the slot was
-/// emptied meanwhile.
-fn unpark_hot() {
-    let parked = FAST.parked.swap(0, Ordering::Relaxed);
-    if FAST.parked_epoch.load(Ordering::Relaxed) == FAST.epoch.load(Ordering::Relaxed) {
-        FAST.thread.store(parked, Ordering::Release);
-    }
-}
-
-/// The parked thread, if it is still to be put back.
-fn parked_thread() -> Option<usize> {
-    let parked = FAST.parked.load(Ordering::Relaxed);
-    (parked != 0 && FAST.parked_epoch.load(Ordering::Relaxed) == FAST.epoch.load(Ordering::Relaxed)).then_some(parked)
-}
-
 /// Empties the fast slot (the next event takes the slow path).
 pub fn clear_hot() {
     FAST.thread.store(0, Ordering::Relaxed);
-    FAST.epoch.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The calling thread's interpreter thread state, if the fast slot is this thread's
@@ -739,9 +696,9 @@ mod tests {
             // SAFETY: as above.
             assert!(unsafe { Event::<S, T>::hot(py) }.is_none(), "freeing a state empties the fast slot");
             drop(acc);
-            assert!(unsafe_hot_is_none(py), "not put back: the slot was emptied meanwhile");
+            assert!(unsafe_hot_is_none(py), "the slot was emptied meanwhile");
 
-            // Parked while any guard is open, on any tracer; back when the last closes.
+            // Refused while any guard is open, on any tracer; back when the last closes.
             let mut acc = TEST_REGISTRY.access(py).expect("access");
             let th = acc.threads().1.push(Box::new(9));
             let cur = acc.select(th).ok().expect("selected");

@@ -557,7 +557,7 @@ def test_tracing_survives_a_failing_thread_namer(tmp_path, monkeypatch):
 def test_native_backend_matches_the_python_version():
     from viztracer import _snaptrace
     assert _snaptrace.BACKEND == ("sys.monitoring" if MONITORING else "setprofile")
-    # Frames are read straight from CPython's structs (code objects before 3.12, the
-    # running frame's globals on 3.12+); the layout check at import must have
-    # accepted this interpreter's layout.
+    # On 3.12+ the running frame's globals are read straight from CPython's structs,
+    # and the layout check at import must have accepted this interpreter's layout
+    # (before 3.12 nothing is read directly, and the flag is always true).
     assert _snaptrace.FAST_FRAME_ACCESS is True

@@ -9,8 +9,8 @@ if sys.version_info >= (3, 12):
     __all__ += ["_global_call_sites", "_call_site_stats", "_call_site_opcodes"]
 
 FAST_FRAME_ACCESS: bool
-"""Whether frames are read directly (code objects before 3.12, globals on 3.12+;
-layout checked at import)."""
+"""Whether the running frame's globals are read directly (3.12+; the layout is checked
+at import). Always true before 3.12, where nothing is read from frames directly."""
 BACKEND: str
 """``"sys.monitoring"`` (3.12+) or ``"setprofile"`` (3.9-3.11)."""
 VERSION: str

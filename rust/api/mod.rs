@@ -48,7 +48,7 @@ fn _call_site_stats(py: Python<'_>) -> (u64, u32) {
     hooks::callsites::stats(py)
 }
 
-// The GIL guards all tracer state (ffi/gil.rs); pyo3 0.30's default is Py_MOD_GIL_NOT_USED.
+// The GIL guards all tracer state (state/gil.rs); pyo3 0.30's default is Py_MOD_GIL_NOT_USED.
 #[pymodule(gil_used = true)]
 fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     clock::init();

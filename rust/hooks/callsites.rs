@@ -25,10 +25,10 @@
 //! Everything here runs with the GIL held (callbacks and watchers are called with it).
 
 use super::bytecode::{global_call_sites, OpTable};
-use crate::core::funcs::PtrHash;
-use crate::ffi::gil::{GilArray, GilRefCell};
 use crate::ffi::held::{self, Held};
 use crate::ffi::{self, dict_event};
+use crate::state::funcs::PtrHash;
+use crate::state::gil::{GilArray, GilRefCell};
 use hashbrown::HashMap;
 use once_cell::sync::OnceCell;
 use pyo3::ffi as pyffi;
@@ -143,7 +143,7 @@ unsafe impl Send for Registry {}
 //   process-wide resource (8 per interpreter), so the registry that owns ours is
 //   process-wide too (made by the first session, reused by later ones);
 // - `SITE_CACHE` and `GUARDS` are read by every CALL and PY_START event, before the
-//   event knows its tracer (see the fast slot in `ffi/shared.rs`): a static array costs
+//   event knows its tracer (see `state/fast_slot.rs`): a static array costs
 //   one indexed load, anything owned by the tracer at least one more dependent load.
 static REGISTRY: GilRefCell<Option<Registry>> = GilRefCell::new(None);
 
@@ -600,7 +600,7 @@ pub unsafe fn check_globals(py: Python<'_>, code: *mut pyffi::PyObject) {
 /// From a PY_START event (so a frame runs).
 #[inline(always)]
 unsafe fn globals_now(py: Python<'_>) -> *mut pyffi::PyObject {
-    match crate::ffi::shared::hot_tstate(py) {
+    match crate::state::hot_tstate(py) {
         Some(tstate) => ffi::frame_globals(py, tstate),
         None => ffi::current_globals(py),
     }

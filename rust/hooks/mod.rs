@@ -19,7 +19,7 @@ mod setprofile;
 #[cfg(not(Py_3_12))]
 pub use setprofile::{enable_current_thread, install, uninstall, Installed};
 
-impl crate::core::InstalledHook for Installed {
+impl crate::state::InstalledHook for Installed {
     fn tool_id(&self) -> Option<u8> {
         Installed::tool_id(self)
     }
@@ -55,8 +55,8 @@ pub(crate) fn guard(f: impl FnOnce()) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
 }
 
-// Every event starts from the guards of `ffi/shared.rs`: the hot path from the fast
-// slot (`hot`), the slow path from the registry (`active`). The slow paths are out of
+// Every event starts from the guards of `state/`: the hot path from the fast slot
+// (`hot`), the slow path from the collecting tracer (`active`). The slow paths are out of
 // line and guarded: the callbacks themselves then have no unwinding landing pad and
 // need no stack frame for their common case.
 
@@ -66,16 +66,15 @@ pub(crate) fn guard(f: impl FnOnce()) {
 /// Called from an event callback, with the GIL (`py`), which makes no other guard
 /// while the event lives and runs no Python code meanwhile.
 #[inline(always)]
-pub(crate) unsafe fn hot(py: pyo3::Python<'_>) -> Option<crate::core::Ev<'_>> {
-    // SAFETY: the caller's contract; `State` and `ThreadState` are the types of the
-    // core's registry, the only one that fills the fast slot.
-    unsafe { crate::ffi::shared::Event::hot(py) }
+pub(crate) unsafe fn hot(py: pyo3::Python<'_>) -> Option<crate::state::Event<'_>> {
+    // SAFETY: the caller's contract.
+    unsafe { crate::state::Event::hot(py) }
 }
 
 /// The slow path's guard: the collecting tracer, opened.
 #[inline(always)]
-fn active(py: pyo3::Python<'_>) -> Option<crate::core::Acc<'_>> {
-    crate::core::access_active(py)
+fn active(py: pyo3::Python<'_>) -> Option<crate::state::Access<'_>> {
+    crate::state::access_collecting(py)
 }
 
 /// `core::events::py_enter_slow`, out of line and guarded.

@@ -1,14 +1,12 @@
-//! The tracer core's state: options, the thread registry, the active tracer.
+//! What a tracer holds besides its threads' states: its options, its function table,
+//! its budget of records, its counters and its installed event source.
 
+use super::funcs::{FilterOptions, FuncTable};
 use crate::buffers::ring::Budget;
-use crate::buffers::thread::ThreadState;
 use crate::clock;
-use crate::core::funcs::{FilterOptions, FuncTable};
 use crate::ffi::held::Held;
-use crate::ffi::shared::{Access, Current, Event, Registry, Shared};
 use pyo3::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 /// Options read on the hot path, set from Python.
 #[derive(Default)]
@@ -56,8 +54,8 @@ pub struct State {
 }
 
 /// An installed event source (`hooks::Installed`), owned by the tracer that collects
-/// through it. The core knows the hooks only through this trait: `hooks/` depends on
-/// `core/`, not the other way round.
+/// through it. The state knows the hooks only through this trait: `hooks/` depends on
+/// `state/`, not the other way round.
 pub trait InstalledHook: Send {
     /// The sys.monitoring tool id in use (3.12+).
     fn tool_id(&self) -> Option<u8>;
@@ -74,6 +72,23 @@ pub const HOT_EXIT: u8 = 2;
 pub const HOT_NO_C: u8 = 4;
 
 impl State {
+    /// The state of a new tracer with room for `entries` records.
+    pub fn new(entries: usize) -> State {
+        State {
+            opts: Options { max_stack_depth: -1, ..Default::default() },
+            funcs: FuncTable::default(),
+            budget: Budget::new(entries),
+            collecting: false,
+            gen: next_generation(),
+            min_dur_ticks: 0,
+            sync_marker_ns: None,
+            mismatches: 0,
+            task_names: Vec::new(),
+            hot: 0,
+            hook: None,
+        }
+    }
+
     /// Recomputes what the hot path reads of the options: `hot` and, while collecting,
     /// `min_dur_ticks` (the first conversion may wait up to 20 ms for the clock's
     /// calibration: not at construction). Called after such an option changes and
@@ -102,99 +117,10 @@ impl State {
     }
 }
 
-/// A tracer: its state and its threads' states, shared by the Python object and, while
-/// it collects, the registry (`ffi/shared.rs` says how they are reached).
-pub type Core = Shared<State, ThreadState>;
-
-/// The guards of a tracer (`ffi/shared.rs`): for a method or an event's slow path, with
-/// the calling thread's state, and for one event of the hot path.
-pub type Acc<'py> = Access<'py, State, ThreadState>;
-pub type Cur<'py> = Current<'py, State, ThreadState>;
-pub type Ev<'py> = Event<'py, State, ThreadState>;
-
-/// The collecting tracer.
-static REGISTRY: Registry<State, ThreadState> = Registry::new();
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
-/// A new tracer with room for `entries` records.
-pub fn new_core(entries: usize) -> Arc<Core> {
-    Shared::new(State {
-        opts: Options { max_stack_depth: -1, ..Default::default() },
-        funcs: FuncTable::default(),
-        budget: Budget::new(entries),
-        collecting: false,
-        gen: next_generation(),
-        min_dur_ticks: 0,
-        sync_marker_ns: None,
-        mismatches: 0,
-        task_names: Vec::new(),
-        hot: 0,
-        hook: None,
-    })
-}
-
-/// The collecting tracer, opened (see `ffi/shared.rs`), if any.
-pub fn access_active(py: Python<'_>) -> Option<Acc<'_>> {
-    REGISTRY.access(py)
-}
-
-/// Whether any tracer collects.
-pub fn any_active() -> bool {
-    REGISTRY.any()
-}
-
-/// Whether `core` is the collecting tracer.
-pub fn is_active(core: &Arc<Core>) -> bool {
-    REGISTRY.is_active(core)
-}
-
-/// Whether the guard's tracer still collects session `gen` (after Python ran).
-pub fn still_running(cur: &mut Cur<'_>, gen: u64) -> bool {
-    REGISTRY.holds(cur) && {
-        let st = cur.state();
-        st.collecting && st.gen == gen
-    }
-}
-
-/// Fills the fast slot with the calling thread's state (if its tracer collects).
-pub fn set_hot(cur: &Cur<'_>) {
-    REGISTRY.set_hot(cur);
-}
-
-/// Makes `core` the collecting tracer, in a new session. The one it replaces stops
-/// collecting.
-pub fn activate(py: Python<'_>, core: &Arc<Core>) {
-    if let Some(mut acc) = core.access(py) {
-        let st = acc.state();
-        st.gen = next_generation();
-        st.collecting = true;
-        st.refresh_hot();
-    }
-    if let Some(old) = REGISTRY.activate(core) {
-        if let Some(mut acc) = old.access(py) {
-            if !acc.is(core) {
-                acc.state().collecting = false;
-            }
-        }
-    }
-}
-
-/// Takes the event source of the collecting tracer (to remove it before another
-/// tracer installs its own), if one collects.
-pub fn take_active_hook(py: Python<'_>) -> Option<Box<dyn InstalledHook>> {
-    access_active(py)?.state().hook.take()
-}
-
-/// Stops `core` from collecting (no-op on the registry if another tracer is active).
-pub fn deactivate(py: Python<'_>, core: &Arc<Core>) {
-    if let Some(mut acc) = core.access(py) {
-        acc.state().collecting = false;
-    }
-    REGISTRY.deactivate(core);
-}
-
 /// A new session number.
-pub(crate) fn next_generation() -> u64 {
+pub fn next_generation() -> u64 {
     GENERATION.fetch_add(1, Ordering::Relaxed) + 1
 }
 

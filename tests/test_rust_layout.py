@@ -270,7 +270,7 @@ MUTABLE_STATICS = {
     ("hooks/callsites.rs", "SITE_CACHE"),
     ("hooks/callsites.rs", "GUARDS"),
     # A C symbol of the interpreter, declared in an `extern` block.
-    ("ffi/cpython.rs", "PyMethod_Type"),
+    ("ffi/callable.rs", "PyMethod_Type"),
 }
 
 # Types that make a static safe to share and change: atomics, once-cells, mutexes, and

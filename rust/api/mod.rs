@@ -6,9 +6,9 @@ pub mod snapshot;
 pub mod tracer;
 
 use crate::clock;
-use crate::ffi::{self, term_signal};
+use crate::ffi::term_signal;
 #[cfg(Py_3_12)]
-use crate::hooks;
+use crate::{ffi, hooks};
 use pyo3::prelude::*;
 
 /// Puts a C handler in front of the SIGTERM handler just set with `signal.signal`,
@@ -64,7 +64,11 @@ fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_call_site_stats, m)?)?;
     #[cfg(Py_3_12)]
     m.add_function(wrap_pyfunction!(_call_site_opcodes, m)?)?;
+    #[cfg(Py_3_12)]
     m.add("FAST_FRAME_ACCESS", ffi::frame_layout_ok())?;
+    // Before 3.12 nothing is read from frames directly, so nothing can be refused.
+    #[cfg(not(Py_3_12))]
+    m.add("FAST_FRAME_ACCESS", true)?;
     m.add("BACKEND", if cfg!(Py_3_12) { "sys.monitoring" } else { "setprofile" })?;
     // The package version is written once, in Cargo.toml: maturin puts it in the
     // wheel's metadata and file name, and viztracer.__version__ reads it from here.

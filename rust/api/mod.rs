@@ -1,6 +1,8 @@
 //! What Python sees of the extension: the module `viztracer._snaptrace`, its classes
 //! `Tracer` and `Snapshot`, the SIGTERM entry points and the test helpers.
 
+#![forbid(unsafe_code)]
+
 pub mod error;
 pub mod snapshot;
 pub mod tracer;

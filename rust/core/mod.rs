@@ -11,6 +11,8 @@
 //! let Python run checks afterwards (`still_running`) that its tracer still collects
 //! the same session.
 
+#![forbid(unsafe_code)]
+
 pub mod args;
 pub mod events;
 pub mod ops;

@@ -1,6 +1,8 @@
 //! What a tracer holds besides its threads' states: its options, its function table,
 //! its budget of records, its counters and its installed event source.
 
+#![forbid(unsafe_code)]
+
 use super::funcs::{FilterOptions, FuncTable};
 use crate::buffers::ring::Budget;
 use crate::clock;

@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 /// which repeats the signal until `sigterm_received()` is called (see ffi/term_signal.rs).
 /// Returns whether it could.
 #[pyfunction]
-fn guard_sigterm() -> bool {
+fn install_sigterm_repeater() -> bool {
     term_signal::install()
 }
 
@@ -58,7 +58,7 @@ fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ffi::check_frame_layout(m.py());
     m.add_class::<tracer::Tracer>()?;
     m.add_class::<snapshot::Snapshot>()?;
-    m.add_function(wrap_pyfunction!(guard_sigterm, m)?)?;
+    m.add_function(wrap_pyfunction!(install_sigterm_repeater, m)?)?;
     m.add_function(wrap_pyfunction!(sigterm_received, m)?)?;
     #[cfg(Py_3_12)]
     m.add_function(wrap_pyfunction!(_global_call_sites, m)?)?;

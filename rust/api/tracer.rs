@@ -121,22 +121,22 @@ const DEFAULT_ENTRIES: NonZeroUsize = NonZeroUsize::new(1_000_000).unwrap();
 
 pymethods_with_options! {
     // The attributes VizTracer's options are kept in (`native` in viztracer/options.py)
-    // and those its code sets; then what a change needs: `refresh_hot` for an option
+    // and those its code sets; then what a change needs: `refresh_slow_path` for an option
     // the hot path reads, `refilter` for a filter. `fast_calls`, `_noop_hooks`,
     // `_every_call_event` and `ignore_c_function` are read again when `start()`
     // installs the hooks (`hooks::HookOptions`).
     options {
-        max_stack_depth, set_max_stack_depth: i64 = opts.max_stack_depth, then State::refresh_hot;
-        ignore_c_function, set_ignore_c_function: bool = opts.ignore_c_function, then State::refresh_hot;
+        max_stack_depth, set_max_stack_depth: i64 = opts.max_stack_depth, then State::refresh_slow_path;
+        ignore_c_function, set_ignore_c_function: bool = opts.ignore_c_function, then State::refresh_slow_path;
         ignore_frozen, set_ignore_frozen: bool = opts.filters.ignore_frozen, then State::refilter;
         trace_self, set_trace_self: bool = opts.filters.trace_self, then State::refilter;
         lib_file_path, set_lib_file_path: Option<String> = opts.filters.lib_file_path, then State::refilter;
         include_files, set_include_files: Option<Vec<String>> = opts.filters.include_files, then State::refilter;
         exclude_files, set_exclude_files: Option<Vec<String>> = opts.filters.exclude_files, then State::refilter;
-        log_func_args, set_log_func_args: bool = opts.log_func_args, then State::refresh_hot;
-        log_func_retval, set_log_func_retval: bool = opts.log_func_retval, then State::refresh_hot;
+        log_func_args, set_log_func_args: bool = opts.log_func_args, then State::refresh_slow_path;
+        log_func_retval, set_log_func_retval: bool = opts.log_func_retval, then State::refresh_slow_path;
         log_func_repr, set_log_func_repr: Option<Py<PyAny>> = opts.log_func_repr;
-        log_async, set_log_async: bool = opts.log_async, then State::refresh_hot;
+        log_async, set_log_async: bool = opts.log_async, then State::refresh_slow_path;
         /// 3.12+: skip CALL events at call sites of Python functions.
         fast_calls, set_fast_calls: bool = opts.fast_calls;
         /// Benchmarks only: hooks that record nothing, to measure the interpreter's own
@@ -149,7 +149,7 @@ pymethods_with_options! {
         sanitize_function_name, set_sanitize_function_name: bool = opts.sanitize_function_name,
             then |st: &mut State| st.funcs.forget_c_functions();
         /// The minimum recorded duration, in ns.
-        min_duration_ns, set_min_duration_ns: f64 = opts.min_duration_ns, then State::refresh_hot;
+        min_duration_ns, set_min_duration_ns: f64 = opts.min_duration_ns, then State::refresh_slow_path;
         /// `namer(ident) -> str | None`, asked once for every new thread.
         thread_namer, set_thread_namer: Option<Py<PyAny>> = opts.thread_namer;
         /// `getter() -> (task_id, name) | None`, asked when a coroutine starts (log_async).

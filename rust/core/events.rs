@@ -8,7 +8,7 @@ use crate::ffi::held::Held;
 use crate::ffi::vec_ext::push_within_capacity;
 use crate::ffi::{self, CFunc, ObjRef};
 use crate::state::funcs::{self, CInfo, CodeInfo};
-use crate::state::{self, Access, Current, Event, State, HOT_ENTER, HOT_EXIT, HOT_NO_C};
+use crate::state::{self, Access, Current, Event, State, SLOW_C, SLOW_ENTER, SLOW_EXIT};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -35,7 +35,7 @@ fn current_slow(mut acc: Access<'_>) -> Option<Current<'_>> {
         Some(p) => acc.select(p).ok()?,
         None => register_thread(acc, tid)?,
     };
-    state::set_hot(&cur);
+    state::fill_fast_slot(&cur);
     Some(cur)
 }
 
@@ -172,7 +172,7 @@ pub(crate) fn finish_frame(cur: &mut Current<'_>, f: Frame, end: u64) {
 pub fn py_enter_fast<const TSC: bool>(ev: Option<Event<'_>>, code: usize) -> bool {
     let Some(mut ev) = ev else { return false };
     let (st, t) = ev.parts();
-    if st.hot & HOT_ENTER != 0 || t.ignored_depth != 0 || t.paused {
+    if st.slow_path & SLOW_ENTER != 0 || t.ignored_depth != 0 || t.paused {
         return false;
     }
     let Some(value) = st.funcs.get_cached(funcs::code_key(code)) else { return false };
@@ -283,11 +283,11 @@ fn py_enter_with_extras(mut cur: Current<'_>, code: ObjRef<'_>, frame: Option<Ob
 /// `kind` (0: Python, `F_C`) with key `key`, with nothing more to log, and the ring has
 /// room: the common case of a return, with no call. False: the caller's slow path.
 #[inline(always)]
-fn exit_fast<const TSC: bool>(ev: Option<Event<'_>>, key: usize, kind: u32, hot_mask: u8) -> bool {
+fn exit_fast<const TSC: bool>(ev: Option<Event<'_>>, key: usize, kind: u32, slow_mask: u8) -> bool {
     let Some(mut ev) = ev else { return false };
     let (st, t) = ev.parts();
     let Some(top) = t.stack.last() else { return false };
-    if top.key != key || top.flags != kind || top.args.is_some() || st.hot & hot_mask != 0 || t.task_depth != 0 {
+    if top.key != key || top.flags != kind || top.args.is_some() || st.slow_path & slow_mask != 0 || t.task_depth != 0 {
         return false;
     }
     let (start, func) = (top.start, top.func);
@@ -307,7 +307,7 @@ fn exit_fast<const TSC: bool>(ev: Option<Event<'_>>, key: usize, kind: u32, hot_
 /// takes over.
 #[inline(always)]
 pub fn py_exit_fast<const TSC: bool>(ev: Option<Event<'_>>, code: usize) -> bool {
-    exit_fast::<TSC>(ev, code, 0, HOT_EXIT)
+    exit_fast::<TSC>(ev, code, 0, SLOW_EXIT)
 }
 
 /// A Python frame ends, in general. `retval` is the value returned or yielded, the
@@ -415,7 +415,7 @@ fn unwind_to(cur: &mut Current<'_>, key: usize, c_only: bool) {
 pub fn c_enter_fast<const TSC: bool>(ev: Option<Event<'_>>, cf: &CFunc<'_>) -> bool {
     let Some(mut ev) = ev else { return false };
     let (st, t) = ev.parts();
-    if st.hot & (HOT_ENTER | HOT_NO_C) != 0 || t.ignored_depth != 0 || t.paused {
+    if st.slow_path & (SLOW_ENTER | SLOW_C) != 0 || t.ignored_depth != 0 || t.paused {
         return false;
     }
     let Some(id) = st.funcs.get_cached(cf.key()) else { return false };
@@ -477,7 +477,7 @@ fn add_c<'py>(mut cur: Current<'py>, cf: &CFunc<'_>) -> Option<(Current<'py>, Op
 /// calls `c_exit_slow`.
 #[inline(always)]
 pub fn c_exit_fast<const TSC: bool>(ev: Option<Event<'_>>, key: usize) -> bool {
-    exit_fast::<TSC>(ev, key, F_C, HOT_EXIT | HOT_NO_C)
+    exit_fast::<TSC>(ev, key, F_C, SLOW_EXIT | SLOW_C)
 }
 
 /// A builtin returns or raises, in general.

@@ -1,7 +1,7 @@
 //! The collecting tracer: one per process, held with one strong count, which the slow
 //! path of every event opens (`access_collecting`).
 
-use super::fast_slot::clear_hot;
+use super::fast_slot::empty_fast_slot;
 use super::guards::{Access, Current};
 use super::shared::Shared;
 use super::tracer::{next_generation, InstalledHook};
@@ -58,9 +58,9 @@ pub fn start_collecting(py: Python<'_>, shared: &Arc<Shared>) {
         let st = acc.state();
         st.gen = next_generation();
         st.collecting = true;
-        st.refresh_hot();
+        st.refresh_slow_path();
     }
-    clear_hot();
+    empty_fast_slot();
     let old = COLLECTING.swap(Arc::into_raw(shared.clone()).cast_mut(), Ordering::AcqRel);
     if old.is_null() {
         return;
@@ -79,7 +79,7 @@ pub fn stop_collecting(py: Python<'_>, shared: &Arc<Shared>) {
     if let Some(mut acc) = shared.access(py) {
         acc.state().collecting = false;
     }
-    clear_hot();
+    empty_fast_slot();
     let ptr = Arc::as_ptr(shared).cast_mut();
     if COLLECTING.compare_exchange(ptr, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
         // SAFETY: balances the `Arc::into_raw` of `start_collecting`.

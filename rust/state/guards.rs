@@ -2,7 +2,7 @@
 //! of a guard, so the borrow checker ends them before the guard is used again, and
 //! Python code runs only inside `with_python`, which takes the guard by value.
 
-use super::fast_slot::{cheap_thread_id, FAST};
+use super::fast_slot::{cheap_thread_id, FAST_SLOT};
 use super::shared::{Shared, ThreadList};
 use super::tracer::State;
 use crate::buffers::thread::ThreadState;
@@ -53,9 +53,9 @@ impl<'py> Access<'py> {
 
     /// The guard with the calling thread's state, if the fast slot holds it.
     pub fn current(self) -> Result<Current<'py>, Self> {
-        let mine = FAST.thread.load(Ordering::Relaxed) == cheap_thread_id()
-            && std::ptr::eq(FAST.shared.load(Ordering::Relaxed), Arc::as_ptr(&self.shared));
-        match NonNull::new(FAST.state.load(Ordering::Relaxed)) {
+        let mine = FAST_SLOT.thread.load(Ordering::Relaxed) == cheap_thread_id()
+            && std::ptr::eq(FAST_SLOT.shared.load(Ordering::Relaxed), Arc::as_ptr(&self.shared));
+        match NonNull::new(FAST_SLOT.state.load(Ordering::Relaxed)) {
             // The fast slot's state is one of its tracer's (`fast_slot.rs`).
             Some(th) if mine => Ok(Current { access: self, th }),
             _ => Err(self),
@@ -194,8 +194,8 @@ impl<'py> Event<'py> {
     /// which makes no guard while this event lives, runs no Python code and does not
     /// release the GIL meanwhile.
     #[inline(always)]
-    pub unsafe fn hot(py: Python<'py>) -> Option<Self> {
-        if FAST.thread.load(Ordering::Relaxed) != cheap_thread_id() || held::guards_open() {
+    pub unsafe fn from_fast_slot(py: Python<'py>) -> Option<Self> {
+        if FAST_SLOT.thread.load(Ordering::Relaxed) != cheap_thread_id() || held::guards_open() {
             return None;
         }
         // SAFETY: while the fast slot names a thread, its pointers are those of a
@@ -203,8 +203,8 @@ impl<'py> Event<'py> {
         // alive, and no guard is open (`fast_slot.rs`).
         let (shared, th) = unsafe {
             (
-                NonNull::new_unchecked(FAST.shared.load(Ordering::Relaxed)),
-                NonNull::new_unchecked(FAST.state.load(Ordering::Relaxed)),
+                NonNull::new_unchecked(FAST_SLOT.shared.load(Ordering::Relaxed)),
+                NonNull::new_unchecked(FAST_SLOT.state.load(Ordering::Relaxed)),
             )
         };
         Some(Event { _py: py, shared, th })

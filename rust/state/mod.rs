@@ -10,11 +10,11 @@
 //! - `Access`: the state and every thread state, for a Python-facing method or the
 //!   slow path of an event. It owns a strong count, and marks the tracer busy while
 //!   open: a second guard on it arriving meanwhile is refused, never aliased; and while
-//!   any guard is open no hot event starts (`Event::hot` checks).
+//!   any guard is open no hot event starts (`Event::from_fast_slot` checks).
 //! - `Current`: an `Access` plus the calling thread's state, checked to be one of the
 //!   tracer's.
 //! - `Event`: the state and the calling thread's state for one event of the hot path,
-//!   made from the fast slot (`fast_slot`) by the interpreter's callback (`Event::hot`,
+//!   made from the fast slot (`fast_slot`) by the interpreter's callback (`Event::from_fast_slot`,
 //!   the one unsafe constructor).
 //!
 //! Python code runs only inside a guard's `with_python`, which takes the guard by value
@@ -44,9 +44,9 @@ pub use collecting::{
     access_collecting, any_collecting, is_collecting, start_collecting, still_running, stop_collecting,
     take_collecting_hook,
 };
-pub use fast_slot::set_hot;
+pub use fast_slot::fill_fast_slot;
 pub use guards::{Access, Current, Event};
 pub use shared::Shared;
-pub use tracer::{next_generation, InstalledHook, State, HOT_ENTER, HOT_EXIT, HOT_NO_C};
+pub use tracer::{next_generation, InstalledHook, State, SLOW_C, SLOW_ENTER, SLOW_EXIT};
 #[cfg(Py_3_12)]
-pub use tstate::hot_tstate;
+pub use tstate::fast_slot_tstate;

@@ -117,14 +117,14 @@ impl ThreadList {
         if self.states.len() != before {
             self.freed += 1;
             // The fast slot may name a state just freed.
-            fast_slot::clear_hot();
+            fast_slot::empty_fast_slot();
         }
     }
 
     /// Takes every state out of the list.
     pub fn take_all(&mut self) -> Vec<ThreadState> {
         self.freed += 1;
-        fast_slot::clear_hot();
+        fast_slot::empty_fast_slot();
         // SAFETY: each box came from `Box::leak` in `push` and leaves the list here.
         self.states.drain(..).map(|p| *unsafe { Box::from_raw(p.as_ptr()) }).collect()
     }

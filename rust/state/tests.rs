@@ -71,7 +71,7 @@ fn current_is_dropped_when_its_thread_state_is_freed() {
 fn no_hot_event(py: Python<'_>) -> bool {
     // SAFETY: a test standing in for the interpreter's callback: the event is
     // dropped at once, with no guard made and no Python code run meanwhile.
-    unsafe { Event::hot(py) }.is_none()
+    unsafe { Event::from_fast_slot(py) }.is_none()
 }
 
 #[test]
@@ -82,11 +82,11 @@ fn events_are_refused_while_a_guard_is_open() {
         let mut acc = access_collecting(py).expect("the collecting tracer");
         let th = acc.threads().1.push(thread(5));
         let cur = acc.select(th).ok().expect("selected");
-        set_hot(&cur);
+        fill_fast_slot(&cur);
         assert!(no_hot_event(py), "refused while the guard is open");
         drop(cur);
         // SAFETY: as in `no_hot_event`, the event is the only reference while it lives.
-        let mut ev = unsafe { Event::hot(py) }.expect("the fast slot's event");
+        let mut ev = unsafe { Event::from_fast_slot(py) }.expect("the fast slot's event");
         ev.parts().1.tid += 1;
         let mut acc = access_collecting(py).expect("access");
         assert_eq!(acc.threads().1.iter().map(|t| t.tid).collect::<Vec<_>>(), vec![6]);
@@ -98,7 +98,7 @@ fn events_are_refused_while_a_guard_is_open() {
         let mut acc = access_collecting(py).expect("access");
         let th = acc.threads().1.push(thread(9));
         let cur = acc.select(th).ok().expect("selected");
-        set_hot(&cur);
+        fill_fast_slot(&cur);
         let other = new_shared();
         let other_acc = other.access(py).expect("another tracer's guard");
         drop(cur);

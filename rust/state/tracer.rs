@@ -48,9 +48,10 @@ pub struct State {
     pub mismatches: u64,
     /// Async task names seen: pseudo-thread id → name.
     pub task_names: Vec<(u32, String)>,
-    /// The options the hot path must look at, folded into one word (`HOT_*`), so the
-    /// common event checks a single byte. Kept in step by `refresh_hot`.
-    pub hot: u8,
+    /// Which events need the slow path because of the options (`SLOW_*` bits), folded
+    /// into one byte so the common event checks one load. Kept in step by
+    /// `refresh_slow_path`.
+    pub slow_path: u8,
     /// The event source this tracer installed, while it collects.
     pub hook: Option<Box<dyn InstalledHook>>,
 }
@@ -65,13 +66,13 @@ pub trait InstalledHook: Send {
     fn uninstall(self: Box<Self>, py: Python<'_>) -> PyResult<()>;
 }
 
-/// `State::hot`: a frame start needs the general path (depth limit, argument or
+/// `State::slow_path`: a frame start needs the slow path (depth limit, argument or
 /// async task logging).
-pub const HOT_ENTER: u8 = 1;
-/// A frame end needs the general path (return values, minimum duration).
-pub const HOT_EXIT: u8 = 2;
-/// C functions are not recorded.
-pub const HOT_NO_C: u8 = 4;
+pub const SLOW_ENTER: u8 = 1;
+/// A frame end needs the slow path (return values, minimum duration).
+pub const SLOW_EXIT: u8 = 2;
+/// C function events take the slow path (which drops them: they are not recorded).
+pub const SLOW_C: u8 = 4;
 
 impl State {
     /// The state of a new tracer with room for `entries` records.
@@ -86,7 +87,7 @@ impl State {
             sync_marker_ns: None,
             mismatches: 0,
             task_names: Vec::new(),
-            hot: 0,
+            slow_path: 0,
             hook: None,
         }
     }
@@ -95,22 +96,22 @@ impl State {
     /// `min_dur_ticks` (the first conversion may wait up to 20 ms for the clock's
     /// calibration: not at construction). Called after such an option changes and
     /// when a session starts.
-    pub fn refresh_hot(&mut self) {
+    pub fn refresh_slow_path(&mut self) {
         if self.collecting {
             self.min_dur_ticks = min_duration_ticks(self.opts.min_duration_ns);
         }
         let o = &self.opts;
-        let mut hot = 0;
+        let mut slow = 0;
         if o.max_stack_depth >= 0 || o.log_func_args || o.log_async {
-            hot |= HOT_ENTER;
+            slow |= SLOW_ENTER;
         }
         if o.log_func_retval || self.min_dur_ticks > 0 {
-            hot |= HOT_EXIT;
+            slow |= SLOW_EXIT;
         }
         if o.ignore_c_function {
-            hot |= HOT_NO_C;
+            slow |= SLOW_C;
         }
-        self.hot = hot;
+        self.slow_path = slow;
     }
 
     /// Re-decides which known functions are recorded: after a filter option changes.
@@ -126,7 +127,7 @@ pub fn next_generation() -> u64 {
     GENERATION.fetch_add(1, Ordering::Relaxed) + 1
 }
 
-/// The minimum duration in ticks (`refresh_hot`).
+/// The minimum duration in ticks (`refresh_slow_path`).
 fn min_duration_ticks(ns: f64) -> u64 {
     if ns <= 0.0 {
         0

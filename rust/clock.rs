@@ -12,6 +12,8 @@
 //! Once measured, the factor never changes in this process, so every value we hand
 //! out (`getts`, event timestamps) is on one consistent time axis.
 
+#![forbid(unsafe_code)]
+
 use crate::ffi::os;
 use once_cell::sync::OnceCell;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,8 +1,12 @@
-"""The shape of the Rust code (rust/): the top-level modules form no cycle, and
-`unsafe` appears only in the FFI layer and a short allow-list.
+"""The shape of the Rust code (rust/) where the compiler cannot see it: the top-level
+modules are layers that only use the ones below them, the layers without `unsafe` say
+so to the compiler, the layers under the guards make no GIL token and keep no plain
+`Py<T>`, and the mutable statics are the documented ones.
 
-See "Layout" and "Unsafe code" in docs/architecture.md. These tests read the sources
-only: they need neither a build nor a particular Python version.
+That `unsafe` stays in `ffi/`, `state/` and `hooks/` is the compiler's job: every other
+layer starts with `#![forbid(unsafe_code)]`. See "Module dependencies" and "Unsafe
+code" in docs/architecture.md. These tests read the sources only: they need neither a
+build nor a particular Python version.
 """
 
 from __future__ import annotations
@@ -14,15 +18,14 @@ from typing import Dict, List, Optional, Set
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUST = os.path.join(ROOT, "rust")
 
-# The unsafe layer: everything that talks to C through raw pointers. `ffi/` wraps the
-# C API, the OS and the CPU; `hooks/` holds the functions the interpreter calls (their
-# arguments are raw pointers the interpreter vouches for).
-FFI_LAYER = ("ffi/", "hooks/")
+# The layers, top down: a module uses only modules below it (rust/lib.rs, and
+# docs/architecture.md, "Module dependencies").
+LAYERS = ["api", "hooks", "output", "core", "state", "buffers", "clock", "ffi"]
 
-# Files outside the FFI layer that may contain `unsafe`, each justified in
-# docs/architecture.md ("Unsafe code"). None today: the tracer state is reached through
-# the safe guards of ffi/shared.rs. A new entry needs a reason there.
-UNSAFE_ALLOWED: Set[str] = set()
+# The layers that contain `unsafe`: the C boundary (`ffi`), the ownership of tracer
+# state behind raw pointers (`state`), the functions the interpreter calls (`hooks`).
+# Every other layer forbids it.
+UNSAFE_LAYERS = {"ffi", "state", "hooks"}
 
 # The layers below the Python-facing methods, which reach tracer state through guards:
 # they must not make a GIL token of their own (a guard's `with_python` is how they run
@@ -30,6 +33,17 @@ UNSAFE_ALLOWED: Set[str] = set()
 # (its drop can run Python code: they keep `Held` objects, see ffi/held.rs).
 GUARDED_LAYERS = ("core/", "buffers/", "output/", "clock.rs")
 TOKEN_MAKERS = ("Python::attach", "Python::with_gil", "assume_attached", "from_borrowed_ptr", "from_owned_ptr")
+
+# Comments, string literals (raw ones too) and char literals, so that neither a word
+# in a comment nor one in a message counts as code. A lifetime ('a) is not a char.
+_NOT_CODE = re.compile(
+    r"//[^\n]*|/\*.*?\*/|(?<![A-Za-z0-9_])b?r(#*)\".*?\"\1|\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^\\'])'",
+    re.S,
+)
+
+
+def _code_only(text: str) -> str:
+    return _NOT_CODE.sub(lambda m: "" if m.group(0).startswith("/") else '""', text)
 
 
 def _rust_files() -> List[str]:
@@ -41,53 +55,7 @@ def _rust_files() -> List[str]:
     return sorted(out)
 
 
-def _ident_char_before(text: str, i: int) -> bool:
-    return i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_")
-
-
-def _code_only(text: str) -> str:
-    """The source without comments, string literals and char literals, so neither a
-    word in a comment nor one in a message counts."""
-    out = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if text.startswith("//", i):
-            j = text.find("\n", i)
-            i = n if j < 0 else j
-        elif text.startswith("/*", i):
-            depth, i = 1, i + 2
-            while i < n and depth:
-                if text.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif text.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
-        elif c == "r" and re.match(r'r#*"', text[i:i + 10]) and not _ident_char_before(text, i):
-            hashes = re.match(r"r(#*)\"", text[i:]).group(1)
-            end = text.find('"' + hashes, i + 2 + len(hashes))
-            out.append('""')
-            i = n if end < 0 else end + 1 + len(hashes)
-        elif c == '"':
-            i += 1
-            while i < n and text[i] != '"':
-                i += 2 if text[i] == "\\" else 1
-            out.append('""')
-            i += 1
-        elif c == "'" and re.match(r"'(\\.|[^\\'])'", text[i:i + 4]):
-            # A char literal (not a lifetime such as 'a or 'static).
-            m = re.match(r"'(\\.|[^\\'])'", text[i:])
-            out.append("' '")
-            i += m.end()
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
 def _code_of(path: str) -> str:
-    """The code of `rust/<path>`, comments and string literals blanked."""
     with open(os.path.join(RUST, path), encoding="utf-8") as f:
         return _code_only(f.read())
 
@@ -116,106 +84,52 @@ def module_graph() -> Dict[str, Set[str]]:
     graph: Dict[str, Set[str]] = {}
     for path in _rust_files():
         top = _top_module(path)
-        if top is None:
-            continue
-        code = _code_of(path)
-        graph.setdefault(top, set()).update(r for r in _references(code) if r != top)
+        if top is not None:
+            graph.setdefault(top, set()).update(r for r in _references(_code_of(path)) if r != top)
     return graph
 
 
-def find_cycle(graph: Dict[str, Set[str]]) -> Optional[List[str]]:
-    """A cycle of the graph as a path `[a, b, ..., a]`, or None."""
-    state: Dict[str, int] = {}  # 1: on the current path, 2: done
-    path: List[str] = []
-
-    def visit(node: str) -> Optional[List[str]]:
-        state[node] = 1
-        path.append(node)
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
-            if nxt not in state:
-                cycle = visit(nxt)
-                if cycle:
-                    return cycle
-        path.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state:
-            cycle = visit(node)
-            if cycle:
-                return cycle
-    return None
-
-
-def test_top_level_modules_form_no_cycle():
-    graph = module_graph()
-    # The graph is read from real code: it must see the known edges.
-    assert "core" in graph.get("hooks", set()), graph
-    assert "core" in graph.get("api", set()), graph
-    cycle = find_cycle(graph)
-    assert cycle is None, "module cycle in rust/: " + " -> ".join(cycle)
-
-
-# The layers, top down: a module uses only modules below it (rust/lib.rs, and
-# docs/architecture.md, "Module dependencies"). Acyclic follows; this says more.
-LAYERS = ["api", "hooks", "output", "core", "buffers", "clock", "ffi"]
+def upward_edges(graph: Dict[str, Set[str]]) -> List[str]:
+    return [f"{a} -> {b}" for a, deps in sorted(graph.items()) for b in sorted(deps)
+            if LAYERS.index(b) <= LAYERS.index(a)]
 
 
 def test_modules_use_only_layers_below_them():
     graph = module_graph()
+    # The graph is read from real code: it must see the known edges.
+    assert "state" in graph["hooks"] and "ffi" in graph["state"], graph
     assert set(graph) == set(LAYERS), "a new top-level module needs its place in LAYERS"
-    upward = [f"{a} -> {b}" for a, deps in sorted(graph.items()) for b in sorted(deps)
-              if LAYERS.index(b) <= LAYERS.index(a)]
+    upward = upward_edges(graph)
     assert not upward, "rust/ modules that use a module at or above their layer: " + ", ".join(upward)
+    assert graph["ffi"] == set(), "ffi/ uses nothing of ours"
 
 
-def test_ffi_layer_depends_on_nothing_of_ours():
-    assert module_graph().get("ffi", set()) == set()
+def test_an_edge_up_the_layers_is_reported():
+    graph = module_graph()
+    graph["ffi"].add("core")
+    assert upward_edges(graph) == ["ffi -> core"]
 
 
 def test_every_module_is_declared_in_lib_rs():
     with open(os.path.join(RUST, "lib.rs"), encoding="utf-8") as f:
         declared = set(re.findall(r"^\s*(?:pub(?:\([a-z]+\))?\s+)?mod\s+([a-z_0-9]+)\s*;", f.read(), re.M))
-    tops = {_top_module(p) for p in _rust_files()} - {None}
-    assert tops == declared
-
-
-def test_cycle_detection_finds_a_cycle():
-    # The checker itself: an added edge back up the layers is reported with its path.
-    graph = module_graph()
-    graph.setdefault("ffi", set()).add("core")
-    cycle = find_cycle(graph)
-    assert cycle is not None and cycle[0] == cycle[-1] and "ffi" in cycle and "core" in cycle
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
-    assert find_cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
+    assert {_top_module(p) for p in _rust_files()} - {None} == declared
 
 
 def test_references_are_parsed_from_code_only():
-    code = _code_only('use crate::{a, b::c};\n// crate::d\nlet s = "crate::e"; crate::f::g();\n/* crate::h */')
-    assert _references(code) == {"a", "b", "f"}
-    assert "unsafe" not in _code_only('// unsafe\nlet s = "unsafe"; /* unsafe */')
+    code = _code_only('use crate::{a, b::c};\n// crate::d\nlet s = "crate::e"; crate::f::g();\n/* crate::h */'
+                      "\nlet r = r#\"crate::i\"#; let c = '\"'; fn x<'a>(_: &'a crate::j::T) {}")
+    assert _references(code) == {"a", "b", "f", "j"}
 
 
-def _in_ffi_layer(path: str) -> bool:
-    return path.startswith(FFI_LAYER)
-
-
-def test_unsafe_only_in_the_ffi_layer_and_the_allow_list():
-    outside = []
-    for path in _rust_files():
-        if _in_ffi_layer(path) or path in UNSAFE_ALLOWED:
-            continue
-        code = _code_of(path)
-        count = len(re.findall(r"\bunsafe\b", code))
-        if count:
-            outside.append(f"{path} ({count})")
-    assert not outside, (
-        "`unsafe` outside the FFI layer (rust/ffi/, rust/hooks/) and the allow-list of "
-        "tests/test_rust_layout.py: " + ", ".join(outside)
-    )
+def test_layers_without_unsafe_forbid_it():
+    # The root file of each such layer; `forbid` there covers its submodules.
+    missing = []
+    for top in sorted(set(LAYERS) - UNSAFE_LAYERS):
+        root = f"{top}/mod.rs" if os.path.isdir(os.path.join(RUST, top)) else f"{top}.rs"
+        if "#![forbid(unsafe_code)]" not in _code_of(root):
+            missing.append(root)
+    assert not missing, "layers without #![forbid(unsafe_code)]: " + ", ".join(missing)
 
 
 def _guarded_files() -> List[str]:
@@ -223,10 +137,7 @@ def _guarded_files() -> List[str]:
 
 
 def test_guarded_layers_make_no_gil_token():
-    found = []
-    for path in _guarded_files():
-        code = _code_of(path)
-        found += [f"{path}: {name}" for name in TOKEN_MAKERS if name in code]
+    found = [f"{path}: {name}" for path in _guarded_files() for name in TOKEN_MAKERS if name in _code_of(path)]
     assert not found, "GIL tokens made below the guards: " + ", ".join(found)
 
 
@@ -245,58 +156,37 @@ def test_guarded_layers_keep_no_plain_py_in_state():
     assert not found, "plain Py<T> kept in tracer state: " + "; ".join(found)
 
 
-def test_allow_list_is_current():
-    # An entry that no longer needs `unsafe` leaves the list (and docs/architecture.md).
-    stale = []
-    for path in sorted(UNSAFE_ALLOWED):
-        full = os.path.join(RUST, path)
-        assert os.path.exists(full), f"allow-listed file {path} does not exist"
-        with open(full, encoding="utf-8") as f:
-            if not re.search(r"\bunsafe\b", _code_only(f.read())):
-                stale.append(path)
-    assert not stale, "allow-listed files without unsafe: " + ", ".join(stale)
-
-
 # Statics whose value changes after initialisation other than through an atomic or a
 # once-cell, each explained where it is declared and in docs/architecture.md ("Mutable
 # statics"). Everything else is an atomic, a `OnceCell`, or owned by a tracer object.
 MUTABLE_STATICS = {
     # Thread-locals: per thread by construction.
-    ("ffi/shared.rs", "EXIT_GUARD"),
-    ("ffi/shared.rs", "THREAD_MARK"),
+    ("state/fast_slot.rs", "THREAD_EXIT"),
+    ("state/fast_slot.rs", "THREAD_MARK"),
     # The call-site registry (the dict watcher has no context; watcher ids are
     # process-wide) and its two direct-mapped tables read by CALL and PY_START events.
-    ("hooks/callsites.rs", "REGISTRY"),
+    ("hooks/callsites.rs", "DECISIONS"),
     ("hooks/callsites.rs", "SITE_CACHE"),
-    ("hooks/callsites.rs", "GUARDS"),
+    ("hooks/callsites.rs", "CODE_GLOBALS"),
     # A C symbol of the interpreter, declared in an `extern` block.
-    ("ffi/cpython.rs", "PyMethod_Type"),
+    ("ffi/callable.rs", "PyMethod_Type"),
 }
 
 # Types that make a static safe to share and change: atomics, once-cells, mutexes, and
-# the registry of ffi/shared.rs (an atomic pointer).
+# the fast slot (`FastSlot`, a struct of atomics).
 _SYNC_STATIC = re.compile(
     r"^(?:std::sync::atomic::|core::sync::atomic::)?Atomic[A-Za-z0-9]*\b|^(?:once_cell::sync::)?OnceCell\b"
-    r"|^(?:std::sync::)?Mutex<|^Registry<"
+    r"|^(?:std::sync::)?Mutex<|^FastSlot\b"
 )
 
 
-def _statics():
-    """`(file, name, type, is_mut)` of every `static` item (thread-locals included)."""
-    out = []
-    for path in _rust_files():
-        code = _code_of(path)
-        for m in re.finditer(r"(?<!')\bstatic\s+(mut\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^=;]+)", code):
-            out.append((path, m.group(2), m.group(3).strip(), bool(m.group(1))))
-    return out
-
-
 def test_mutable_statics_are_the_documented_ones():
-    statics = _statics()
-    assert any(name == "FAST" for _, name, _, _ in statics), statics  # the scan works
+    statics = []
+    for path in _rust_files():
+        for m in re.finditer(r"(?<!')\bstatic\s+(mut\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^=;]+)", _code_of(path)):
+            statics.append((path, m.group(2), m.group(3).strip(), bool(m.group(1))))
+    assert any(name == "FAST_SLOT" for _, name, _, _ in statics), statics  # the scan works
     mutable = {(path, name) for path, name, ty, is_mut in statics if is_mut or not _SYNC_STATIC.match(ty)}
-    # Plain immutable data would be fine too; there is none today, so every static that
-    # is neither an atomic nor a once-cell must be listed.
     assert mutable == MUTABLE_STATICS, (
         f"new mutable statics: {sorted(mutable - MUTABLE_STATICS)}; "
         f"listed but gone: {sorted(MUTABLE_STATICS - mutable)}"

@@ -4,7 +4,9 @@
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, final
 
-__all__ = ["Tracer", "Snapshot", "guard_sigterm", "sigterm_received", "FAST_FRAME_ACCESS", "BACKEND", "VERSION"]
+__all__ = [
+    "Tracer", "Snapshot", "install_sigterm_repeater", "sigterm_received", "FAST_FRAME_ACCESS", "BACKEND", "VERSION",
+]
 if sys.version_info >= (3, 12):
     __all__ += ["_global_call_sites", "_call_site_stats", "_call_site_opcodes"]
 
@@ -17,7 +19,7 @@ VERSION: str
 """The package version (Cargo.toml's, the one place it is written): what
 ``viztracer.__version__`` and the wheel's metadata say."""
 
-def guard_sigterm() -> bool:
+def install_sigterm_repeater() -> bool:
     """Put a C handler in front of the SIGTERM handler just set with ``signal.signal``
     that repeats the signal until ``sigterm_received()`` is called."""
 

@@ -165,10 +165,10 @@ def on_fork_in_child(callback: Callable[[], None]) -> None:
 
 def _after_fork_in_child() -> None:
     """Everything viztracer does in a forked child, in this order (one at-fork hook,
-    so the order is written here): the SIGTERM guard's timer is made again; the child
+    so the order is written here): the SIGTERM repeater's timer is made again; the child
     owns none of its parent's ExitSaves, so their SIGTERM handler gives way to the
     program's own and ``os._exit`` is the real one again; then the callbacks."""
-    term_signal.guard_again_in_child()
+    term_signal.repeat_again_in_child()
     inherited = list(_armed)
     _armed.clear()
     for exit_save in inherited:

@@ -18,7 +18,8 @@ _MARK = "_viztracer_sigterm"
 
 
 def catch_sigterm(handler: Callable[[int, Any], None]) -> Any:
-    """``signal.signal(SIGTERM, handler)``, guarded; returns the previous handler.
+    """``signal.signal(SIGTERM, handler)`` with the repeater behind it; returns the previous
+    handler.
     Call from the main thread."""
 
     def on_sigterm(signum: int, frame: Any) -> None:
@@ -27,7 +28,7 @@ def catch_sigterm(handler: Callable[[int, Any], None]) -> Any:
 
     setattr(on_sigterm, _MARK, True)
     previous = signal.signal(signal.SIGTERM, on_sigterm)
-    _snaptrace.guard_sigterm()
+    _snaptrace.install_sigterm_repeater()
     return previous
 
 
@@ -35,11 +36,11 @@ def is_ours(handler: Any) -> bool:
     return getattr(handler, _MARK, False)
 
 
-def guard_again_in_child() -> None:
+def repeat_again_in_child() -> None:
     """In a forked child (lifecycle.py calls it): the timer that repeats the signal is
     not inherited, make the child's own."""
     try:
         if is_ours(signal.getsignal(signal.SIGTERM)):
-            _snaptrace.guard_sigterm()
+            _snaptrace.install_sigterm_repeater()
     except Exception:  # never break a child because of this
         pass

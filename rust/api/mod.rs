@@ -1,21 +1,23 @@
 //! What Python sees of the extension: the module `viztracer._snaptrace`, its classes
 //! `Tracer` and `Snapshot`, the SIGTERM entry points and the test helpers.
 
+#![forbid(unsafe_code)]
+
 pub mod error;
 pub mod snapshot;
 pub mod tracer;
 
 use crate::clock;
-use crate::ffi::{self, term_signal};
+use crate::ffi::term_signal;
 #[cfg(Py_3_12)]
-use crate::hooks;
+use crate::{ffi, hooks};
 use pyo3::prelude::*;
 
 /// Puts a C handler in front of the SIGTERM handler just set with `signal.signal`,
 /// which repeats the signal until `sigterm_received()` is called (see ffi/term_signal.rs).
 /// Returns whether it could.
 #[pyfunction]
-fn guard_sigterm() -> bool {
+fn install_sigterm_repeater() -> bool {
     term_signal::install()
 }
 
@@ -48,7 +50,7 @@ fn _call_site_stats(py: Python<'_>) -> (u64, u32) {
     hooks::callsites::stats(py)
 }
 
-// The GIL guards all tracer state (ffi/gil.rs); pyo3 0.30's default is Py_MOD_GIL_NOT_USED.
+// The GIL guards all tracer state (state/gil.rs); pyo3 0.30's default is Py_MOD_GIL_NOT_USED.
 #[pymodule(gil_used = true)]
 fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     clock::init();
@@ -56,7 +58,7 @@ fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ffi::check_frame_layout(m.py());
     m.add_class::<tracer::Tracer>()?;
     m.add_class::<snapshot::Snapshot>()?;
-    m.add_function(wrap_pyfunction!(guard_sigterm, m)?)?;
+    m.add_function(wrap_pyfunction!(install_sigterm_repeater, m)?)?;
     m.add_function(wrap_pyfunction!(sigterm_received, m)?)?;
     #[cfg(Py_3_12)]
     m.add_function(wrap_pyfunction!(_global_call_sites, m)?)?;
@@ -64,7 +66,11 @@ fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_call_site_stats, m)?)?;
     #[cfg(Py_3_12)]
     m.add_function(wrap_pyfunction!(_call_site_opcodes, m)?)?;
+    #[cfg(Py_3_12)]
     m.add("FAST_FRAME_ACCESS", ffi::frame_layout_ok())?;
+    // Before 3.12 nothing is read from frames directly, so nothing can be refused.
+    #[cfg(not(Py_3_12))]
+    m.add("FAST_FRAME_ACCESS", true)?;
     m.add("BACKEND", if cfg!(Py_3_12) { "sys.monitoring" } else { "setprofile" })?;
     // The package version is written once, in Cargo.toml: maturin puts it in the
     // wheel's metadata and file name, and viztracer.__version__ reads it from here.

@@ -6,10 +6,11 @@
 use super::snapshot::Snapshot;
 use crate::buffers::payload::{Payload, Scope};
 use crate::clock;
-use crate::core::{self, Core, State};
+use crate::core::ops;
 use crate::ffi::held::Held;
 use crate::hooks;
 use crate::output::snapshot;
+use crate::state::{self, Access, Shared, State};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -18,15 +19,15 @@ use std::sync::Arc;
 
 #[pyclass(module = "viztracer._snaptrace", frozen)]
 pub struct Tracer {
-    core: Arc<Core>,
+    shared: Arc<Shared>,
     entries: usize,
 }
 
 impl Tracer {
-    /// The tracer's state, opened for one method (`ffi/shared.rs`). Fails only when
+    /// The tracer's state, opened for one method (`state/guards.rs`). Fails only when
     /// Python code run from inside another guard calls back in.
-    fn acc<'py>(&self, py: Python<'py>) -> PyResult<core::Acc<'py>> {
-        self.core
+    fn acc<'py>(&self, py: Python<'py>) -> PyResult<Access<'py>> {
+        self.shared
             .access(py)
             .ok_or_else(|| PyRuntimeError::new_err("the tracer's state is in use by a call in progress"))
     }
@@ -37,12 +38,12 @@ impl Tracer {
     }
 
     fn record(&self, py: Python<'_>, payload: Payload) -> PyResult<()> {
-        core::ops::record(self.acc(py)?, payload);
+        ops::record(self.acc(py)?, payload);
         Ok(())
     }
 
     fn collecting(&self, py: Python<'_>) -> PyResult<bool> {
-        Ok(self.with_state(py, |st| st.collecting)? && core::is_active(&self.core))
+        Ok(self.with_state(py, |st| st.collecting)? && state::is_collecting(&self.shared))
     }
 }
 
@@ -120,22 +121,22 @@ const DEFAULT_ENTRIES: NonZeroUsize = NonZeroUsize::new(1_000_000).unwrap();
 
 pymethods_with_options! {
     // The attributes VizTracer's options are kept in (`native` in viztracer/options.py)
-    // and those its code sets; then what a change needs: `refresh_hot` for an option
+    // and those its code sets; then what a change needs: `refresh_slow_path` for an option
     // the hot path reads, `refilter` for a filter. `fast_calls`, `_noop_hooks`,
     // `_every_call_event` and `ignore_c_function` are read again when `start()`
     // installs the hooks (`hooks::HookOptions`).
     options {
-        max_stack_depth, set_max_stack_depth: i64 = opts.max_stack_depth, then State::refresh_hot;
-        ignore_c_function, set_ignore_c_function: bool = opts.ignore_c_function, then State::refresh_hot;
+        max_stack_depth, set_max_stack_depth: i64 = opts.max_stack_depth, then State::refresh_slow_path;
+        ignore_c_function, set_ignore_c_function: bool = opts.ignore_c_function, then State::refresh_slow_path;
         ignore_frozen, set_ignore_frozen: bool = opts.filters.ignore_frozen, then State::refilter;
         trace_self, set_trace_self: bool = opts.filters.trace_self, then State::refilter;
         lib_file_path, set_lib_file_path: Option<String> = opts.filters.lib_file_path, then State::refilter;
         include_files, set_include_files: Option<Vec<String>> = opts.filters.include_files, then State::refilter;
         exclude_files, set_exclude_files: Option<Vec<String>> = opts.filters.exclude_files, then State::refilter;
-        log_func_args, set_log_func_args: bool = opts.log_func_args, then State::refresh_hot;
-        log_func_retval, set_log_func_retval: bool = opts.log_func_retval, then State::refresh_hot;
+        log_func_args, set_log_func_args: bool = opts.log_func_args, then State::refresh_slow_path;
+        log_func_retval, set_log_func_retval: bool = opts.log_func_retval, then State::refresh_slow_path;
         log_func_repr, set_log_func_repr: Option<Py<PyAny>> = opts.log_func_repr;
-        log_async, set_log_async: bool = opts.log_async, then State::refresh_hot;
+        log_async, set_log_async: bool = opts.log_async, then State::refresh_slow_path;
         /// 3.12+: skip CALL events at call sites of Python functions.
         fast_calls, set_fast_calls: bool = opts.fast_calls;
         /// Benchmarks only: hooks that record nothing, to measure the interpreter's own
@@ -148,7 +149,7 @@ pymethods_with_options! {
         sanitize_function_name, set_sanitize_function_name: bool = opts.sanitize_function_name,
             then |st: &mut State| st.funcs.forget_c_functions();
         /// The minimum recorded duration, in ns.
-        min_duration_ns, set_min_duration_ns: f64 = opts.min_duration_ns, then State::refresh_hot;
+        min_duration_ns, set_min_duration_ns: f64 = opts.min_duration_ns, then State::refresh_slow_path;
         /// `namer(ident) -> str | None`, asked once for every new thread.
         thread_namer, set_thread_namer: Option<Py<PyAny>> = opts.thread_namer;
         /// `getter() -> (task_id, name) | None`, asked when a coroutine starts (log_async).
@@ -161,9 +162,9 @@ pymethods_with_options! {
     #[pyo3(signature = (tracer_entries = DEFAULT_ENTRIES), text_signature = "(tracer_entries=1000000)")]
     fn new(py: Python<'_>, tracer_entries: NonZeroUsize) -> PyResult<Self> {
         // All tracer state is guarded by the GIL: no tracer on an interpreter without one.
-        crate::ffi::gil::require_gil(py)?;
+        state::gil::require_gil(py)?;
         clock::init();
-        Ok(Tracer { core: core::new_core(tracer_entries.get()), entries: tracer_entries.get() })
+        Ok(Tracer { shared: Shared::new(State::new(tracer_entries.get())), entries: tracer_entries.get() })
     }
 
     #[getter]
@@ -207,9 +208,9 @@ pymethods_with_options! {
         if self.collecting(py)? {
             return Ok(true);
         }
-        let replaced = core::any_active();
+        let replaced = state::any_collecting();
         // Only one tracer collects at a time: the other one's hook goes.
-        if let Some(h) = core::take_active_hook(py) {
+        if let Some(h) = state::take_collecting_hook(py) {
             let _ = h.uninstall(py);
         }
         let hook_opts = self.with_state(py, |st| hooks::HookOptions {
@@ -218,14 +219,14 @@ pymethods_with_options! {
             noop: st.opts.noop_hooks,
             every_call_event: st.opts.every_call_event,
         })?;
-        core::activate(py, &self.core);
+        state::start_collecting(py, &self.shared);
         match hooks::install(py, hook_opts) {
             Ok(h) => {
                 self.with_state(py, |st| st.hook = Some(Box::new(h)))?;
                 Ok(!replaced)
             }
             Err(e) => {
-                core::deactivate(py, &self.core);
+                state::stop_collecting(py, &self.shared);
                 Err(e)
             }
         }
@@ -238,24 +239,24 @@ pymethods_with_options! {
         if !self.collecting(py)? {
             return Ok(());
         }
-        core::deactivate(py, &self.core);
+        state::stop_collecting(py, &self.shared);
         let hook = self.with_state(py, |st| st.hook.take())?;
         let result = match hook {
             Some(h) => h.uninstall(py),
             None => Ok(()),
         };
-        core::ops::flush(self.acc(py)?, flush_as_finish);
+        ops::flush(self.acc(py)?, flush_as_finish);
         result
     }
 
     /// Stops recording on the calling thread until `resume()`.
     fn pause(&self, py: Python<'_>) -> PyResult<()> {
-        core::ops::set_paused(self.acc(py)?, true);
+        ops::set_paused(self.acc(py)?, true);
         Ok(())
     }
 
     fn resume(&self, py: Python<'_>) -> PyResult<()> {
-        core::ops::set_paused(self.acc(py)?, false);
+        ops::set_paused(self.acc(py)?, false);
         Ok(())
     }
 
@@ -276,14 +277,14 @@ pymethods_with_options! {
 
     /// Forgets the calling thread's shadow stack: frames running now are never recorded.
     fn reset_stack(&self, py: Python<'_>) -> PyResult<()> {
-        core::ops::reset_stack(self.acc(py)?);
+        ops::reset_stack(self.acc(py)?);
         Ok(())
     }
 
     /// In a forked child: drop the parent's events, threads and stacks, and re-identify
     /// the surviving thread (its OS tid changed).
     fn after_fork(&self, py: Python<'_>) -> PyResult<()> {
-        core::ops::after_fork(self.acc(py)?);
+        ops::after_fork(self.acc(py)?);
         Ok(())
     }
 
@@ -376,10 +377,10 @@ pymethods_with_options! {
         args: Bound<'_, pyo3::types::PyTuple>,
         kwargs: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let saved = core::ops::lift_ignored(self.acc(py)?);
+        let saved = ops::lift_ignored(self.acc(py)?);
         let result = func.call(args, kwargs.as_ref());
         if let Some(depth) = saved {
-            core::ops::restore_ignored(self.acc(py)?, depth);
+            ops::restore_ignored(self.acc(py)?, depth);
         }
         result.map(Bound::unbind)
     }
@@ -414,14 +415,14 @@ pymethods_with_options! {
             // No frame refers to a function id any more: let code objects go, and
             // forget the threads that have nothing left.
             acc.state().funcs = Default::default();
-            core::ops::prune(acc);
+            ops::prune(acc);
         }
         Ok(Snapshot::new(data))
     }
 
     /// Counts for diagnostics: entries held, threads, known functions.
     fn stats(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
-        let held = core::ops::entries_held(self.acc(py)?);
+        let held = ops::entries_held(self.acc(py)?);
         let (threads, functions, mismatches, overflow) = {
             let mut acc = self.acc(py)?;
             let (st, list) = acc.threads();
@@ -448,7 +449,7 @@ impl Tracer {
     fn func_args(&self, py: Python<'_>, create: bool) -> PyResult<Option<Py<PyDict>>> {
         // Made before the guard opens: making a dict can run Python code (a collection).
         let new = create.then(|| Held::new(PyDict::new(py).unbind()));
-        let found = core::ops::func_args(self.acc(py)?, new);
+        let found = ops::func_args(self.acc(py)?, new);
         Ok(found.map(|d| d.into_py(py)))
     }
 }

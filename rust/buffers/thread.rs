@@ -1,5 +1,5 @@
 //! Per-thread tracing state: the shadow call stack, the ring of records and the
-//! payload slab. States are owned by the tracer's thread list (`ffi::shared::ThreadList`),
+//! payload slab. States are owned by the tracer's thread list (`state::shared::ThreadList`),
 //! so a dead thread's events survive until the dump.
 
 use super::payload::Slab;

@@ -1,14 +1,14 @@
 //! The hot path: what happens on every call and return.
 
 use super::args;
-use super::funcs::{self, CInfo, CodeInfo};
-use super::state::{self, Acc, Cur, Ev, State, HOT_ENTER, HOT_EXIT, HOT_NO_C};
 use crate::buffers::record::Record;
 use crate::buffers::ring;
 use crate::buffers::thread::{Frame, ThreadState, F_C, F_IGNORED, F_PRUNES};
 use crate::ffi::held::Held;
 use crate::ffi::vec_ext::push_within_capacity;
 use crate::ffi::{self, CFunc, ObjRef};
+use crate::state::funcs::{self, CInfo, CodeInfo};
+use crate::state::{self, Access, Current, Event, State, SLOW_C, SLOW_ENTER, SLOW_EXIT};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -18,7 +18,7 @@ use pyo3::types::PyDict;
 /// of the calling thread, for events and for Python methods (`add_instant` may come
 /// from a thread that never traced a call). Fills the fast slot.
 #[inline(always)]
-pub(crate) fn current(acc: Acc<'_>) -> Option<Cur<'_>> {
+pub(crate) fn current(acc: Access<'_>) -> Option<Current<'_>> {
     match acc.current() {
         Ok(cur) => Some(cur),
         Err(acc) => current_slow(acc),
@@ -28,25 +28,25 @@ pub(crate) fn current(acc: Acc<'_>) -> Option<Cur<'_>> {
 /// The out-of-line part of `current`: the fast slot is not this thread's.
 #[cold]
 #[inline(never)]
-fn current_slow(mut acc: Acc<'_>) -> Option<Cur<'_>> {
+fn current_slow(mut acc: Access<'_>) -> Option<Current<'_>> {
     let tid = ffi::native_thread_id();
     let known = acc.threads().1.iter_mut().find(|(_, t)| t.tid == tid).map(|(p, _)| p);
     let cur = match known {
         Some(p) => acc.select(p).ok()?,
         None => register_thread(acc, tid)?,
     };
-    state::set_hot(&cur);
+    state::fill_fast_slot(&cur);
     Some(cur)
 }
 
 /// A new state for the calling thread, OS id `tid`.
 #[cold]
-fn register_thread(mut acc: Acc<'_>, tid: u64) -> Option<Cur<'_>> {
+fn register_thread(mut acc: Access<'_>, tid: u64) -> Option<Current<'_>> {
     let ident = ffi::thread_ident();
     let (st, list) = acc.threads();
     if !st.collecting {
         // E.g. `add_raw` before `start()`: no name lookup.
-        let p = list.push(Box::new(ThreadState::new(tid, ident, None)));
+        let p = list.push(ThreadState::new(tid, ident, None));
         return acc.select(p).ok();
     }
     let gen = st.gen;
@@ -61,14 +61,14 @@ fn register_thread(mut acc: Acc<'_>, tid: u64) -> Option<Cur<'_>> {
     if !st.collecting || st.gen != gen {
         return None;
     }
-    let p = list.push(Box::new(ThreadState::new(tid, ident, name)));
+    let p = list.push(ThreadState::new(tid, ident, name));
     let mut cur = acc.select(p).ok()?;
     state::still_running(&mut cur, gen).then_some(cur)
 }
 
 /// The guard again after Python ran, if its tracer still collects session `gen`.
 #[inline(always)]
-fn resume(cur: Option<Cur<'_>>, gen: u64) -> Option<Cur<'_>> {
+fn resume(cur: Option<Current<'_>>, gen: u64) -> Option<Current<'_>> {
     let mut cur = cur?;
     state::still_running(&mut cur, gen).then_some(cur)
 }
@@ -102,7 +102,7 @@ fn pop_ignored(th: &mut ThreadState, f: &Frame) {
 
 /// Appends a record to the calling thread's ring (the common case is one store).
 #[inline(always)]
-pub(crate) fn push_record(cur: &mut Cur<'_>, rec: Record) {
+pub(crate) fn push_record(cur: &mut Current<'_>, rec: Record) {
     if let Err(rec) = cur.thread().ring.try_push(rec) {
         push_record_slow(cur, rec);
     }
@@ -112,7 +112,7 @@ pub(crate) fn push_record(cur: &mut Cur<'_>, rec: Record) {
 /// every thread of the tracer decides which records go. The payloads of evicted
 /// records are dropped (their Python objects go when the guard closes).
 #[cold]
-fn push_record_slow(cur: &mut Cur<'_>, rec: Record) {
+fn push_record_slow(cur: &mut Current<'_>, rec: Record) {
     let me = cur.thread_ptr();
     let (st, mut threads) = cur.all();
     let mut rings = Vec::new();
@@ -148,7 +148,7 @@ pub(crate) fn store_args(th: &mut ThreadState, args: Option<Held<PyDict>>, task:
 /// Writes the record of a finished frame (`f` was popped from the calling thread's
 /// stack).
 #[inline(always)]
-pub(crate) fn finish_frame(cur: &mut Cur<'_>, f: Frame, end: u64) {
+pub(crate) fn finish_frame(cur: &mut Current<'_>, f: Frame, end: u64) {
     let (st, t) = cur.parts();
     let dur = end.saturating_sub(f.start);
     if dur < st.min_dur_ticks {
@@ -169,10 +169,10 @@ pub(crate) fn finish_frame(cur: &mut Cur<'_>, f: Frame, end: u64) {
 /// new thread or function, a filter, a pause, an option that logs more, a full stack
 /// buffer.
 #[inline(always)]
-pub fn py_enter_fast<const TSC: bool>(ev: Option<Ev<'_>>, code: usize) -> bool {
+pub fn py_enter_fast<const TSC: bool>(ev: Option<Event<'_>>, code: usize) -> bool {
     let Some(mut ev) = ev else { return false };
     let (st, t) = ev.parts();
-    if st.hot & HOT_ENTER != 0 || t.ignored_depth != 0 || t.paused {
+    if st.slow_path & SLOW_ENTER != 0 || t.ignored_depth != 0 || t.paused {
         return false;
     }
     let Some(value) = st.funcs.get_cached(funcs::code_key(code)) else { return false };
@@ -187,7 +187,7 @@ pub fn py_enter_fast<const TSC: bool>(ev: Option<Ev<'_>>, code: usize) -> bool {
 /// A Python frame starts, in general. `frame` is `None` when the event source does
 /// not pass it (sys.monitoring); it is only needed for `log_func_args`.
 #[inline(always)]
-pub fn py_enter_slow(acc: Option<Acc<'_>>, code: ObjRef<'_>, frame: Option<ObjRef<'_>>) {
+pub fn py_enter_slow(acc: Option<Access<'_>>, code: ObjRef<'_>, frame: Option<ObjRef<'_>>) {
     let Some(cur) = acc.and_then(current) else { return };
     py_enter_general(cur, code, frame);
 }
@@ -195,7 +195,7 @@ pub fn py_enter_slow(acc: Option<Acc<'_>>, code: ObjRef<'_>, frame: Option<ObjRe
 /// `py_enter` beyond the common case: filters, depth limit, pause, first calls,
 /// argument and async task logging.
 #[inline(always)]
-fn py_enter_general(mut cur: Cur<'_>, code: ObjRef<'_>, frame: Option<ObjRef<'_>>) {
+fn py_enter_general(mut cur: Current<'_>, code: ObjRef<'_>, frame: Option<ObjRef<'_>>) {
     let key = code.addr();
     let (st, t) = cur.parts();
     if t.ignored_depth > 0 || depth_exceeded(st, t) {
@@ -231,7 +231,7 @@ fn py_enter_general(mut cur: Cur<'_>, code: ObjRef<'_>, frame: Option<ObjRef<'_>
 /// table value (`u32::MAX`, ignored, if the table is full), with the guard again.
 #[cold]
 #[inline(never)]
-fn add_code<'py>(mut cur: Cur<'py>, code: ObjRef<'_>) -> Option<(Cur<'py>, u32)> {
+fn add_code<'py>(mut cur: Current<'py>, code: ObjRef<'_>) -> Option<(Current<'py>, u32)> {
     let gen = cur.state().gen;
     let (info, cur) = cur.with_python(|py| CodeInfo::read(py, &code.bind(py)));
     let mut cur = resume(cur, gen)?;
@@ -243,7 +243,7 @@ fn add_code<'py>(mut cur: Cur<'py>, code: ObjRef<'_>) -> Option<(Cur<'py>, u32)>
 /// `py_enter` for the options that call Python: argument reprs and async tasks. `func`
 /// is the id of `code` in the function table.
 #[cold]
-fn py_enter_with_extras(mut cur: Cur<'_>, code: ObjRef<'_>, frame: Option<ObjRef<'_>>, func: u32) {
+fn py_enter_with_extras(mut cur: Current<'_>, code: ObjRef<'_>, frame: Option<ObjRef<'_>>, func: u32) {
     let st = cur.state();
     let gen = st.gen;
     let (log_args, log_async) = (st.opts.log_func_args, st.opts.log_async);
@@ -283,11 +283,11 @@ fn py_enter_with_extras(mut cur: Cur<'_>, code: ObjRef<'_>, frame: Option<ObjRef
 /// `kind` (0: Python, `F_C`) with key `key`, with nothing more to log, and the ring has
 /// room: the common case of a return, with no call. False: the caller's slow path.
 #[inline(always)]
-fn exit_fast<const TSC: bool>(ev: Option<Ev<'_>>, key: usize, kind: u32, hot_mask: u8) -> bool {
+fn exit_fast<const TSC: bool>(ev: Option<Event<'_>>, key: usize, kind: u32, slow_mask: u8) -> bool {
     let Some(mut ev) = ev else { return false };
     let (st, t) = ev.parts();
     let Some(top) = t.stack.last() else { return false };
-    if top.key != key || top.flags != kind || top.args.is_some() || st.hot & hot_mask != 0 || t.task_depth != 0 {
+    if top.key != key || top.flags != kind || top.args.is_some() || st.slow_path & slow_mask != 0 || t.task_depth != 0 {
         return false;
     }
     let (start, func) = (top.start, top.func);
@@ -306,14 +306,14 @@ fn exit_fast<const TSC: bool>(ev: Option<Ev<'_>>, key: usize, kind: u32, hot_mas
 /// `exit_fast`); `code` is the address of its code object. False: `py_exit_slow`
 /// takes over.
 #[inline(always)]
-pub fn py_exit_fast<const TSC: bool>(ev: Option<Ev<'_>>, code: usize) -> bool {
-    exit_fast::<TSC>(ev, code, 0, HOT_EXIT)
+pub fn py_exit_fast<const TSC: bool>(ev: Option<Event<'_>>, code: usize) -> bool {
+    exit_fast::<TSC>(ev, code, 0, SLOW_EXIT)
 }
 
 /// A Python frame ends, in general. `retval` is the value returned or yielded, the
 /// exception when unwinding, or `None`.
 #[inline(always)]
-pub fn py_exit_slow(acc: Option<Acc<'_>>, code: usize, retval: Option<ObjRef<'_>>) {
+pub fn py_exit_slow(acc: Option<Access<'_>>, code: usize, retval: Option<ObjRef<'_>>) {
     let Some(mut cur) = acc.and_then(current) else { return };
     let Some((f, end)) = pop_returning(&mut cur, code, false) else { return };
     let (st, t) = cur.parts();
@@ -327,7 +327,7 @@ pub fn py_exit_slow(acc: Option<Acc<'_>>, code: usize, retval: Option<ObjRef<'_>
 /// `py_exit` for the options that call Python (the return value's repr) or track
 /// async tasks. `f` was popped from the calling thread's stack.
 #[cold]
-fn py_exit_with_extras(mut cur: Cur<'_>, mut f: Frame, end: u64, retval: Option<ObjRef<'_>>) {
+fn py_exit_with_extras(mut cur: Current<'_>, mut f: Frame, end: u64, retval: Option<ObjRef<'_>>) {
     let gen = cur.state().gen;
     if cur.state().opts.log_func_retval {
         let custom = cur.clone_held(|st, _| st.opts.log_func_repr.as_ref());
@@ -359,7 +359,7 @@ fn py_exit_with_extras(mut cur: Cur<'_>, mut f: Frame, end: u64, retval: Option<
 /// frame, or a return that does not match the top (handled by `unwind_to`, which
 /// searches only C frames with `c_only`).
 #[inline(always)]
-fn pop_returning(cur: &mut Cur<'_>, key: usize, c_only: bool) -> Option<(Frame, u64)> {
+fn pop_returning(cur: &mut Current<'_>, key: usize, c_only: bool) -> Option<(Frame, u64)> {
     let t = cur.thread();
     if t.stack.last()?.key != key {
         unwind_to(cur, key, c_only);
@@ -379,7 +379,7 @@ fn pop_returning(cur: &mut Cur<'_>, key: usize, c_only: bool) -> Option<(Frame, 
 /// lost C return), those frames end now; otherwise the return belongs to a frame we
 /// never saw start and is ignored. `c_only` limits the search to the C frames on top.
 #[cold]
-fn unwind_to(cur: &mut Cur<'_>, key: usize, c_only: bool) {
+fn unwind_to(cur: &mut Current<'_>, key: usize, c_only: bool) {
     let (st, t) = cur.parts();
     st.mismatches += 1;
     let mut found = None;
@@ -412,10 +412,10 @@ fn unwind_to(cur: &mut Cur<'_>, key: usize, c_only: bool) {
 /// A builtin is called: the common case (see `py_enter_fast`). `cf` is the callable,
 /// classified. False: `c_enter_slow` takes over.
 #[inline(always)]
-pub fn c_enter_fast<const TSC: bool>(ev: Option<Ev<'_>>, cf: &CFunc<'_>) -> bool {
+pub fn c_enter_fast<const TSC: bool>(ev: Option<Event<'_>>, cf: &CFunc<'_>) -> bool {
     let Some(mut ev) = ev else { return false };
     let (st, t) = ev.parts();
-    if st.hot & (HOT_ENTER | HOT_NO_C) != 0 || t.ignored_depth != 0 || t.paused {
+    if st.slow_path & (SLOW_ENTER | SLOW_C) != 0 || t.ignored_depth != 0 || t.paused {
         return false;
     }
     let Some(id) = st.funcs.get_cached(cf.key()) else { return false };
@@ -425,7 +425,7 @@ pub fn c_enter_fast<const TSC: bool>(ev: Option<Ev<'_>>, cf: &CFunc<'_>) -> bool
 
 /// A builtin is called, in general.
 #[inline(always)]
-pub fn c_enter_slow(acc: Option<Acc<'_>>, cf: &CFunc<'_>) {
+pub fn c_enter_slow(acc: Option<Access<'_>>, cf: &CFunc<'_>) {
     let Some(mut cur) = acc.and_then(current) else { return };
     let (st, t) = cur.parts();
     if st.opts.ignore_c_function {
@@ -462,7 +462,7 @@ pub fn c_enter_slow(acc: Option<Acc<'_>>, cf: &CFunc<'_>) {
 /// full), with the guard again.
 #[cold]
 #[inline(never)]
-fn add_c<'py>(mut cur: Cur<'py>, cf: &CFunc<'_>) -> Option<(Cur<'py>, Option<u32>)> {
+fn add_c<'py>(mut cur: Current<'py>, cf: &CFunc<'_>) -> Option<(Current<'py>, Option<u32>)> {
     let st = cur.state();
     let (gen, sanitize) = (st.gen, st.opts.sanitize_function_name);
     let (info, cur) = cur.with_python(|py| CInfo::read(py, cf, sanitize));
@@ -476,13 +476,13 @@ fn add_c<'py>(mut cur: Cur<'py>, cf: &CFunc<'_>) -> Option<(Cur<'py>, Option<u32
 /// classification. False: the caller classifies the callable and, for a builtin,
 /// calls `c_exit_slow`.
 #[inline(always)]
-pub fn c_exit_fast<const TSC: bool>(ev: Option<Ev<'_>>, key: usize) -> bool {
-    exit_fast::<TSC>(ev, key, F_C, HOT_EXIT | HOT_NO_C)
+pub fn c_exit_fast<const TSC: bool>(ev: Option<Event<'_>>, key: usize) -> bool {
+    exit_fast::<TSC>(ev, key, F_C, SLOW_EXIT | SLOW_C)
 }
 
 /// A builtin returns or raises, in general.
 #[inline(always)]
-pub fn c_exit_slow(acc: Option<Acc<'_>>, cf: &CFunc<'_>) {
+pub fn c_exit_slow(acc: Option<Access<'_>>, cf: &CFunc<'_>) {
     let Some(mut cur) = acc.and_then(current) else { return };
     if cur.state().opts.ignore_c_function {
         return;

@@ -6,7 +6,7 @@
 //! GIL is the lock), so nothing that state owns may run Python code when it goes.
 //! Every Python object kept in tracer state is therefore a `Held`: its drop only
 //! queues the pointer, and `release_pending` lets the queue go where no reference
-//! into the state is alive: when the last open guard of `ffi/shared.rs` closes (after
+//! into the state is alive: when the last open guard of `state/guards.rs` closes (after
 //! an event's slow path, after a Python method), when a tracer's state is dropped,
 //! and when a snapshot is released.
 
@@ -75,22 +75,22 @@ unsafe impl Send for ObjectPtr {}
 static PENDING: Mutex<Vec<ObjectPtr>> = Mutex::new(Vec::new());
 static ANY_PENDING: AtomicBool = AtomicBool::new(false);
 
-/// Guards of `ffi/shared.rs` open now (they hold references into tracer state).
+/// Guards of `state/guards.rs` open now (they hold references into tracer state).
 static OPEN_GUARDS: AtomicUsize = AtomicUsize::new(0);
 
 /// A guard opens: nothing is released (and no hot event starts) until it closes.
-pub(super) fn guard_opened() {
+pub(crate) fn guard_opened() {
     OPEN_GUARDS.fetch_add(1, Ordering::AcqRel);
 }
 
 /// A guard closes (call `release_pending` afterwards).
-pub(super) fn guard_closed() {
+pub(crate) fn guard_closed() {
     OPEN_GUARDS.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// Whether any guard is open.
 #[inline(always)]
-pub(super) fn guards_open() -> bool {
+pub(crate) fn guards_open() -> bool {
     OPEN_GUARDS.load(Ordering::Relaxed) != 0
 }
 

@@ -25,10 +25,10 @@
 //! Everything here runs with the GIL held (callbacks and watchers are called with it).
 
 use super::bytecode::{global_call_sites, OpTable};
-use crate::core::funcs::PtrHash;
-use crate::ffi::gil::{GilArray, GilRefCell};
 use crate::ffi::held::{self, Held};
 use crate::ffi::{self, dict_event};
+use crate::state::funcs::PtrHash;
+use crate::state::gil::{GilArray, GilRefCell};
 use hashbrown::HashMap;
 use once_cell::sync::OnceCell;
 use pyo3::ffi as pyffi;
@@ -49,7 +49,7 @@ struct Site {
     offset: u32,
     /// Set once the site was found not to qualify: it then reports for good (always
     /// safe), and its later CALL events cost one lookup. (A `Cell`: `SITE_CACHE`
-    /// reaches the sites without borrowing the registry.)
+    /// reaches the sites without borrowing the decisions.)
     refused: Cell<bool>,
     /// Borrowed from the code object's `co_names`.
     name: *mut pyffi::PyObject,
@@ -80,18 +80,18 @@ struct WatchedDict {
 
 /// A code object with disabled sites and the globals they were decided under.
 #[derive(Clone, Copy, Default)]
-struct Guard {
+struct CodeGlobals {
     code: usize,
     globals: usize,
 }
 
-/// `Guard::globals` of a code whose globals dict was freed: never matches, so the
+/// `CodeGlobals::globals` of a code whose globals dict was freed: never matches, so the
 /// next PY_START of that code restarts events.
 const DEAD_GLOBALS: usize = usize::MAX;
 
 /// Direct-mapped: a code object can disable sites only while it owns its slot, so
 /// PY_START needs one compare to know whether to check its globals.
-const GUARD_SLOTS: usize = 1024;
+const CODE_GLOBALS_SLOTS: usize = 1024;
 /// Rebinding the same global this many times leaves its sites enabled for good.
 const MAX_STRIKES: u8 = 2;
 /// A dict changed this many times is no longer watched: every change costs the
@@ -101,10 +101,10 @@ const BUSY_CHANGES: u32 = 20_000;
 /// After this many restarts in one session nothing is disabled any more.
 const MAX_RESTARTS: u32 = 256;
 
-/// Everything the sessions decide, borrowed once per step (`with_registry`). Python
+/// Everything the sessions decide, borrowed once per step (`with_decisions`). Python
 /// objects are `Held`, so dropping them inside a borrow runs no Python code.
 #[derive(Default)]
-struct Registry {
+struct Decisions {
     active: bool,
     restart_events: Option<Held<PyAny>>,
     /// Boxed: `SITE_CACHE` points into them. Entries are only added during a session
@@ -129,39 +129,39 @@ struct Registry {
     /// Whether any site was disabled since the last restart.
     disabled_any: bool,
     /// Decisions were forgotten: `restart_events()` is to be called, once the borrow
-    /// that found it out has ended (`with_registry`).
+    /// that found it out has ended (`with_decisions`).
     restart_owed: bool,
 }
 
-// SAFETY: the raw pointers (`Site::name`) are borrowed from code objects the registry
-// holds, and the registry is reached only with the GIL (`GilRefCell`).
-unsafe impl Send for Registry {}
+// SAFETY: the raw pointers (`Site::name`) are borrowed from code objects the decisions
+// holds, and the decisions are reached only with the GIL (`GilRefCell`).
+unsafe impl Send for Decisions {}
 
 // The three statics below are mutable on purpose (docs/architecture.md, "Mutable
 // statics"), each reached only with a GIL token:
 // - the dict watcher is called with no context at all, and dict watcher ids are a
-//   process-wide resource (8 per interpreter), so the registry that owns ours is
+//   process-wide resource (8 per interpreter), so the decisions that own ours are
 //   process-wide too (made by the first session, reused by later ones);
-// - `SITE_CACHE` and `GUARDS` are read by every CALL and PY_START event, before the
-//   event knows its tracer (see the fast slot in `ffi/shared.rs`): a static array costs
+// - `SITE_CACHE` and `CODE_GLOBALS` are read by every CALL and PY_START event, before the
+//   event knows its tracer (see `state/fast_slot.rs`): a static array costs
 //   one indexed load, anything owned by the tracer at least one more dependent load.
-static REGISTRY: GilRefCell<Option<Registry>> = GilRefCell::new(None);
+static DECISIONS: GilRefCell<Option<Decisions>> = GilRefCell::new(None);
 
-/// Direct-mapped cache in front of `Registry::codes`: code → the address of its boxed
+/// Direct-mapped cache in front of `Decisions::codes`: code → the address of its boxed
 /// sites.
 const SITE_CACHE_SLOTS: usize = 256;
 static SITE_CACHE: GilArray<(usize, usize), SITE_CACHE_SLOTS> = GilArray::new((0, 0));
 
-/// Kept apart from the registry so PY_START reads it with no indirection.
-static GUARDS: GilArray<Guard, GUARD_SLOTS> = GilArray::new(Guard { code: 0, globals: 0 });
+/// Kept apart from the decisions so PY_START reads it with no indirection.
+static CODE_GLOBALS: GilArray<CodeGlobals, CODE_GLOBALS_SLOTS> = GilArray::new(CodeGlobals { code: 0, globals: 0 });
 
 /// The analysis tables and our dict watcher id (None: all 8 were taken), made once.
 static TABLE: OnceCell<OpTable> = OnceCell::new();
 static WATCHER: OnceCell<Option<i32>> = OnceCell::new();
 
 #[inline(always)]
-fn guard_slot(code: usize) -> usize {
-    ((code >> 4) ^ (code >> 14)) & (GUARD_SLOTS - 1)
+fn code_globals_slot(code: usize) -> usize {
+    ((code >> 4) ^ (code >> 14)) & (CODE_GLOBALS_SLOTS - 1)
 }
 
 #[inline(always)]
@@ -173,12 +173,12 @@ fn watcher() -> Option<i32> {
     WATCHER.get().copied().flatten()
 }
 
-/// Runs `f` on the registry (`None` if it is borrowed already: see `GilRefCell`), then
+/// Runs `f` on the decisions (`None` if it is borrowed already: see `GilRefCell`), then
 /// calls `restart_events()` if `f` owed it: Python code runs only once the borrow has
 /// ended.
-fn with_registry<R>(py: Python<'_>, f: impl FnOnce(&mut Registry) -> R) -> Option<R> {
-    let (r, restart) = REGISTRY.with(py, |slot| {
-        let reg = slot.get_or_insert_with(Registry::default);
+fn with_decisions<R>(py: Python<'_>, f: impl FnOnce(&mut Decisions) -> R) -> Option<R> {
+    let (r, restart) = DECISIONS.with(py, |slot| {
+        let reg = slot.get_or_insert_with(Decisions::default);
         let r = f(reg);
         let owed = std::mem::take(&mut reg.restart_owed);
         (r, reg.restart_events.as_ref().filter(|_| owed).map(|f| f.clone_ref(py)))
@@ -213,7 +213,7 @@ pub fn activate(py: Python<'_>, mon: &Bound<'_, PyAny>) -> PyResult<()> {
     let watcher = *WATCHER.get_or_init(|| unsafe { ffi::add_dict_watcher(py, on_dict_event) });
     ffi::check_int_layout(py);
     let restart_events = Held::new(mon.getattr("restart_events")?.unbind());
-    with_registry(py, |reg| {
+    with_decisions(py, |reg| {
         reg.restart_events = Some(restart_events);
         reg.restarts = 0;
         reg.disabled_count = 0;
@@ -226,7 +226,7 @@ pub fn activate(py: Python<'_>, mon: &Bound<'_, PyAny>) -> PyResult<()> {
 /// some site may still be disabled (the caller restarts events after freeing its
 /// tool id, so the next tool with that id gets every event).
 pub fn deactivate(py: Python<'_>) -> bool {
-    let was = with_registry(py, |reg| {
+    let was = with_decisions(py, |reg| {
         let was = reg.disabled_any;
         reg.active = false;
         reg.forget_decisions(py);
@@ -247,16 +247,16 @@ pub fn deactivate(py: Python<'_>) -> bool {
         reg.restart_events = None;
         was
     });
-    // What the registry held (code objects, names), now that it is not borrowed.
+    // What the decisions held (code objects, names), now that it is not borrowed.
     held::release_pending(py);
     was.unwrap_or(false)
 }
 
-impl Registry {
+impl Decisions {
     /// All sites report again: guards go, names are no longer disabled (their dicts
     /// stay watched until the session ends).
     fn forget_decisions(&mut self, py: Python<'_>) {
-        GUARDS.update(py, |_| Guard::default());
+        CODE_GLOBALS.update(py, |_| CodeGlobals::default());
         for w in self.watched.values_mut() {
             w.names.clear();
         }
@@ -296,10 +296,10 @@ impl Registry {
         }) {
             return false;
         }
-        let (slot, globals) = (guard_slot(code), dicts[0] as usize);
-        let g = GUARDS.get(py, slot);
+        let (slot, globals) = (code_globals_slot(code), dicts[0] as usize);
+        let g = CODE_GLOBALS.get(py, slot);
         if g.code == 0 {
-            GUARDS.set(py, slot, Guard { code, globals });
+            CODE_GLOBALS.set(py, slot, CodeGlobals { code, globals });
         } else if g.code != code || g.globals != globals {
             // Another code object owns the slot, or this one was decided under other
             // globals.
@@ -328,7 +328,7 @@ impl Registry {
 
     /// A watched dict is about to change: restarts events if a name whose sites are
     /// disabled may be rebound, or returns that name if the change binds it (then the
-    /// caller decides, its value looked up with the registry not borrowed).
+    /// caller decides, its value looked up with the decisions not borrowed).
     ///
     /// # Safety
     /// As `on_dict_event`.
@@ -372,7 +372,8 @@ impl Registry {
             dict_event::DEALLOCATED => {
                 // Its address may come back as another dict: codes decided under it
                 // must check again, and it is no longer ours to unwatch.
-                GUARDS.update(py, |g| if g.globals == d { Guard { globals: DEAD_GLOBALS, ..g } } else { g });
+                CODE_GLOBALS
+                    .update(py, |g| if g.globals == d { CodeGlobals { globals: DEAD_GLOBALS, ..g } } else { g });
                 self.watched.remove(&d);
                 self.busy.remove(&d);
                 self.to_unwatch.retain(|&u| u != d);
@@ -401,7 +402,7 @@ impl Registry {
     }
 }
 
-/// Analyses `code` (no registry borrow is held: this calls into the interpreter).
+/// Analyses `code` (no borrow of the decisions is held: this calls into the interpreter).
 ///
 /// # Safety
 /// `code` is a live code object.
@@ -451,7 +452,7 @@ pub unsafe fn decide(
             sites => sites,
         }
     };
-    // A cache entry is the address of a box of `Registry::codes`, which stays put and
+    // A cache entry is the address of a box of `Decisions::codes`, which stays put and
     // is freed only after the cache is emptied; the box is only ever read (`refused`
     // is a `Cell`), and this reference ends before anything can run Python.
     let cs = &*(sites as *const CodeSites);
@@ -485,10 +486,10 @@ unsafe fn decide_site(
     callable: *mut pyffi::PyObject,
 ) -> bool {
     let (code, mut disabled) = (code as usize, false);
-    super::guard(|| {
-        // Looked up before the registry is borrowed (a lookup compares keys).
+    super::skip_on_panic(|| {
+        // Looked up before the decisions are borrowed (a lookup compares keys).
         let dicts = callee_dicts(py, name, callable);
-        disabled = with_registry(py, |reg| {
+        disabled = with_decisions(py, |reg| {
             // Still deciding, and `code` still analysed (so `name` is alive).
             if !reg.active || !reg.codes.contains_key(&code) {
                 return false;
@@ -516,7 +517,7 @@ unsafe fn decide_site(
 #[inline(never)]
 unsafe fn code_sites_slow(py: Python<'_>, code: *mut pyffi::PyObject) -> usize {
     let mut out = 0;
-    super::guard(|| out = code_sites(py, code));
+    super::skip_on_panic(|| out = code_sites(py, code));
     out
 }
 
@@ -528,17 +529,17 @@ unsafe fn code_sites(py: Python<'_>, code: *mut pyffi::PyObject) -> usize {
     let key = code as usize;
     let address = |cs: &CodeSites| cs as *const CodeSites as usize;
     // Whether deciding is on, and the sites if `code` was analysed already.
-    let Some(Some(known)) = with_registry(py, |reg| reg.active.then(|| reg.codes.get(&key).map(|cs| address(cs))))
+    let Some(Some(known)) = with_decisions(py, |reg| reg.active.then(|| reg.codes.get(&key).map(|cs| address(cs))))
     else {
         return 0;
     };
     let sites = match known {
         Some(sites) => sites,
         None => {
-            // First sight: analysed with the registry not borrowed (this runs Python).
+            // First sight: analysed with the decisions not borrowed (this runs Python).
             let Some(table) = TABLE.get() else { return 0 };
             let cs = Box::new(analyse(py, table, code));
-            let stored = with_registry(py, |reg| {
+            let stored = with_decisions(py, |reg| {
                 if !reg.active {
                     return 0;
                 }
@@ -588,7 +589,7 @@ unsafe fn callee_dicts(
 /// Called from a PY_START-like callback, with the new frame current.
 #[inline(always)]
 pub unsafe fn check_globals(py: Python<'_>, code: *mut pyffi::PyObject) {
-    let g = GUARDS.get(py, guard_slot(code as usize));
+    let g = CODE_GLOBALS.get(py, code_globals_slot(code as usize));
     if g.code == code as usize && globals_now(py) as usize != g.globals {
         other_globals(py);
     }
@@ -600,7 +601,7 @@ pub unsafe fn check_globals(py: Python<'_>, code: *mut pyffi::PyObject) {
 /// From a PY_START event (so a frame runs).
 #[inline(always)]
 unsafe fn globals_now(py: Python<'_>) -> *mut pyffi::PyObject {
-    match crate::ffi::shared::hot_tstate(py) {
+    match crate::state::fast_slot_tstate(py) {
         Some(tstate) => ffi::frame_globals(py, tstate),
         None => ffi::current_globals(py),
     }
@@ -611,8 +612,8 @@ unsafe fn globals_now(py: Python<'_>) -> *mut pyffi::PyObject {
 #[cold]
 #[inline(never)]
 fn other_globals(py: Python<'_>) {
-    super::guard(|| {
-        with_registry(py, |reg| reg.restart(py));
+    super::skip_on_panic(|| {
+        with_decisions(py, |reg| reg.restart(py));
     });
 }
 
@@ -620,7 +621,7 @@ fn other_globals(py: Python<'_>) {
 extern "C" fn unwatch_busy(_arg: *mut std::ffi::c_void) -> std::ffi::c_int {
     // SAFETY: pending calls run with the GIL held.
     let py = unsafe { Python::assume_attached() };
-    with_registry(py, |reg| {
+    with_decisions(py, |reg| {
         if let Some(id) = watcher() {
             for &dict in &reg.to_unwatch {
                 // SAFETY: live: a freed dict leaves `to_unwatch` (DEALLOCATED).
@@ -650,12 +651,12 @@ unsafe extern "C" fn on_dict_event(
 ) -> std::ffi::c_int {
     // The GIL token of this event: the interpreter calls watchers with the GIL held.
     let py = Python::assume_attached();
-    let Some(Some(name)) = with_registry(py, |reg| reg.dict_event(py, event, dict, key)) else { return 0 };
+    let Some(Some(name)) = with_decisions(py, |reg| reg.dict_event(py, event, dict, key)) else { return 0 };
     if event == dict_event::MODIFIED && ffi::dict_get_str(py, dict, key) == new_value {
         return 0; // set to the object it already holds
     }
     // A disabled name is rebound: events restart, and the name counts one strike.
-    with_registry(py, |reg| {
+    with_decisions(py, |reg| {
         *reg.strikes.entry((dict as usize, name)).or_insert(0) += 1;
         reg.restart(py);
     });
@@ -665,7 +666,7 @@ unsafe extern "C" fn on_dict_event(
 /// A session without safe disabling (`fast_calls`, no C events): the stats start
 /// from zero all the same.
 pub fn reset_stats(py: Python<'_>) {
-    with_registry(py, |reg| {
+    with_decisions(py, |reg| {
         reg.disabled_count = 0;
         reg.restarts = 0;
     });
@@ -673,7 +674,7 @@ pub fn reset_stats(py: Python<'_>) {
 
 /// `(sites disabled, events restarted)` in the current or last session.
 pub fn stats(py: Python<'_>) -> (u64, u32) {
-    with_registry(py, |reg| (reg.disabled_count, reg.restarts)).unwrap_or((0, 0))
+    with_decisions(py, |reg| (reg.disabled_count, reg.restarts)).unwrap_or((0, 0))
 }
 
 /// The analysis alone, for tests: `(offset, name)` of the call sites of `code`

@@ -19,7 +19,7 @@ mod setprofile;
 #[cfg(not(Py_3_12))]
 pub use setprofile::{enable_current_thread, install, uninstall, Installed};
 
-impl crate::core::InstalledHook for Installed {
+impl crate::state::InstalledHook for Installed {
     fn tool_id(&self) -> Option<u8> {
         Installed::tool_id(self)
     }
@@ -51,12 +51,12 @@ pub struct HookOptions {
 /// Runs a callback body, turning a panic into "this event is skipped": a panic must
 /// never unwind into the interpreter (it would abort the process).
 #[inline(always)]
-pub(crate) fn guard(f: impl FnOnce()) {
+pub(crate) fn skip_on_panic(f: impl FnOnce()) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
 }
 
-// Every event starts from the guards of `ffi/shared.rs`: the hot path from the fast
-// slot (`hot`), the slow path from the registry (`active`). The slow paths are out of
+// Every event starts from the guards of `state/`: the hot path from the fast slot
+// (`fast_event`), the slow path from the collecting tracer (`active`). The slow paths are out of
 // line and guarded: the callbacks themselves then have no unwinding landing pad and
 // need no stack frame for their common case.
 
@@ -66,16 +66,15 @@ pub(crate) fn guard(f: impl FnOnce()) {
 /// Called from an event callback, with the GIL (`py`), which makes no other guard
 /// while the event lives and runs no Python code meanwhile.
 #[inline(always)]
-pub(crate) unsafe fn hot(py: pyo3::Python<'_>) -> Option<crate::core::Ev<'_>> {
-    // SAFETY: the caller's contract; `State` and `ThreadState` are the types of the
-    // core's registry, the only one that fills the fast slot.
-    unsafe { crate::ffi::shared::Event::hot(py) }
+pub(crate) unsafe fn fast_event(py: pyo3::Python<'_>) -> Option<crate::state::Event<'_>> {
+    // SAFETY: the caller's contract.
+    unsafe { crate::state::Event::from_fast_slot(py) }
 }
 
 /// The slow path's guard: the collecting tracer, opened.
 #[inline(always)]
-fn active(py: pyo3::Python<'_>) -> Option<crate::core::Acc<'_>> {
-    crate::core::access_active(py)
+fn active(py: pyo3::Python<'_>) -> Option<crate::state::Access<'_>> {
+    crate::state::access_collecting(py)
 }
 
 /// `core::events::py_enter_slow`, out of line and guarded.
@@ -93,7 +92,7 @@ pub(crate) unsafe fn py_enter_slow(
     // SAFETY: live objects for this call (the contract above).
     let (code, frame) = unsafe { (ObjRef::new(code), ObjRef::new(frame.cast())) };
     let Some(code) = code else { return };
-    guard(|| crate::core::events::py_enter_slow(active(py), code, frame));
+    skip_on_panic(|| crate::core::events::py_enter_slow(active(py), code, frame));
 }
 
 /// `core::events::py_exit_slow`, out of line and guarded.
@@ -110,19 +109,19 @@ pub(crate) unsafe fn py_exit_slow(
 ) {
     // SAFETY: null or live for this call (the contract above).
     let retval = unsafe { ObjRef::new(retval) };
-    guard(|| crate::core::events::py_exit_slow(active(py), code as usize, retval));
+    skip_on_panic(|| crate::core::events::py_exit_slow(active(py), code as usize, retval));
 }
 
 /// `core::events::c_enter_slow`, out of line and guarded.
 #[cold]
 #[inline(never)]
 pub(crate) fn c_enter_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc<'_>) {
-    guard(|| crate::core::events::c_enter_slow(active(py), cf));
+    skip_on_panic(|| crate::core::events::c_enter_slow(active(py), cf));
 }
 
 /// `core::events::c_exit_slow`, out of line and guarded.
 #[cold]
 #[inline(never)]
 pub(crate) fn c_exit_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc<'_>) {
-    guard(|| crate::core::events::c_exit_slow(active(py), cf));
+    skip_on_panic(|| crate::core::events::c_exit_slow(active(py), cf));
 }

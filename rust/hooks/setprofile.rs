@@ -38,25 +38,25 @@ unsafe extern "C" fn profile<const TSC: bool>(
     match what {
         pyffi::PyTrace_CALL => {
             let code = ffi::frame_code(py, frame);
-            if !events::py_enter_fast::<TSC>(super::hot(py), code as usize) {
+            if !events::py_enter_fast::<TSC>(super::fast_event(py), code as usize) {
                 super::py_enter_slow(py, code, frame);
             }
         }
         pyffi::PyTrace_RETURN => {
             let code = ffi::frame_code(py, frame);
-            if !events::py_exit_fast::<TSC>(super::hot(py), code as usize) {
+            if !events::py_exit_fast::<TSC>(super::fast_event(py), code as usize) {
                 super::py_exit_slow(py, code, arg);
             }
         }
         pyffi::PyTrace_C_CALL => {
             if let Some(cf) = ffi::classify_c_callable(py, arg, std::ptr::null_mut()) {
-                if !events::c_enter_fast::<TSC>(super::hot(py), &cf) {
+                if !events::c_enter_fast::<TSC>(super::fast_event(py), &cf) {
                     super::c_enter_slow(py, &cf);
                 }
             }
         }
         pyffi::PyTrace_C_RETURN | pyffi::PyTrace_C_EXCEPTION
-            if !events::c_exit_fast::<TSC>(super::hot(py), ffi::c_frame_key(arg)) =>
+            if !events::c_exit_fast::<TSC>(super::fast_event(py), ffi::c_frame_key(arg)) =>
         {
             if let Some(cf) = ffi::classify_c_callable(py, arg, std::ptr::null_mut()) {
                 super::c_exit_slow(py, &cf);

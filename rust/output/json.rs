@@ -382,8 +382,8 @@ mod tests {
         use crate::buffers::payload::Slab;
         use crate::buffers::record::Record;
         use crate::clock::Conversion;
-        use crate::core::funcs::FuncInfo;
         use crate::output::snapshot::{SnapData, ThreadSnap};
+        use crate::state::funcs::FuncInfo;
         use std::sync::Arc;
         let thread = |tid, chunks| ThreadSnap { tid, ident: tid, name: None, chunks, payloads: Slab::new() };
         let data = SnapData {

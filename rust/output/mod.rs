@@ -3,6 +3,8 @@
 //! `pyjson`, Python values → JSON text), `dicts` makes the Python dicts of
 //! `tracer.data`.
 
+#![forbid(unsafe_code)]
+
 pub mod dicts;
 pub mod event;
 pub mod json;

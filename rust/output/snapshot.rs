@@ -5,8 +5,8 @@ use crate::buffers::payload::{Payload, Slab};
 use crate::buffers::record::{Kind, Record};
 use crate::buffers::ring;
 use crate::clock::{self, Conversion};
-use crate::core::funcs::FuncInfo;
-use crate::core::Acc;
+use crate::state::funcs::FuncInfo;
+use crate::state::Access;
 use std::sync::Arc;
 
 pub struct ThreadSnap {
@@ -34,7 +34,7 @@ pub struct SnapData {
 
 /// Moves every recorded event out of the guard's tracer: the `tracer_entries` most
 /// recent (the rings may hold one chunk more, see `buffers/ring.rs`).
-pub fn take(acc: &mut Acc<'_>) -> SnapData {
+pub fn take(acc: &mut Access<'_>) -> SnapData {
     let (mut data, limit) = take_all(acc);
     // The payloads of the records dropped go when the guard closes.
     drop(keep_newest(&mut data, limit));
@@ -61,7 +61,7 @@ fn keep_newest(data: &mut SnapData, limit: usize) -> Vec<Payload> {
 }
 
 /// `take`, before the records beyond the limit go; with the limit.
-fn take_all(acc: &mut Acc<'_>) -> (SnapData, usize) {
+fn take_all(acc: &mut Access<'_>) -> (SnapData, usize) {
     let (st, list) = acc.threads();
     let mut threads = Vec::with_capacity(list.len());
     let mut entries = 0;

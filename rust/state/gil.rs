@@ -13,8 +13,8 @@
 //! the interpreter's callbacks make with `Python::assume_attached` (they are called
 //! with the GIL: see `hooks/`):
 //!
-//! - `GilCell`: lends `&mut` with no check; `ffi/` only, under the guards of
-//!   `ffi/shared.rs`, which make sure no two references are alive at once;
+//! - `GilCell`: lends `&mut` with no check; `state/` only, under the guards of
+//!   `state/guards.rs`, which make sure no two references are alive at once;
 //! - `GilRefCell`: lends `&mut` to a closure, and refuses a second closure while one
 //!   runs (a call back in from Python code run inside it), so it is safe to use;
 //! - `GilArray`: small copyable values read and written one at a time, never lent, so

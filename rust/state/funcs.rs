@@ -5,6 +5,8 @@
 //! reference to every key object so a pointer can never be reused for another
 //! function while the table knows it.
 
+#![forbid(unsafe_code)]
+
 use crate::ffi::held::Held;
 use crate::ffi::CFunc;
 use hashbrown::HashMap;

@@ -159,8 +159,8 @@ impl Snapshot {
         progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<usize> {
         let header = Header { pid, process_name, thread_names: &thread_names, metadata_json, file_info_json };
-        let file = ffi::os::borrowed_file(fd)
-            .ok_or_else(|| TraceError::BadArg(format!("{fd} is not a file descriptor")))?;
+        let file =
+            ffi::os::borrowed_file(fd).ok_or_else(|| TraceError::BadArg(format!("{fd} is not a file descriptor")))?;
         let sink = BufWriter::with_capacity(1 << 20, &*file);
         let count = if gzip {
             let enc = flate2::write::GzEncoder::new(sink, flate2::Compression::new(6));

@@ -15,7 +15,7 @@ import textwrap
 
 import pytest
 
-from cli_support import run_python, run_viztracer, write
+from cli_support import clean_env, run_python, run_viztracer, write
 from support import embedded_trace, load_trace, short_names
 from viztracer import VizTracer
 from viztracer.trace_writer import SaveError, atomic_file
@@ -303,3 +303,32 @@ with atomic_file({str(path)!r}) as f:
 """], capture_output=True, text=True)
     assert r.returncode != 0 and "KeyboardInterrupt" in r.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_install_stop_signal_says_one_line_and_the_program_goes_on(tmp_path, small_fs):
+    directory, path = full_disk(small_fs, "x.json")
+    write(tmp_path / "prog.py", with_fib(f"""
+        import time
+        from viztracer import VizTracer
+        tracer = VizTracer(output_file={str(path)!r}, verbose=0)
+        tracer.install()
+        print("ready", flush=True)
+        while True:
+            fib(15)
+            time.sleep(0.001)
+    """))
+    proc = subprocess.Popen([sys.executable, "prog.py"], cwd=str(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=clean_env())
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        r = run_viztracer(["--attach_installed", str(proc.pid), "-t", "0.3"], tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+        # The save failed inside the program's signal handler: it says so, and the
+        # program is not interrupted by an exception.
+        assert proc.stderr.readline() == failure(path)
+        assert proc.poll() is None
+        assert_untouched(directory, path)
+    finally:
+        proc.kill()
+        _, rest = proc.communicate()
+    assert "Traceback" not in rest

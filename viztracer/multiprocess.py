@@ -80,6 +80,19 @@ def take_over(tracer: "VizTracer", member: "VizTracer") -> bool:
     return True
 
 
+def leave_collection(tracer: "VizTracer") -> None:
+    """``tracer``, a member (started in this process when it joined a collection),
+    leaves it and saves nothing: a ``viztracer`` command run inside a traced program
+    records its own program into its own file, as typed."""
+    membership = tracer._membership
+    if membership is None or membership.collector is not None:
+        return
+    tracer._membership = None
+    if tracer._exit_saver is not None:
+        tracer._exit_saver.disarm()
+    _remove(membership.marker_path)
+
+
 def after_fork(tracer: "VizTracer") -> None:
     """In a forked child: a new member, with a trace file of its own."""
     membership = tracer._membership

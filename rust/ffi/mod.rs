@@ -14,7 +14,8 @@
 //! - `held`: Python objects kept in tracer state, released only at safe points;
 //! - `vec_ext`: pushes that never grow a vector (the hot path must not contain the
 //!   growth path of `Vec::push`);
-//! - `os`: the clock registers and system calls (`rdtsc`, `clock_gettime`);
+//! - `os`: the clock registers and system calls (`rdtsc`, `clock_gettime`), a file
+//!   descriptor lent by Python to the trace writer;
 //! - `term_signal`: the C SIGTERM handler that repeats the signal until Python's runs.
 
 mod callable;

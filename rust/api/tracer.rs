@@ -265,7 +265,7 @@ pymethods_with_options! {
         let mut acc = self.acc(py)?;
         let mut taken = snapshot::take(&mut acc);
         let st = acc.state();
-        st.budget.reset_overflow();
+        st.budget.overflowed = false;
         // The chunks' memory serves the next events (records hold no Python objects).
         for t in &mut taken.threads {
             for chunk in std::mem::take(&mut t.chunks) {
@@ -426,7 +426,7 @@ pymethods_with_options! {
         let (threads, functions, mismatches, overflow) = {
             let mut acc = self.acc(py)?;
             let (st, list) = acc.threads();
-            (list.len(), st.funcs.len(), st.mismatches, st.budget.overflowed())
+            (list.len(), st.funcs.len(), st.mismatches, st.budget.overflowed)
         };
         let d = PyDict::new(py);
         d.set_item("entries", held)?;

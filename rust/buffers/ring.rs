@@ -40,7 +40,8 @@ pub struct Budget {
     capacity: usize,
     reserved: usize,
     max_chunk: usize,
-    overflowed: bool,
+    /// Records were evicted since the last snapshot (or `clear()`).
+    pub overflowed: bool,
     /// Empty vectors with their capacity; at most `limit` entries of it in all.
     spare: Vec<Vec<Record>>,
     spare_entries: usize,
@@ -65,18 +66,6 @@ impl Budget {
 
     pub fn limit(&self) -> usize {
         self.limit
-    }
-
-    pub fn overflowed(&self) -> bool {
-        self.overflowed
-    }
-
-    pub fn mark_overflow(&mut self) {
-        self.overflowed = true;
-    }
-
-    pub fn reset_overflow(&mut self) {
-        self.overflowed = false;
     }
 
     /// Room not yet reserved by any ring.
@@ -257,26 +246,19 @@ pub fn push_slow(
             continue;
         }
         // The budget is spent: evict the chunk holding the oldest record of all threads.
+        budget.overflowed = true;
         let victim = rings
             .iter()
             .enumerate()
             .filter_map(|(i, ring)| ring.oldest_written_at().map(|t| (t, i)))
             .min()
             .map(|(_, i)| i);
-        let Some(victim) = victim else {
-            // Nothing is stored anywhere, yet the budget is spent: cannot happen, but
-            // dropping the record beats looping forever.
-            budget.mark_overflow();
-            return;
-        };
-        let Some((records, cap)) = rings[victim].evict_oldest() else {
-            budget.mark_overflow();
-            return;
-        };
+        // Nothing is stored anywhere, yet the budget is spent: cannot happen, but
+        // dropping the record beats looping forever.
+        let Some((victim, (records, cap))) = victim.and_then(|i| Some((i, rings[i].evict_oldest()?))) else { return };
         for rec in &records {
             on_evict(victim, rec);
         }
-        budget.mark_overflow();
         budget.release(cap);
         let granted = budget.reserve(cap);
         rings[me].start_chunk(granted, Some(records));
@@ -439,7 +421,7 @@ mod tests {
                 assert!(kept[0].iter().copied().eq(first..count as u64), "limit {limit}, count {count}");
                 // (Up to N and one chunk nothing is evicted; a snapshot that drops records
                 // reports the overflow itself, see `output/snapshot.rs`.)
-                assert_eq!(budget.overflowed(), count > limit + max_chunk);
+                assert_eq!(budget.overflowed, count > limit + max_chunk);
                 assert_eq!(budget.available(), limit + max_chunk);
             }
         }

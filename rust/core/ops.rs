@@ -89,7 +89,7 @@ pub fn after_fork(mut acc: Access<'_>) {
             kept = Some(t);
         }
     }
-    st.budget.reset_overflow();
+    st.budget.overflowed = false;
     st.task_names.clear();
     st.mismatches = 0;
     st.gen = next_generation();

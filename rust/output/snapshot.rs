@@ -75,8 +75,8 @@ fn take_all(acc: &mut Access<'_>) -> (SnapData, usize) {
             threads.push(ThreadSnap { tid: t.tid, ident: t.ident, name: t.name.clone(), chunks, payloads });
         }
     }
-    let overflow = st.budget.overflowed() || entries >= st.budget.limit();
-    st.budget.reset_overflow();
+    let overflow = st.budget.overflowed || entries >= st.budget.limit();
+    st.budget.overflowed = false;
     let data = SnapData {
         threads,
         funcs: st.funcs.infos().to_vec(),

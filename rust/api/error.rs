@@ -1,7 +1,7 @@
 //! Errors of the native module and how they map to Python exceptions (one place,
 //! like cryptography's `CryptographyError`). The hot path never returns errors.
 
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::exceptions::PyOSError;
 use pyo3::PyErr;
 use std::io;
 
@@ -13,8 +13,6 @@ pub enum TraceError {
     Io(io::Error),
     /// A Python exception raised while rendering or loading.
     Py(PyErr),
-    /// An argument that cannot be used.
-    BadArg(String),
 }
 
 impl TraceError {
@@ -43,7 +41,6 @@ impl From<TraceError> for PyErr {
             }
             TraceError::Io(source) => PyOSError::new_err(format!("Can't write the trace: {source}")),
             TraceError::Py(err) => err,
-            TraceError::BadArg(msg) => PyValueError::new_err(msg),
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct Record {
     meta: u32,
 }
 
+const _: () = assert!(std::mem::size_of::<Record>() == 24);
+
 const KIND_SHIFT: u32 = 30;
 const PAYLOAD_MASK: u32 = (1 << KIND_SHIFT) - 1;
 /// Largest payload index a record can refer to.
@@ -84,11 +86,6 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn record_is_24_bytes() {
-        assert_eq!(std::mem::size_of::<Record>(), 24);
-    }
 
     #[test]
     fn packing_roundtrips() {

@@ -238,10 +238,6 @@ impl FuncTable {
         self.infos.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.infos.is_empty()
-    }
-
     fn push(&mut self, info: FuncInfo, code: Option<CodeEntry>) -> Option<u32> {
         let id = self.infos.len() as u32;
         if id >= ID_MASK {

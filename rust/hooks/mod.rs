@@ -48,11 +48,11 @@ pub struct HookOptions {
     pub noop: bool,
 }
 
-/// Runs a callback body, turning a panic into "this event is skipped": a panic must
-/// never unwind into the interpreter (it would abort the process).
+/// Runs a callback body, turning a panic into "this event is skipped" (`None`): a
+/// panic must never unwind into the interpreter (it would abort the process).
 #[inline(always)]
-pub(crate) fn skip_on_panic(f: impl FnOnce()) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+pub(crate) fn skip_on_panic<R>(f: impl FnOnce() -> R) -> Option<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }
 
 // Every event starts from the guards of `state/`: the hot path from the fast slot

@@ -84,10 +84,6 @@ pub fn monotonic_ns() -> u64 {
     os::clock_ns(libc::CLOCK_MONOTONIC)
 }
 
-fn realtime_ns() -> u64 {
-    os::clock_ns(libc::CLOCK_REALTIME)
-}
-
 #[cfg(target_arch = "x86_64")]
 fn invariant_tsc() -> bool {
     use std::arch::x86_64::__cpuid;
@@ -121,13 +117,11 @@ pub fn ticks<const TSC: bool>() -> u64 {
 /// The raw tick counter. One instruction with the TSC, a vDSO call otherwise.
 #[inline(always)]
 pub fn now_ticks() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if USE_TSC.load(Ordering::Relaxed) {
-            return os::rdtsc();
-        }
+    if uses_tsc() {
+        ticks::<true>()
+    } else {
+        ticks::<false>()
     }
-    monotonic_ns()
 }
 
 /// One (tick, ns) pair, bracketing the clock read between two tick reads and keeping
@@ -187,7 +181,7 @@ fn measure_base_time() -> i64 {
     let mut samples: Vec<i64> = (0..101)
         .map(|_| {
             let a = monotonic_ns();
-            let wall = realtime_ns();
+            let wall = os::clock_ns(libc::CLOCK_REALTIME);
             let b = monotonic_ns();
             wall as i64 - (a / 2 + b / 2) as i64
         })

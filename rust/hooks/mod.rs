@@ -12,21 +12,12 @@ pub(crate) mod callsites;
 #[cfg(Py_3_12)]
 mod monitoring;
 #[cfg(Py_3_12)]
-pub use monitoring::{enable_current_thread, install, uninstall, Installed};
+pub use monitoring::{enable_current_thread, install};
 
 #[cfg(not(Py_3_12))]
 mod setprofile;
 #[cfg(not(Py_3_12))]
-pub use setprofile::{enable_current_thread, install, uninstall, Installed};
-
-impl crate::state::InstalledHook for Installed {
-    fn tool_id(&self) -> Option<u8> {
-        Installed::tool_id(self)
-    }
-    fn uninstall(self: Box<Self>, py: pyo3::Python<'_>) -> pyo3::PyResult<()> {
-        uninstall(py, *self)
-    }
-}
+pub use setprofile::{enable_current_thread, install};
 
 /// What the hooks need to know when they are installed (the C profile hook of
 /// 3.9-3.11 uses only `noop`: there, C calls are filtered in `core`).

@@ -24,12 +24,6 @@ pub struct Installed {
     safe_disable: bool,
 }
 
-impl Installed {
-    pub fn tool_id(&self) -> Option<u8> {
-        Some(self.tool_id)
-    }
-}
-
 /// 3 and 4 first: ids nobody reserves. PROFILER_ID (2) last, so cProfile can still
 /// start while we trace.
 const TOOL_IDS: [u8; 3] = [3, 4, 2];
@@ -291,25 +285,31 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
     })
 }
 
-/// Disables our events, unregisters every callback and frees our tool id. (On 3.12
-/// and 3.13 `free_tool_id` alone leaves the callbacks registered.)
-pub fn uninstall(py: Python<'_>, installed: Installed) -> PyResult<()> {
-    let mon = py.import("sys")?.getattr("monitoring")?;
-    let id = installed.tool_id;
-    let r1 = mon.call_method1("set_events", (id, 0));
-    for event in &installed.events {
-        let _ = mon.call_method1("register_callback", (id, *event, py.None()));
+impl crate::state::InstalledHook for Installed {
+    fn tool_id(&self) -> Option<u8> {
+        Some(self.tool_id)
     }
-    let r2 = mon.call_method1("free_tool_id", (id,));
-    let disabled_some = installed.safe_disable && callsites::deactivate(py);
-    if installed.fast_calls || disabled_some {
-        // Call sites we disabled would stay silent for the next tool (or session)
-        // that takes this id.
-        mon.call_method0("restart_events")?;
+
+    /// Disables our events, unregisters every callback and frees our tool id. (On 3.12
+    /// and 3.13 `free_tool_id` alone leaves the callbacks registered.)
+    fn uninstall(self: Box<Self>, py: Python<'_>) -> PyResult<()> {
+        let mon = py.import("sys")?.getattr("monitoring")?;
+        let id = self.tool_id;
+        let r1 = mon.call_method1("set_events", (id, 0));
+        for event in &self.events {
+            let _ = mon.call_method1("register_callback", (id, *event, py.None()));
+        }
+        let r2 = mon.call_method1("free_tool_id", (id,));
+        let disabled_some = self.safe_disable && callsites::deactivate(py);
+        if self.fast_calls || disabled_some {
+            // Call sites we disabled would stay silent for the next tool (or session)
+            // that takes this id.
+            mon.call_method0("restart_events")?;
+        }
+        r1?;
+        r2?;
+        Ok(())
     }
-    r1?;
-    r2?;
-    Ok(())
 }
 
 /// Threads are covered by sys.monitoring already.

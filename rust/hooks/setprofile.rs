@@ -15,9 +15,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct Installed;
 
-impl Installed {
-    pub fn tool_id(&self) -> Option<u8> {
+impl crate::state::InstalledHook for Installed {
+    fn tool_id(&self) -> Option<u8> {
         None
+    }
+
+    fn uninstall(self: Box<Self>, py: Python<'_>) -> PyResult<()> {
+        // SAFETY: removing the profile function installs none.
+        unsafe { ffi::set_profile_all_threads(py, None) };
+        py.import("threading")?.call_method1("setprofile", (py.None(),))?;
+        Ok(())
     }
 }
 
@@ -163,13 +170,6 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
     // SAFETY: `noop` and `profile` are profile functions.
     unsafe { ffi::set_profile_all_threads(py, Some(func)) };
     Ok(Installed)
-}
-
-pub fn uninstall(py: Python<'_>, _installed: Installed) -> PyResult<()> {
-    // SAFETY: removing the profile function installs none.
-    unsafe { ffi::set_profile_all_threads(py, None) };
-    py.import("threading")?.call_method1("setprofile", (py.None(),))?;
-    Ok(())
 }
 
 /// For threads not started by `threading` (or started in unusual ways).

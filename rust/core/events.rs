@@ -184,18 +184,12 @@ pub fn py_enter_fast<const TSC: bool>(ev: Option<Event<'_>>, code: usize) -> boo
         .is_ok()
 }
 
-/// A Python frame starts, in general. `frame` is `None` when the event source does
-/// not pass it (sys.monitoring); it is only needed for `log_func_args`.
+/// A Python frame starts, in general: filters, depth limit, pause, first calls,
+/// argument and async task logging. `frame` is `None` when the event source does not
+/// pass it (sys.monitoring); it is only needed for `log_func_args`.
 #[inline(always)]
 pub fn py_enter_slow(acc: Option<Access<'_>>, code: ObjRef<'_>, frame: Option<ObjRef<'_>>) {
-    let Some(cur) = acc.and_then(current) else { return };
-    py_enter_general(cur, code, frame);
-}
-
-/// `py_enter` beyond the common case: filters, depth limit, pause, first calls,
-/// argument and async task logging.
-#[inline(always)]
-fn py_enter_general(mut cur: Current<'_>, code: ObjRef<'_>, frame: Option<ObjRef<'_>>) {
+    let Some(mut cur) = acc.and_then(current) else { return };
     let key = code.addr();
     let (st, t) = cur.parts();
     if t.ignored_depth > 0 || depth_exceeded(st, t) {

@@ -7,6 +7,7 @@
 mod bytecode;
 
 use crate::ffi::ObjRef;
+use crate::state::access_collecting;
 #[cfg(Py_3_12)]
 pub(crate) mod callsites;
 #[cfg(Py_3_12)]
@@ -47,26 +48,11 @@ pub(crate) fn skip_on_panic<R>(f: impl FnOnce() -> R) -> Option<R> {
 }
 
 // Every event starts from the guards of `state/`: the hot path from the fast slot
-// (`fast_event`), the slow path from the collecting tracer (`active`). The slow paths are out of
-// line and guarded: the callbacks themselves then have no unwinding landing pad and
-// need no stack frame for their common case.
-
-/// The hot path's guard for this event, if the fast slot holds the calling thread.
-///
-/// # Safety
-/// Called from an event callback, with the GIL (`py`), which makes no other guard
-/// while the event lives and runs no Python code meanwhile.
-#[inline(always)]
-pub(crate) unsafe fn fast_event(py: pyo3::Python<'_>) -> Option<crate::state::Event<'_>> {
-    // SAFETY: the caller's contract.
-    unsafe { crate::state::Event::from_fast_slot(py) }
-}
-
-/// The slow path's guard: the collecting tracer, opened.
-#[inline(always)]
-fn active(py: pyo3::Python<'_>) -> Option<crate::state::Access<'_>> {
-    crate::state::access_collecting(py)
-}
+// (`Event::from_fast_slot`, whose contract the callbacks keep: they make no other guard
+// and run no Python code while the event lives), the slow path from the collecting
+// tracer (`access_collecting`). The slow paths are out of line and guarded: the
+// callbacks themselves then have no unwinding landing pad and need no stack frame for
+// their common case.
 
 /// `core::events::py_enter_slow`, out of line and guarded.
 ///
@@ -83,7 +69,7 @@ pub(crate) unsafe fn py_enter_slow(
     // SAFETY: live objects for this call (the contract above).
     let (code, frame) = unsafe { (ObjRef::new(code), ObjRef::new(frame.cast())) };
     let Some(code) = code else { return };
-    skip_on_panic(|| crate::core::events::py_enter_slow(active(py), code, frame));
+    skip_on_panic(|| crate::core::events::py_enter_slow(access_collecting(py), code, frame));
 }
 
 /// `core::events::py_exit_slow`, out of line and guarded.
@@ -100,19 +86,19 @@ pub(crate) unsafe fn py_exit_slow(
 ) {
     // SAFETY: null or live for this call (the contract above).
     let retval = unsafe { ObjRef::new(retval) };
-    skip_on_panic(|| crate::core::events::py_exit_slow(active(py), code as usize, retval));
+    skip_on_panic(|| crate::core::events::py_exit_slow(access_collecting(py), code as usize, retval));
 }
 
 /// `core::events::c_enter_slow`, out of line and guarded.
 #[cold]
 #[inline(never)]
 pub(crate) fn c_enter_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc<'_>) {
-    skip_on_panic(|| crate::core::events::c_enter_slow(active(py), cf));
+    skip_on_panic(|| crate::core::events::c_enter_slow(access_collecting(py), cf));
 }
 
 /// `core::events::c_exit_slow`, out of line and guarded.
 #[cold]
 #[inline(never)]
 pub(crate) fn c_exit_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc<'_>) {
-    skip_on_panic(|| crate::core::events::c_exit_slow(active(py), cf));
+    skip_on_panic(|| crate::core::events::c_exit_slow(access_collecting(py), cf));
 }

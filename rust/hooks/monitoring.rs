@@ -9,6 +9,7 @@
 use super::callsites;
 use crate::core::events;
 use crate::ffi;
+use crate::state::Event;
 use once_cell::sync::OnceCell;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi as pyffi;
@@ -58,14 +59,14 @@ macro_rules! callback {
 callback!(on_py_start, 1, |py, args| {
     let code = *args;
     callsites::check_globals(py, code);
-    if !events::py_enter_fast::<TSC>(super::fast_event(py), code as usize) {
+    if !events::py_enter_fast::<TSC>(Event::from_fast_slot(py), code as usize) {
         super::py_enter_slow(py, code, std::ptr::null_mut());
     }
 });
 
 callback!(on_py_return, 3, |py, args| {
     let code = *args;
-    if !events::py_exit_fast::<TSC>(super::fast_event(py), code as usize) {
+    if !events::py_exit_fast::<TSC>(Event::from_fast_slot(py), code as usize) {
         super::py_exit_slow(py, code, *args.add(2));
     }
 });
@@ -106,7 +107,7 @@ unsafe fn on_call_python(
 unsafe fn on_call_other<const TSC: bool>(py: Python<'_>, callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
     // Anything but a builtin (a callable object, say) is never recorded.
     let Some(cf) = ffi::classify_c_callable(py, callable, arg0) else { return };
-    if !events::c_enter_fast::<TSC>(super::fast_event(py), &cf) {
+    if !events::c_enter_fast::<TSC>(Event::from_fast_slot(py), &cf) {
         super::c_enter_slow(py, &cf);
     }
 }
@@ -144,7 +145,7 @@ callback!(on_c_return, 4, |py, args| {
     // Classes (and Python functions the interpreter did not inline) end with
     // C_RETURN too: they were never recorded.
     if !ffi::is_function_or_class(py, callable)
-        && !events::c_exit_fast::<TSC>(super::fast_event(py), ffi::c_frame_key(callable))
+        && !events::c_exit_fast::<TSC>(Event::from_fast_slot(py), ffi::c_frame_key(callable))
     {
         if let Some(cf) = ffi::classify_c_callable(py, callable, *args.add(3)) {
             super::c_exit_slow(py, &cf);

@@ -7,6 +7,7 @@
 
 use crate::core::events;
 use crate::ffi;
+use crate::state::Event;
 use once_cell::sync::OnceCell;
 use pyo3::ffi as pyffi;
 use pyo3::prelude::*;
@@ -45,25 +46,25 @@ unsafe extern "C" fn profile<const TSC: bool>(
     match what {
         pyffi::PyTrace_CALL => {
             let code = ffi::frame_code(py, frame);
-            if !events::py_enter_fast::<TSC>(super::fast_event(py), code as usize) {
+            if !events::py_enter_fast::<TSC>(Event::from_fast_slot(py), code as usize) {
                 super::py_enter_slow(py, code, frame);
             }
         }
         pyffi::PyTrace_RETURN => {
             let code = ffi::frame_code(py, frame);
-            if !events::py_exit_fast::<TSC>(super::fast_event(py), code as usize) {
+            if !events::py_exit_fast::<TSC>(Event::from_fast_slot(py), code as usize) {
                 super::py_exit_slow(py, code, arg);
             }
         }
         pyffi::PyTrace_C_CALL => {
             if let Some(cf) = ffi::classify_c_callable(py, arg, std::ptr::null_mut()) {
-                if !events::c_enter_fast::<TSC>(super::fast_event(py), &cf) {
+                if !events::c_enter_fast::<TSC>(Event::from_fast_slot(py), &cf) {
                     super::c_enter_slow(py, &cf);
                 }
             }
         }
         pyffi::PyTrace_C_RETURN | pyffi::PyTrace_C_EXCEPTION
-            if !events::c_exit_fast::<TSC>(super::fast_event(py), ffi::c_frame_key(arg)) =>
+            if !events::c_exit_fast::<TSC>(Event::from_fast_slot(py), ffi::c_frame_key(arg)) =>
         {
             if let Some(cf) = ffi::classify_c_callable(py, arg, std::ptr::null_mut()) {
                 super::c_exit_slow(py, &cf);

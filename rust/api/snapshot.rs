@@ -161,16 +161,13 @@ impl Snapshot {
         let header = Header { pid, process_name, thread_names: &thread_names, metadata_json, file_info_json };
         let file = File::create(path).map_err(|e| TraceError::file(path, e))?;
         let sink = BufWriter::with_capacity(1 << 20, file);
-        let count = if gzip {
-            let enc = flate2::write::GzEncoder::new(sink, flate2::Compression::new(6));
-            let (enc, n) = self.write_to(py, enc, &header, progress.as_ref())?;
-            enc.finish().map_err(|e| TraceError::file(path, e))?;
-            n
-        } else {
-            let (_, n) = self.write_to(py, sink, &header, progress.as_ref())?;
-            n
-        };
-        Ok(count)
+        if !gzip {
+            return Ok(self.write_to(py, sink, &header, progress.as_ref())?.1);
+        }
+        let enc = flate2::write::GzEncoder::new(sink, flate2::Compression::new(6));
+        let (enc, n) = self.write_to(py, enc, &header, progress.as_ref())?;
+        enc.finish().map_err(|e| TraceError::file(path, e))?;
+        Ok(n)
     }
 
     /// The trace file's content as bytes (for writing to a stream or a socket).

@@ -122,10 +122,6 @@ pub struct Ring {
 }
 
 impl Ring {
-    pub fn new() -> Self {
-        Ring::default()
-    }
-
     /// Appends without touching the budget; fails when the current chunk is full.
     #[inline(always)]
     pub fn try_push(&mut self, r: Record) -> Result<(), Record> {
@@ -361,7 +357,7 @@ mod tests {
     #[test]
     fn chunks_given_back_are_reused_within_the_budget() {
         let mut budget = Budget::new(10_000);
-        let mut rings = vec![Ring::new()];
+        let mut rings = vec![Ring::default()];
         for i in 0..1000 {
             push(&mut rings, 0, &mut budget, rec(i));
         }
@@ -374,7 +370,7 @@ mod tests {
         // each new chunk's size, so no chunk is sealed half full (chunks of 64 to 3906
         // entries with a budget of 1M).
         let mut budget = Budget::new(1_000_000);
-        let mut rings = vec![Ring::new()];
+        let mut rings = vec![Ring::default()];
         for round in 0..2 {
             for i in 0..20_000 {
                 push(&mut rings, 0, &mut budget, rec(i));
@@ -386,7 +382,7 @@ mod tests {
             clear(&mut rings[0], &mut budget);
         }
         // Memory smaller than the new chunk is grown to the chunk's whole size.
-        let mut ring = Ring::new();
+        let mut ring = Ring::default();
         ring.start_chunk(3906, Some(Vec::with_capacity(1024)));
         for i in 0..3906 {
             assert!(ring.try_push(rec(i)).is_ok(), "record {i} did not fit");
@@ -406,7 +402,7 @@ mod tests {
             for count in [limit - 1, limit, limit + 1, limit + max_chunk, (2 * limit).saturating_sub(27), 3 * limit + 5]
             {
                 let mut budget = Budget::new(limit);
-                let mut rings = vec![Ring::new()];
+                let mut rings = vec![Ring::default()];
                 for t in 0..count as u64 {
                     push(&mut rings, 0, &mut budget, rec(t));
                     // Once more than N were written, the ring never holds fewer than N,
@@ -431,7 +427,7 @@ mod tests {
     fn threads_share_the_budget_and_evict_globally_oldest() {
         let limit = 2048;
         let mut budget = Budget::new(limit);
-        let mut rings = vec![Ring::new(), Ring::new()];
+        let mut rings = vec![Ring::default(), Ring::default()];
         // Thread 0 fills the buffer early, then thread 1 keeps writing.
         for t in 0..limit as u64 {
             push(&mut rings, 0, &mut budget, rec(t));
@@ -457,7 +453,7 @@ mod tests {
         let limit = 1000;
         for turn in [1, 7, 100] {
             let mut budget = Budget::new(limit);
-            let mut rings = vec![Ring::new(), Ring::new(), Ring::new()];
+            let mut rings = vec![Ring::default(), Ring::default(), Ring::default()];
             let mut written: Vec<Vec<u64>> = vec![Vec::new(); 3];
             let mut t = 0u64;
             for round in 0..60 {
@@ -506,7 +502,7 @@ mod tests {
     #[test]
     fn idle_threads_hold_little_budget() {
         let mut budget = Budget::new(1_000_000);
-        let mut rings: Vec<Ring> = (0..100).map(|_| Ring::new()).collect();
+        let mut rings: Vec<Ring> = (0..100).map(|_| Ring::default()).collect();
         for (i, t) in (0..100).zip(0u64..) {
             push(&mut rings, i, &mut budget, rec(t));
         }

@@ -82,7 +82,7 @@ pub fn after_fork(mut acc: Access<'_>) {
         let (_, reserved) = t.ring.take_all();
         st.budget.release(reserved);
         if Some(i) == mine {
-            t.payloads = Slab::new();
+            t.payloads = Slab::default();
             t.take_stack();
             t.tid = ffi::native_thread_id();
             t.last_tick = 0;

@@ -312,7 +312,7 @@ mod tests {
         use crate::output::snapshot::{SnapData, ThreadSnap};
         use crate::state::funcs::FuncInfo;
         use std::sync::Arc;
-        let thread = |tid, chunks| ThreadSnap { tid, ident: tid, name: None, chunks, payloads: Slab::new() };
+        let thread = |tid, chunks| ThreadSnap { tid, ident: tid, name: None, chunks, payloads: Slab::default() };
         let data = SnapData {
             threads: vec![
                 thread(7, vec![vec![Record::complete(1_500, 2_250, 0, None)], vec![Record::begin(5_000, 9, None)]]),

@@ -3,7 +3,7 @@ use crate::buffers::thread::ThreadState;
 use crate::ffi::held::{self, Held};
 use pyo3::prelude::*;
 
-fn with_py(f: impl FnOnce(Python<'_>)) {
+pub(super) fn with_py(f: impl FnOnce(Python<'_>)) {
     Python::initialize();
     Python::attach(f);
 }

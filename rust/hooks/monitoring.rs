@@ -228,14 +228,8 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
     DISABLE.store(mon.getattr("DISABLE")?.as_ptr(), Ordering::Relaxed);
     let all = callbacks(py)?;
     let cbs = if crate::clock::uses_tsc() { &all.tsc } else { &all.monotonic };
-    let mut tool_id = None;
-    for id in TOOL_IDS {
-        if mon.call_method1("use_tool_id", (id, TOOL_NAME)).is_ok() {
-            tool_id = Some(id);
-            break;
-        }
-    }
-    let Some(tool_id) = tool_id else {
+    let Some(tool_id) = TOOL_IDS.into_iter().find(|&id| mon.call_method1("use_tool_id", (id, TOOL_NAME)).is_ok())
+    else {
         let owners: Vec<String> = TOOL_IDS
             .iter()
             .map(|id| {

@@ -129,10 +129,7 @@ unsafe extern "C" fn bootstrap(
     if nargs >= 3 {
         let frame = *args;
         let event = *args.add(1);
-        let mut arg = *args.add(2);
-        if arg == pyffi::Py_None() {
-            arg = std::ptr::null_mut();
-        }
+        let arg = if *args.add(2) == pyffi::Py_None() { std::ptr::null_mut() } else { *args.add(2) };
         let name = Bound::from_borrowed_ptr(py, event).extract::<String>().ok();
         if let Some(what) = name.as_deref().and_then(event_code) {
             if pyffi::PyFrame_Check(frame) != 0 {

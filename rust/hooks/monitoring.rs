@@ -167,18 +167,14 @@ unsafe extern "C" fn on_noop(
     ffi::callback_none()
 }
 
-/// One callback object per event kind, for one clock (see `clock::ticks`).
-struct CallbackSet {
+/// One callback object per event kind, for the clock of this process (see
+/// `clock::ticks`; it is chosen once, at import), and the `noop` sessions' one.
+struct Callbacks {
     py_start: Py<PyAny>,
     py_return: Py<PyAny>,
     call: Py<PyAny>,
     call_fast: Py<PyAny>,
     c_return: Py<PyAny>,
-}
-
-struct Callbacks {
-    tsc: CallbackSet,
-    monotonic: CallbackSet,
     noop: Py<PyAny>,
 }
 
@@ -195,28 +191,28 @@ unsafe fn make_callback(py: Python<'_>, f: pyffi::vectorcallfunc) -> PyResult<Py
     unsafe { Bound::from_owned_ptr_or_err(py, ffi::new_vectorcall_callback(py, f)).map(Bound::unbind) }
 }
 
-fn callback_set<const TSC: bool>(py: Python<'_>) -> PyResult<CallbackSet> {
+fn callback_set<const TSC: bool>(py: Python<'_>) -> PyResult<Callbacks> {
     // SAFETY: each is a callback of this module, made to be called through vectorcall
-    // (see `callback!`).
+    // (see `callback!`); `on_noop` reads nothing: any call is fine.
     unsafe {
-        Ok(CallbackSet {
+        Ok(Callbacks {
             py_start: make_callback(py, on_py_start::<TSC>)?,
             py_return: make_callback(py, on_py_return::<TSC>)?,
             call: make_callback(py, on_call::<TSC>)?,
             call_fast: make_callback(py, on_call_fast::<TSC>)?,
             c_return: make_callback(py, on_c_return::<TSC>)?,
+            noop: make_callback(py, on_noop)?,
         })
     }
 }
 
 fn callbacks(py: Python<'_>) -> PyResult<&'static Callbacks> {
     CALLBACKS.get_or_try_init(|| {
-        Ok(Callbacks {
-            tsc: callback_set::<true>(py)?,
-            monotonic: callback_set::<false>(py)?,
-            // SAFETY: `on_noop` reads nothing: any call is fine.
-            noop: unsafe { make_callback(py, on_noop)? },
-        })
+        if crate::clock::uses_tsc() {
+            callback_set::<true>(py)
+        } else {
+            callback_set::<false>(py)
+        }
     })
 }
 
@@ -226,8 +222,7 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
     ffi::set_missing_sentinel(mon.getattr("MISSING")?.as_ptr());
     // DISABLE and MISSING are immortal singletons of the sys.monitoring module.
     DISABLE.store(mon.getattr("DISABLE")?.as_ptr(), Ordering::Relaxed);
-    let all = callbacks(py)?;
-    let cbs = if crate::clock::uses_tsc() { &all.tsc } else { &all.monotonic };
+    let cbs = callbacks(py)?;
     let Some(tool_id) = TOOL_IDS.into_iter().find(|&id| mon.call_method1("use_tool_id", (id, TOOL_NAME)).is_ok())
     else {
         let owners: Vec<String> = TOOL_IDS
@@ -260,7 +255,7 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
     }
     let mut mask = 0u32;
     for (event, cb) in &pairs {
-        let cb = if opts.noop { &all.noop } else { *cb };
+        let cb = if opts.noop { &cbs.noop } else { *cb };
         mon.call_method1("register_callback", (tool_id, *event, cb.bind(py)))?;
         mask |= event;
     }

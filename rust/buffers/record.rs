@@ -39,11 +39,7 @@ pub enum Kind {
 impl Record {
     #[inline(always)]
     fn pack(kind: Kind, payload: Option<u32>) -> u32 {
-        let p = match payload {
-            Some(i) => i + 1,
-            None => 0,
-        };
-        ((kind as u32) << KIND_SHIFT) | (p & PAYLOAD_MASK)
+        ((kind as u32) << KIND_SHIFT) | (payload.map_or(0, |i| i + 1) & PAYLOAD_MASK)
     }
 
     #[inline(always)]

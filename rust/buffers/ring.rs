@@ -151,11 +151,7 @@ impl Ring {
 
     /// How much budget the next chunk asks for.
     pub fn wanted_chunk(&self, budget: &Budget) -> usize {
-        if self.next_chunk == 0 {
-            FIRST_CHUNK.min(budget.max_chunk)
-        } else {
-            self.next_chunk.min(budget.max_chunk)
-        }
+        self.next_chunk.max(FIRST_CHUNK).min(budget.max_chunk)
     }
 
     /// Seals the current chunk and starts a new one with `cap` entries of budget,
@@ -172,7 +168,7 @@ impl Ring {
         v.reserve_exact(cap);
         self.cur = v;
         self.cur_cap = cap;
-        self.next_chunk = (cap * 2).max(FIRST_CHUNK);
+        self.next_chunk = cap * 2;
     }
 
     /// When the oldest record still held was written (for choosing what to evict).

@@ -230,14 +230,7 @@ pub fn deactivate(py: Python<'_>) -> bool {
         let was = reg.disabled_any;
         reg.active = false;
         reg.forget_decisions(py);
-        if let Some(id) = watcher() {
-            for &dict in reg.watched.keys().chain(reg.to_unwatch.iter()) {
-                // SAFETY: dicts leave `watched` and `to_unwatch` when freed
-                // (DEALLOCATED), so these live.
-                unsafe { ffi::watch_dict(py, id, dict as *mut pyffi::PyObject, false) };
-            }
-        }
-        reg.to_unwatch.clear();
+        reg.unwatch(py, true);
         reg.strikes.clear();
         reg.busy.clear();
         // The cache goes before the boxes it points to.
@@ -253,6 +246,19 @@ pub fn deactivate(py: Python<'_>) -> bool {
 }
 
 impl Decisions {
+    /// Stops watching the busy dicts of `to_unwatch` and, with `all`, every watched
+    /// dict.
+    fn unwatch(&mut self, py: Python<'_>, all: bool) {
+        if let Some(id) = watcher() {
+            for &dict in self.watched.keys().filter(|_| all).chain(&self.to_unwatch) {
+                // SAFETY: dicts leave `watched` and `to_unwatch` when freed
+                // (DEALLOCATED), so these live.
+                unsafe { ffi::watch_dict(py, id, dict as *mut pyffi::PyObject, false) };
+            }
+        }
+        self.to_unwatch.clear();
+    }
+
     /// All sites report again: guards go, names are no longer disabled (their dicts
     /// stay watched until the session ends).
     fn forget_decisions(&mut self, py: Python<'_>) {
@@ -617,15 +623,7 @@ fn other_globals(py: Python<'_>) {
 extern "C" fn unwatch_busy(_arg: *mut std::ffi::c_void) -> std::ffi::c_int {
     // SAFETY: pending calls run with the GIL held.
     let py = unsafe { Python::assume_attached() };
-    with_decisions(py, |reg| {
-        if let Some(id) = watcher() {
-            for &dict in &reg.to_unwatch {
-                // SAFETY: live: a freed dict leaves `to_unwatch` (DEALLOCATED).
-                unsafe { ffi::watch_dict(py, id, dict as *mut pyffi::PyObject, false) };
-            }
-        }
-        reg.to_unwatch.clear();
-    });
+    with_decisions(py, |reg| reg.unwatch(py, false));
     0
 }
 

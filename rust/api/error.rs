@@ -1,7 +1,7 @@
 //! Errors of the native module and how they map to Python exceptions (one place,
 //! like cryptography's `CryptographyError`). The hot path never returns errors.
 
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::exceptions::PyOSError;
 use pyo3::PyErr;
 use std::io;
 
@@ -11,8 +11,6 @@ pub enum TraceError {
     Io(io::Error),
     /// A Python exception raised while rendering or loading.
     Py(PyErr),
-    /// An argument that cannot be used.
-    BadArg(String),
 }
 
 impl From<io::Error> for TraceError {
@@ -37,7 +35,6 @@ impl From<TraceError> for PyErr {
                 None => PyOSError::new_err(format!("Can't write the trace: {source}")),
             },
             TraceError::Py(err) => err,
-            TraceError::BadArg(msg) => PyValueError::new_err(msg),
         }
     }
 }

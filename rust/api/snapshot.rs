@@ -159,22 +159,19 @@ impl Snapshot {
         progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<usize> {
         let header = Header { pid, process_name, thread_names: &thread_names, metadata_json, file_info_json };
-        let file =
-            ffi::os::borrowed_file(fd).ok_or_else(|| TraceError::BadArg(format!("{fd} is not a file descriptor")))?;
+        let not_fd = || TraceError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file descriptor"));
+        let file = ffi::os::borrowed_file(fd).ok_or_else(not_fd)?;
         let sink = BufWriter::with_capacity(1 << 20, &*file);
-        let count = if gzip {
-            let enc = flate2::write::GzEncoder::new(sink, flate2::Compression::new(6));
-            let (enc, n) = self.write_to(py, enc, &header, progress.as_ref())?;
-            // The trailer goes into the buffer: flush it here, where a failure is seen
-            // (a BufWriter's drop would ignore it).
-            enc.finish().and_then(|mut buffered| buffered.flush()).map_err(TraceError::Io)?;
-            n
-        } else {
+        if !gzip {
             // (write_trace flushed its sink)
-            let (_, n) = self.write_to(py, sink, &header, progress.as_ref())?;
-            n
-        };
-        Ok(count)
+            return Ok(self.write_to(py, sink, &header, progress.as_ref())?.1);
+        }
+        let enc = flate2::write::GzEncoder::new(sink, flate2::Compression::new(6));
+        let (enc, n) = self.write_to(py, enc, &header, progress.as_ref())?;
+        // The trailer goes into the buffer: flush it here, where a failure is seen
+        // (a BufWriter's drop would ignore it).
+        enc.finish().and_then(|mut buffered| buffered.flush()).map_err(TraceError::Io)?;
+        Ok(n)
     }
 
     /// The trace file's content as bytes (for writing to a stream or a socket).

@@ -173,3 +173,25 @@ def missing(package):
     except ImportError:
         return True
     return False
+
+
+def listening_ports_of_this_process() -> set:
+    """The TCP ports (IPv4) on which a socket of this process listens, from /proc: a
+    server that gave its port back has none. (Binding the port again would race with
+    any other process that takes the freed port meanwhile.)"""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    with open("/proc/net/tcp") as f:
+        for line in list(f)[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+

@@ -33,7 +33,7 @@ impl<'py> Form<'py> for Dicts<'py> {
         Ok(obj.str()?.into_any())
     }
 
-    fn raw(obj: &Bound<'py, PyAny>) -> PyResult<Self::Value> {
+    fn raw(obj: &Bound<'py, PyAny>, _ts_offset_ns: i64) -> PyResult<Self::Value> {
         Ok(obj.clone())
     }
 }
@@ -100,7 +100,7 @@ pub fn to_events<'py>(
     process_name: &str,
     thread_names: &[(u64, String)],
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-    let rendered = render_all::<Dicts<'py>>(py, data)?;
+    let rendered = render_all::<Dicts<'py>>(py, data, 0)?;
     let mut s = Dicts {
         py,
         names: data.funcs.iter().map(|f| PyString::new(py, &f.name)).collect(),

@@ -6,7 +6,7 @@ import os
 import re
 import sys
 import time
-from typing import Any, Tuple
+from typing import Any, List, Tuple
 
 
 class Colors:
@@ -94,3 +94,24 @@ def add_pid_suffix(path: str, pid: int) -> str:
     stem, ext = os.path.splitext(tail)
     return os.path.join(head, f"{stem}_{pid}{ext}")
 
+
+
+def command_line() -> List[str]:
+    """The full command line of this process (``sys.orig_argv`` from 3.10)."""
+    orig = getattr(sys, "orig_argv", None)
+    if orig:
+        return list(orig)
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return list(sys.argv)
+
+
+def command_label(limit: int = 80) -> str:
+    """This process's command line, short: ``python3.12 worker.py --n 3``."""
+    args = command_line()
+    if not args:
+        return "python"
+    text = " ".join([os.path.basename(args[0])] + args[1:])
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -114,7 +114,7 @@ class TracedRun:
         self.exit_save.save()  # (a signal that came meanwhile ends the process here)
         if self.save_failed and status == 0:
             status = 1
-        if self.open_viewer and not self.save_failed:
+        if self.open_viewer and not self.save_failed and self.tracer.report_endpoint is None:
             open_in_viewer(self.saved_path())
         if interrupted:
             raise_keyboard_interrupt_quietly()

@@ -1,0 +1,173 @@
+"""The collector of a process tree, run for the tree's root in a process of its own
+(collector.run_for_owner): the same collector as ``viztracer --report_server``.
+
+Not a thread of the root: from Python 3.12, ``os.fork()`` in a process that has a
+second thread warns (a DeprecationWarning the program would print when it forks from
+``__main__``, and an error under ``-W error``), and a thread would compete for the
+traced program's GIL while traces arrive.
+
+The root binds the listening socket itself, so that its children can connect as soon
+as the environment names it (the kernel queues them until the collector is up), starts
+the collector with ``os.posix_spawn`` (no fork: the program's at-fork hooks don't run;
+its own process group: Ctrl+C in the terminal is the root's to pass on, with NOW), and
+gives it the socket and two pipes. The root never waits for it to start; at the end it
+says FINISH, gets READY once the other processes are done, then either writes its own
+trace straight to the output (no other process sent one) or writes it into the spool
+directory and says MERGE. A collector that died is seen as the end of its pipe: the root
+then saves its own trace alone, and says so.
+"""
+
+from __future__ import annotations
+
+import _socket
+import json
+import os
+import select
+import shutil
+import signal
+import sys
+import time
+from typing import Any, Dict, Optional
+
+from . import wire
+from .tree_env import without_collection
+
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_RUN = "from viztracer.collector import run_for_owner; run_for_owner()"
+
+
+class CollectorGone(Exception):
+    """The collector process ended before answering."""
+
+
+class LocalCollector:
+    def __init__(self, output: str, timeout: float) -> None:
+        import tempfile  # start-up: the first collection only (it costs about 4 ms)
+
+        self.spool = tempfile.mkdtemp(prefix="viztracer_")
+        self.pid = 0
+        self._reader = wire.FrameReader(wire.HELPER_FRAMES)
+        listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        control_r = result_w = -1
+        try:
+            listener.bind((wire.DEFAULT_HOST, 0))
+            listener.listen(_socket.SOMAXCONN)
+            self.endpoint = wire.format_endpoint(*listener.getsockname()[:2])
+            control_r, self.control = os.pipe()
+            self.result, result_w = os.pipe()
+            fds = (listener.fileno(), control_r, result_w)
+            config = {"listen_fd": fds[0], "control_fd": fds[1], "result_fd": fds[2], "spool": self.spool,
+                      "timeout": timeout, "owner_pid": os.getpid(), "output": output}
+            self.pid = _spawn([sys.executable, "-c", _RUN, json.dumps(config)], fds)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            listener.close()
+            for fd in (control_r, result_w):
+                if fd >= 0:
+                    os.close(fd)
+
+    # ------------------------------------------------------------------ talking
+
+    def _say(self, kind: bytes, obj: Any = None) -> None:
+        data = wire.frame(kind) if obj is None else wire.json_frame(kind, obj)
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.control, view):]
+        except OSError as e:
+            raise CollectorGone(f"the collector of child processes is gone ({e.strerror or e})") from None
+
+    def _hear(self, on_waiting: Any = None) -> Dict[str, Any]:
+        """The collector's next READY or RESULT (WAITING is given to ``on_waiting``).
+        Ctrl+C meanwhile says NOW once, and goes on waiting; a second one is raised."""
+        interrupted = False
+        while True:
+            try:
+                readable, _, _ = select.select([self.result], [], [], 1.0)
+            except KeyboardInterrupt:
+                if interrupted:
+                    raise
+                interrupted = True
+                self._say(wire.NOW)
+                continue
+            if not readable:
+                continue
+            data = os.read(self.result, 1 << 16)
+            if not data:
+                raise CollectorGone("the collector of child processes ended")
+            for kind, body in self._reader.feed(data):
+                message = wire.decode_json(kind, body)
+                if kind == wire.WAITING:
+                    if on_waiting is not None:
+                        on_waiting(message.get("running", 0))
+                    continue
+                return message
+
+    def finish(self, on_waiting: Any = None) -> Dict[str, Any]:
+        """Wait for the other processes of the tree (within the timeout): READY says how
+        many traces came, and how many are missing."""
+        self._say(wire.FINISH)
+        return self._hear(on_waiting)
+
+    def merge(self, output: str, own: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+        """Write ``output`` from every trace that came, and ``own`` (``{"path",
+        "process"}``, a trace file in the spool directory) first."""
+        self._say(wire.MERGE, {"output": output, "own": own})
+        return self._hear()
+
+    def skip(self) -> None:
+        """Nothing to merge: the collector just ends."""
+        self._say(wire.MERGE, {"skip": True})
+
+    # ------------------------------------------------------------------ ending
+
+    def close(self, wait: float = 5.0) -> None:
+        """Close the pipes, let the collector end (killed after ``wait`` seconds), and
+        remove the spool directory."""
+        for name in ("control", "result"):
+            fd = getattr(self, name, -1)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
+        if self.pid:
+            _reap(self.pid, wait)
+            self.pid = 0
+        shutil.rmtree(self.spool, ignore_errors=True)
+
+    def forget(self) -> None:
+        """In a forked child: let go of the root's pipes (the child is not the root)."""
+        for name in ("control", "result"):
+            fd = getattr(self, name, -1)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
+        self.pid = 0
+
+
+def _spawn(argv: Any, fds: Any) -> int:
+    """Start the collector with ``fds`` (left open, at their numbers) and nothing of
+    the collection in its environment; stdin and stdout are /dev/null, stderr the
+    root's (for its one-line messages)."""
+    env = without_collection(os.environ)
+    env.pop(wire.ENV_ENDPOINT, None)
+    # The collector imports this very viztracer, wherever the root found it.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
+    actions = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1) if fd not in fds]
+    for fd in fds:
+        os.set_inheritable(fd, True)
+    return os.posix_spawn(argv[0], argv, env, file_actions=actions, setpgroup=0)
+
+
+def _reap(pid: int, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    try:
+        while os.waitpid(pid, os.WNOHANG)[0] == 0:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.01)
+    except (ChildProcessError, ProcessLookupError):
+        pass  # the program reaped it (os.wait()): it is gone

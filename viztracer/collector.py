@@ -378,8 +378,7 @@ def wait_for_members(collector: Collector, *, interrupted: Callable[[List[Any]],
             on_change(last)
         waited = time.monotonic() - collector.progress
         if waited >= collector.timeout:
-            timeout = collector.timeout
-            collector.give_up(lambda m: f"still running after {timeout:g} s" if m.state == "running"
+            collector.give_up(lambda m: f"still running after {collector.timeout:g} s" if m.state == "running"
                               else f"stalled after {size_text(m.received)}")
             return
         readable = collector.poll(min(0.5, collector.timeout - waited))
@@ -517,57 +516,61 @@ def _stderr(line: str) -> None:
 
 def run_for_owner() -> None:
     """The collector of a process tree, in the process local_collector.py starts:
-    ``argv[1]`` is its configuration (JSON: the descriptors of the listening socket
-    and of the two pipes, the spool directory, the timeout, the owner's pid and
+    ``argv[1]`` is its configuration (JSON: the descriptors of the listening socket and
+    of the channel to the owner, the spool directory, the timeout, the owner's pid and
     output file)."""
     config = json.loads(sys.argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the owner decides when to stop
     listener = socket.socket(fileno=config["listen_fd"])
-    control = os.fdopen(config["control_fd"], "rb", buffering=0)
-    result_fd = config["result_fd"]
+    channel = socket.socket(fileno=config["channel_fd"])
     collector = Collector(listener, config["spool"], config["timeout"], say=_stderr)
-    collector.watch(control)
+    collector.watch(channel)
     owner = config["owner_pid"]
     reader = wire.FrameReader(wire.OWNER_FRAMES)
     orders: List[Tuple[bytes, bytes]] = []
-    gone = False  # the owner's end of the pipe is closed: it died
+    gone = False  # the owner's end of the channel is closed: it died
 
     def take_orders(readable: List[Any]) -> bool:
         """Read what the owner said; True when it said NOW."""
         nonlocal gone
-        if control in readable and not gone:
-            data = control.read(1 << 16)
+        if channel in readable and not gone:
+            try:
+                data = channel.recv(1 << 16)
+            except OSError:
+                data = b""
             if not data:
                 gone = True
-                collector.unwatch(control)
+                collector.unwatch(channel)
             else:
                 orders.extend(reader.feed(data))
         return any(kind == wire.NOW for kind, _ in orders)
 
     def tell(kind: bytes, obj: Any) -> None:
         try:
-            _write_all(result_fd, wire.json_frame(kind, obj))
+            channel.sendall(wire.json_frame(kind, obj))
         except OSError:
             pass
 
-    def order() -> Optional[Tuple[bytes, bytes]]:
-        while not orders and not gone:
+    def next_order(*kinds: bytes) -> Optional[Tuple[bytes, bytes]]:
+        """The owner's next order of one of ``kinds`` (others are past), None if it is gone."""
+        while True:
+            while orders:
+                order = orders.pop(0)
+                if order[0] in kinds:
+                    return order
+            if gone:
+                return None
             take_orders(collector.poll(1.0))
-        return orders.pop(0) if orders else None
 
     try:
-        first = order()
-        while first is not None and first[0] not in (wire.FINISH, wire.MERGE):
-            first = order()
+        next_order(wire.FINISH)
         known = lambda: {m.pid for m in collector.members} | {os.getpid()}  # noqa: E731
         wait_for_members(
             collector, interrupted=take_orders,
             starting=lambda: [p for p in descendants(owner) if p not in known() and not _is_helper(p)],
             on_change=lambda n: tell(wire.WAITING, {"running": n}))
         tell(wire.READY, {"traces": len(collector.traces()), "missing": len(collector.missing())})
-        merge = first if first is not None and first[0] == wire.MERGE else order()
-        while merge is not None and merge[0] != wire.MERGE:
-            merge = order()
+        merge = next_order(wire.MERGE)
         if merge is None:  # the owner is gone: save what came, where it would have been saved
             if collector.traces():
                 collector.write(config["output"], metadata=collector_metadata())
@@ -581,9 +584,3 @@ def run_for_owner() -> None:
         tell(wire.RESULT, {"count": count, "overflow": overflow, "missing": collector.missing_line()})
     finally:
         collector.close()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]

@@ -10,16 +10,19 @@ The root binds the listening socket itself, so that its children can connect as 
 as the environment names it (the kernel queues them until the collector is up), starts
 the collector with ``os.posix_spawn`` (no fork: the program's at-fork hooks don't run;
 its own process group: Ctrl+C in the terminal is the root's to pass on, with NOW), and
-gives it the socket and two pipes. The root never waits for it to start; at the end it
-says FINISH, gets READY once the other processes are done, then either writes its own
-trace straight to the output (no other process sent one) or writes it into the spool
-directory and says MERGE. A collector that died is seen as the end of its pipe: the root
-then saves its own trace alone, and says so.
+gives it the socket and one end of a socket pair, the *channel* (a socket pair, not
+pipes: a send to a collector that died fails with EPIPE, never with the SIGPIPE a
+program may have set back to its default). The root never waits for it to start; at
+the end it says FINISH, gets READY once the other processes are done, then either
+writes its own trace straight to the output (no other process sent one) or writes it
+into the spool directory and says MERGE. A collector that died is seen as the end of
+the channel: the root then saves its own trace alone, and says so.
 """
 
 from __future__ import annotations
 
 import _socket
+import contextlib
 import json
 import os
 import select
@@ -27,7 +30,7 @@ import shutil
 import signal
 import sys
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 from . import wire
 from .tree_env import without_collection
@@ -46,64 +49,61 @@ class LocalCollector:
 
         self.spool = tempfile.mkdtemp(prefix="viztracer_")
         self.pid = 0
+        self.channel: Optional[Any] = None
         self._reader = wire.FrameReader(wire.HELPER_FRAMES)
         listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
-        control_r = result_w = -1
+        theirs: Optional[Any] = None
         try:
             listener.bind((wire.DEFAULT_HOST, 0))
             listener.listen(_socket.SOMAXCONN)
             self.endpoint = wire.format_endpoint(*listener.getsockname()[:2])
-            control_r, self.control = os.pipe()
-            self.result, result_w = os.pipe()
-            fds = (listener.fileno(), control_r, result_w)
-            config = {"listen_fd": fds[0], "control_fd": fds[1], "result_fd": fds[2], "spool": self.spool,
-                      "timeout": timeout, "owner_pid": os.getpid(), "output": output}
+            self.channel, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            fds = (listener.fileno(), theirs.fileno())
+            config = {"listen_fd": fds[0], "channel_fd": fds[1], "spool": self.spool, "timeout": timeout,
+                      "owner_pid": os.getpid(), "output": output}
             self.pid = _spawn([sys.executable, "-c", _RUN, json.dumps(config)], fds)
         except BaseException:
             self.close()
             raise
         finally:
             listener.close()
-            for fd in (control_r, result_w):
-                if fd >= 0:
-                    os.close(fd)
+            if theirs is not None:
+                theirs.close()
 
     # ------------------------------------------------------------------ talking
 
     def _say(self, kind: bytes, obj: Any = None) -> None:
         data = wire.frame(kind) if obj is None else wire.json_frame(kind, obj)
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(self.control, view):]
+            assert self.channel is not None
+            self.channel.sendall(data, _socket.MSG_NOSIGNAL)
         except OSError as e:
             raise CollectorGone(f"the collector of child processes is gone ({e.strerror or e})") from None
 
     def _hear(self, on_waiting: Any = None) -> Dict[str, Any]:
         """The collector's next READY or RESULT (WAITING is given to ``on_waiting``).
         Ctrl+C meanwhile says NOW once, and goes on waiting; a second one is raised."""
-        interrupted = False
-        while True:
-            try:
-                readable, _, _ = select.select([self.result], [], [], 1.0)
-            except KeyboardInterrupt:
-                if interrupted:
-                    raise
-                interrupted = True
-                self._say(wire.NOW)
-                continue
-            if not readable:
-                continue
-            data = os.read(self.result, 1 << 16)
-            if not data:
-                raise CollectorGone("the collector of child processes ended")
-            for kind, body in self._reader.feed(data):
-                message = wire.decode_json(kind, body)
-                if kind == wire.WAITING:
+        assert self.channel is not None
+        with _ctrl_c_flag() as ctrl_c:
+            while True:
+                if ctrl_c.count == 1 and not ctrl_c.told:
+                    ctrl_c.told = True
+                    self._say(wire.NOW)
+                readable, _, _ = select.select([self.channel], [], [], 0.2)
+                if not readable:
+                    continue
+                try:
+                    data = self.channel.recv(1 << 16)
+                except OSError:
+                    data = b""
+                if not data:
+                    raise CollectorGone("the collector of child processes ended")
+                for kind, body in list(self._reader.feed(data)):
+                    message = wire.decode_json(kind, body)
+                    if kind != wire.WAITING:
+                        return message
                     if on_waiting is not None:
                         on_waiting(message.get("running", 0))
-                    continue
-                return message
 
     def finish(self, on_waiting: Any = None) -> Dict[str, Any]:
         """Wait for the other processes of the tree (within the timeout): READY says how
@@ -124,26 +124,52 @@ class LocalCollector:
     # ------------------------------------------------------------------ ending
 
     def close(self, wait: float = 5.0) -> None:
-        """Close the pipes, let the collector end (killed after ``wait`` seconds), and
+        """Close the channel, let the collector end (killed after ``wait`` seconds), and
         remove the spool directory."""
-        for name in ("control", "result"):
-            fd = getattr(self, name, -1)
-            if fd >= 0:
-                os.close(fd)
-                setattr(self, name, -1)
+        self.forget()
         if self.pid:
             _reap(self.pid, wait)
-            self.pid = 0
+        self.pid = 0
         shutil.rmtree(self.spool, ignore_errors=True)
 
     def forget(self) -> None:
-        """In a forked child: let go of the root's pipes (the child is not the root)."""
-        for name in ("control", "result"):
-            fd = getattr(self, name, -1)
-            if fd >= 0:
-                os.close(fd)
-                setattr(self, name, -1)
-        self.pid = 0
+        """Close this process's end of the channel (in a forked child: the child is not
+        the root; the descriptor is closed, the connection is not shut down)."""
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+
+
+class _CtrlC:
+    def __init__(self) -> None:
+        self.count = 0
+        self.told = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _ctrl_c_flag() -> Iterator[_CtrlC]:
+    """While waiting for the collector, the first Ctrl+C only counts (a KeyboardInterrupt
+    in the middle of reading its answer could lose one); the second is raised. From the
+    main thread only (elsewhere, Ctrl+C is not ours to take)."""
+    flag = _CtrlC()
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+        if previous == signal.SIG_IGN:  # the program ignores Ctrl+C: so does the wait
+            yield flag
+            return
+        signal.signal(signal.SIGINT, flag)
+    except ValueError:
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _spawn(argv: Any, fds: Any) -> int:

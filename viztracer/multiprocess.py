@@ -25,10 +25,10 @@ import sys
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from . import wire
-from .local_collector import CollectorGone, LocalCollector
 from .lifecycle import print_quietly
+from .local_collector import CollectorGone, LocalCollector
 from .options import child_kwargs
-from .sender import SendError, Sender, hello
+from .sender import Sender, SendError, hello
 from .tree_env import TreeEnvironment
 from .util import add_pid_suffix, command_label
 
@@ -68,6 +68,7 @@ class Membership:
             self.sender = None
         if self.local is not None:
             self.local.forget()
+            self.local.pid = 0  # (not this process's child)
             self.local = None
         self.tree = None  # the environment is the parent's to restore
 

@@ -28,8 +28,20 @@ import os
 import sys
 import zlib
 from contextlib import contextmanager
-from typing import (Any, Callable, Collection, Dict, Iterable, Iterator, List, Mapping, Optional, Protocol, Sequence,
-                    Tuple)
+from typing import (
+    Any,
+    Callable,
+    Collection,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+)
 
 OUTPUT_KINDS = ("json", "gz", "html")
 # The level of every gzip file written here; the native writer writes gzip at the
@@ -264,9 +276,9 @@ class _Merge:
                     raise ValueError("not a trace written by viztracer")
                 # Not in the envelope's layout: parse it and write its events.
                 f.seek(0)
-                members = json.loads(f.read())
-                self.write_events(members.pop(EVENTS, []))
-                self.add_members(members)
+                whole = json.loads(f.read())
+                self.write_events(whole.pop(EVENTS, []))
+                self.add_members(whole)
                 return
             end = _rfind(f, len(HEAD), size, _CLOSE)
             members: Dict[str, Any] = {}

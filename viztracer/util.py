@@ -109,9 +109,13 @@ def command_line() -> List[str]:
 
 
 def command_label(limit: int = 80) -> str:
-    """This process's command line, short: ``python3.12 worker.py --n 3``."""
+    """This process's command line, short: ``python3.12 worker.py --n 3`` (the
+    interpreter, and a script given with its full path, by their names)."""
     args = command_line()
     if not args:
         return "python"
-    text = " ".join([os.path.basename(args[0])] + args[1:])
+    args = [os.path.basename(args[0])] + args[1:]
+    if len(args) > 1 and os.path.isabs(args[1]):
+        args[1] = os.path.basename(args[1])
+    text = " ".join(args)
     return text if len(text) <= limit else text[:limit - 3] + "..."

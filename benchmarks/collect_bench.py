@@ -97,12 +97,24 @@ def measure(venv: str, senders: int, events: int, ours: bool) -> Dict[str, float
         if collector.returncode != 0:
             raise RuntimeError(f"the collector failed: {err}")
         rss = int(err.split("MAXRSS")[-1].split()[0])
-        with open(output, "rb") as f:
-            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b""))
         return {"senders_s": last - go, "write_s": done - last, "maxrss_mb": rss / 1024,
-                "output_mb": os.path.getsize(output) / 1e6, "lines": lines}
+                "output_mb": os.path.getsize(output) / 1e6, "calls": _calls(output)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _calls(path: str) -> int:
+    """The recorded calls of ``call`` in a trace file (checks that every event arrived)."""
+    needle = b'"name":"call ('
+    count = 0
+    tail = b""
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            data = (tail + chunk).replace(b'"name": "call (', needle)  # (upstream writes ", " and ": ")
+            count += data.count(needle)
+            tail = data[-32:]
+            count -= tail.count(needle)
+    return count + tail.count(needle)
 
 
 def main() -> None:
@@ -114,7 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{args.senders} senders x {args.events} calls each, Python {args.python}")
     print(f"{'collector':<28}{'senders (s)':>12}{'last end -> written (s)':>25}{'peak RSS (MB)':>15}"
-          f"{'output (MB)':>13}")
+          f"{'output (MB)':>13}{'calls in it':>13}")
     for which in args.which.split(","):
         if which == "ours":
             venv, name = common.ours_venv(args.python), "viztracer (this)"
@@ -123,8 +135,8 @@ def main() -> None:
             with open(os.path.join(venv, "upstream-source")) as f:
                 name = f"upstream {f.readline().strip()}"
         r = measure(venv, args.senders, args.events, which == "ours")
-        print(f"{name:<28}{r['senders_s']:>12.1f}{r['write_s']:>25.1f}{r['maxrss_mb']:>15.0f}{r['output_mb']:>13.0f}",
-              flush=True)
+        print(f"{name:<28}{r['senders_s']:>12.1f}{r['write_s']:>25.1f}{r['maxrss_mb']:>15.0f}"
+              f"{r['output_mb']:>13.0f}{r['calls']:>13}", flush=True)
 
 
 if __name__ == "__main__":

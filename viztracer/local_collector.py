@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import select
-import shutil
 import signal
 import sys
 import time
@@ -127,6 +126,8 @@ class LocalCollector:
         """Close the channel, let the collector end (killed after ``wait`` seconds), and
         remove the spool directory."""
         self.forget()
+        import shutil  # start-up: the end of a collection only (it imports bz2, lzma, fnmatch)
+
         if self.pid:
             _reap(self.pid, wait)
         self.pid = 0

@@ -285,8 +285,12 @@ class _Merge:
             if end >= 0:
                 f.seek(end + len(_CLOSE))
                 rest = f.read()
-                if rest.startswith(b","):
-                    members = json.loads(b"{" + rest[1:])
+                try:
+                    members = json.loads(b"{" + rest[1:]) if rest.startswith(b",") else {}
+                except ValueError:
+                    if not partial:
+                        raise
+                    # Cut short in its metadata or file_info: its events are whole.
             elif partial:
                 end = _rfind(f, len(HEAD), size, SEPARATOR)
             else:

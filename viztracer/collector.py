@@ -33,6 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import wire
 from .trace_writer import HEAD, merge_traces
+from .util import starting_children
 
 RECEIVE = 256 << 10
 # A decompressed piece at most this big at a time: a small frame can't inflate
@@ -388,44 +389,6 @@ def wait_for_members(collector: Collector, *, interrupted: Callable[[List[Any]],
             return
 
 
-def descendants(root: int) -> List[int]:
-    """Live (non-zombie) descendant processes of ``root``, from /proc (Linux); an
-    empty list where /proc is not available."""
-    children: Dict[int, List[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] in (b"Z", b"X"):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    out: List[int] = []
-    stack = [root]
-    while stack:
-        for child in children.get(stack.pop(), ()):
-            out.append(child)
-            stack.append(child)
-    return out
-
-
-def _is_helper(pid: int) -> bool:
-    """multiprocessing's helper processes, which are not traced."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read()
-    except OSError:
-        return False
-    return b"multiprocessing.resource_tracker" in cmd or b"multiprocessing.forkserver" in cmd
-
-
 def spool_directory() -> str:
     return tempfile.mkdtemp(prefix="viztracer_")
 
@@ -525,6 +488,7 @@ def run_for_owner() -> None:
     channel = socket.socket(fileno=config["channel_fd"])
     collector = Collector(listener, config["spool"], config["timeout"], say=_stderr)
     collector.watch(channel)
+    channel.sendall(wire.frame(wire.UP))  # before the first accept (see LocalCollector.nobody_came)
     owner = config["owner_pid"]
     reader = wire.FrameReader(wire.OWNER_FRAMES)
     orders: List[Tuple[bytes, bytes]] = []
@@ -567,7 +531,7 @@ def run_for_owner() -> None:
         known = lambda: {m.pid for m in collector.members} | {os.getpid()}  # noqa: E731
         wait_for_members(
             collector, interrupted=take_orders,
-            starting=lambda: [p for p in descendants(owner) if p not in known() and not _is_helper(p)],
+            starting=lambda: [p for p in starting_children(owner) if p not in known()],
             on_change=lambda n: tell(wire.WAITING, {"running": n}))
         tell(wire.READY, {"traces": len(collector.traces()), "missing": len(collector.missing())})
         merge = next_order(wire.MERGE)
@@ -584,3 +548,5 @@ def run_for_owner() -> None:
         tell(wire.RESULT, {"count": count, "overflow": overflow, "missing": collector.missing_line()})
     finally:
         collector.close()
+        if gone:  # (else the owner removes it, with what it wrote there)
+            shutil.rmtree(config["spool"], ignore_errors=True)

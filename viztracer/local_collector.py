@@ -17,6 +17,12 @@ the end it says FINISH, gets READY once the other processes are done, then eithe
 writes its own trace straight to the output (no other process sent one) or writes it
 into the spool directory and says MERGE. A collector that died is seen as the end of
 the channel: the root then saves its own trace alone, and says so.
+
+A program that ends before its collector is even up (``viztracer -c "..."``, a short
+script) does not wait for it: the root keeps the listening socket until its save, and
+when the collector has not said UP (so it accepted nobody), no connection is waiting to
+be accepted and no child is starting, nobody came, and the root writes its trace alone
+at once (:meth:`LocalCollector.nobody_came`).
 """
 
 from __future__ import annotations
@@ -33,9 +39,13 @@ from typing import Any, Dict, Iterator, Optional
 
 from . import wire
 from .tree_env import without_collection
+from .util import starting_children
 
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_RUN = "from viztracer.collector import run_for_owner; run_for_owner()"
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+# The collector needs none of the package's __init__ (the native extension, the tracer):
+# a bare package module lets it import its own modules only, in half the time.
+_RUN = ("import sys, types; package = types.ModuleType('viztracer'); package.__path__ = [sys.argv[2]]; "
+        "sys.modules['viztracer'] = package; from viztracer.collector import run_for_owner; run_for_owner()")
 
 
 class CollectorGone(Exception):
@@ -49,8 +59,10 @@ class LocalCollector:
         self.spool = tempfile.mkdtemp(prefix="viztracer_")
         self.pid = 0
         self.channel: Optional[Any] = None
+        self.up = False
         self._reader = wire.FrameReader(wire.HELPER_FRAMES)
-        listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        self.listener: Optional[Any] = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        listener = self.listener
         theirs: Optional[Any] = None
         try:
             listener.bind((wire.DEFAULT_HOST, 0))
@@ -60,12 +72,11 @@ class LocalCollector:
             fds = (listener.fileno(), theirs.fileno())
             config = {"listen_fd": fds[0], "channel_fd": fds[1], "spool": self.spool, "timeout": timeout,
                       "owner_pid": os.getpid(), "output": output}
-            self.pid = _spawn([sys.executable, "-c", _RUN, json.dumps(config)], fds)
+            self.pid = _spawn([sys.executable, "-c", _RUN, json.dumps(config), _PACKAGE], fds)
         except BaseException:
             self.close()
             raise
         finally:
-            listener.close()
             if theirs is not None:
                 theirs.close()
 
@@ -98,11 +109,30 @@ class LocalCollector:
                 if not data:
                     raise CollectorGone("the collector of child processes ended")
                 for kind, body in list(self._reader.feed(data)):
+                    if kind == wire.UP:
+                        self.up = True
+                        continue
                     message = wire.decode_json(kind, body)
                     if kind != wire.WAITING:
                         return message
                     if on_waiting is not None:
                         on_waiting(message.get("running", 0))
+
+    def nobody_came(self) -> bool:
+        """Whether no other process can have connected: the collector has not said UP
+        (it says so before its first accept), no connection waits in the listening
+        socket's queue, and no child of this process is still starting."""
+        assert self.channel is not None and self.listener is not None
+        if not self.up and select.select([self.channel], [], [], 0)[0]:
+            try:
+                data = self.channel.recv(1 << 16)
+            except OSError:
+                data = b""
+            for kind, _ in list(self._reader.feed(data)):  # before FINISH, only UP comes
+                self.up = self.up or kind == wire.UP
+        if self.up or select.select([self.listener], [], [], 0)[0]:
+            return False
+        return not starting_children(os.getpid(), besides=[self.pid])
 
     def finish(self, on_waiting: Any = None) -> Dict[str, Any]:
         """Wait for the other processes of the tree (within the timeout): READY says how
@@ -120,6 +150,15 @@ class LocalCollector:
         """Nothing to merge: the collector just ends."""
         self._say(wire.MERGE, {"skip": True})
 
+    def stop(self) -> None:
+        """End a collector that met nobody (:meth:`nobody_came`) without waiting for it
+        to start."""
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     # ------------------------------------------------------------------ ending
 
     def close(self, wait: float = 5.0) -> None:
@@ -134,11 +173,14 @@ class LocalCollector:
         shutil.rmtree(self.spool, ignore_errors=True)
 
     def forget(self) -> None:
-        """Close this process's end of the channel (in a forked child: the child is not
-        the root; the descriptor is closed, the connection is not shut down)."""
-        if self.channel is not None:
-            self.channel.close()
-            self.channel = None
+        """Close this process's end of the channel and its listening socket (in a forked
+        child: the child is not the root; the descriptors are closed, the connections
+        are not shut down)."""
+        for name in ("channel", "listener"):
+            sock = getattr(self, name)
+            if sock is not None:
+                sock.close()
+                setattr(self, name, None)
 
 
 class _CtrlC:
@@ -179,8 +221,6 @@ def _spawn(argv: Any, fds: Any) -> int:
     root's (for its one-line messages)."""
     env = without_collection(os.environ)
     env.pop(wire.ENV_ENDPOINT, None)
-    # The collector imports this very viztracer, wherever the root found it.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
     actions = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1) if fd not in fds]
     for fd in fds:
         os.set_inheritable(fd, True)

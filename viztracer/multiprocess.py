@@ -180,8 +180,9 @@ def leave_in_child(tracer: "VizTracer") -> None:
 def save(tracer: "VizTracer", path: str, file_info: bool, verbose: int) -> None:
     """Save inside a collection: the root of a tree with its own collector waits for the
     other processes and has the output written (:func:`_save_as_root`); any other
-    process sends its trace (:func:`_send`). ``path`` is the output file of the former,
-    and ignored by the latter (the collector's own decides)."""
+    process sends its trace (:func:`_send`). ``path`` is the output file of the former;
+    for the latter (the collector's own output decides), where the trace goes if the
+    collector can't take it, with ``_<pid>``."""
     membership = tracer._membership
     assert membership is not None
     saver = tracer._exit_saver
@@ -193,6 +194,8 @@ def save(tracer: "VizTracer", path: str, file_info: bool, verbose: int) -> None:
         if membership.local is not None:
             _save_as_root(tracer, membership.local, path, file_info, verbose)
         else:
+            if membership.root_output is None:  # not a tree's: the fallback is this save's file
+                membership.fallback = path if tracer.pid_suffix else add_pid_suffix(path, os.getpid())
             _send(tracer, membership, file_info, verbose)
     finally:
         tracer._membership = None  # (after writing: it names the process)
@@ -208,6 +211,10 @@ def _save_as_root(tracer: "VizTracer", local: LocalCollector, path: str, file_in
                           f"Ctrl+C to save without them", file=sys.stderr, flush=True)
 
     try:
+        if local.nobody_came():  # a program that ended before its collector was up
+            local.stop()
+            tracer._save_to(path, file_info, verbose)
+            return
         ready = local.finish(waiting)
         if not ready.get("traces") and not ready.get("missing"):
             local.skip()  # no other process: the trace is this one's, written directly

@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="viztracer",
         usage="viztracer [options] (script.py | -m module | -c code | -- command) [args ...]\n"
               "       viztracer --combine|--align_combine a.json b.json ... [-o out.json]\n"
-              "       viztracer --compress a.json [-o a.cvf] | --decompress a.cvf [-o a.json]",
+              "       viztracer --compress a.json [-o a.cvf] | --decompress a.cvf [-o a.json]\n"
+              "       viztracer --report_server [HOST:PORT] [--senders N] [-o out.json]",
         description="Trace a Python program and write a timeline of every function call "
                     "(open it with vizviewer). Options go before the program; everything after "
                     "the script name, or after -- or --run, belongs to the program.",

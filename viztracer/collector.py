@@ -1,13 +1,14 @@
 """The collector: one trace from every process that sends its own (wire.py).
 
-It runs in a process of its own, in one of two roles:
+It runs in a process of its own, in one of two roles, each a loop around
+:class:`Collector` and :func:`wait_for_members`:
 
-- standalone, ``viztracer --report_server [HOST:PORT]`` (:func:`run_standalone`): any
+- standalone, ``viztracer --report_server [HOST:PORT]`` (cli/report_server.py): any
   process, on any machine, started in any way, sends to it (``--report_endpoint``,
   ``VIZTRACER_REPORT_SERVER_ENDPOINT``, ``VizTracer(report_endpoint=...)``); it writes
   the trace on Ctrl+C, on Enter, or once the senders it was told to expect are done;
-- the collector of one process tree (:func:`run_for_owner`), started by the tree's root
-  (local_collector.py), which tells it over a pipe when to wait and when to write.
+- the collector of one process tree, started by the tree's root (local_collector.py),
+  which tells it over a channel when to wait and when to write.
 
 Each connection's trace is decompressed as it arrives into a spool file of its own,
 so memory stays bounded by a constant per connection, whatever the traces' size; at
@@ -19,11 +20,8 @@ protocol is dropped with one line, and the connection with it.
 
 from __future__ import annotations
 
-import json
 import os
 import selectors
-import shutil
-import signal
 import socket
 import sys
 import tempfile
@@ -33,7 +31,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import wire
 from .trace_writer import HEAD, merge_traces
-from .util import starting_children
 
 RECEIVE = 256 << 10
 # A decompressed piece at most this big at a time: a small frame can't inflate
@@ -393,8 +390,6 @@ def spool_directory() -> str:
     return tempfile.mkdtemp(prefix="viztracer_")
 
 
-# ----------------------------------------------------------------------------- standalone
-
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket, or OSError (a port in use, an address not of this host)."""
     infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
@@ -409,144 +404,5 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_standalone(listener: socket.socket, output: str, *, senders: int, timeout: float, verbose: int) -> int:
-    """``viztracer --report_server``: collect until Ctrl+C, Enter on stdin, or (with
-    ``senders``) once that many senders are done and no other is still sending; then
-    write ``output``. Returns the exit status."""
-    spool = spool_directory()
-    collector = Collector(listener, spool, timeout, say=_stderr)
-    print(f"Report server started at {collector.endpoint}", flush=True)
-    if verbose:
-        until = f", or once {senders} sender(s) have finished" if senders else ""
-        print(f"Collecting traces into {output}: Ctrl+C or Enter writes it now{until}", flush=True)
-    stdin = _watch_stdin(collector)
-    try:
-        def enter_pressed(readable: List[Any]) -> bool:
-            nonlocal stdin
-            if stdin is None or stdin not in readable:
-                return False
-            line = stdin.readline()
-            if not line:  # end of input: only Ctrl+C (or --senders) ends the collection now
-                collector.unwatch(stdin)
-                stdin = None
-                return False
-            return line.strip() == ""
-
-        try:
-            while not (senders and len(collector.finished()) >= senders):
-                if enter_pressed(collector.poll(1.0)):
-                    break
-            else:
-                wait_for_members(collector, interrupted=enter_pressed)
-        except KeyboardInterrupt:
-            pass
-        # Ctrl+C or Enter: the members still sending are saved as far as they came.
-        collector.give_up(lambda m: "still running when the collection ended" if m.state == "running"
-                          else f"connection cut after {size_text(m.received)}")
-        if not collector.traces():
-            print("No reports collected, nothing to save.", flush=True)
-            return 0
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the output is being written: let it be
-        count, _ = collector.write(output, metadata=collector_metadata())
-        if verbose:
-            shown = f'"{output}"' if " " in output else output
-            print(f"Saved {count} trace entries from {len(collector.traces())} processes to {shown} "
-                  f"(view it with: vizviewer {shown})", flush=True)
-        line = collector.missing_line()
-        if line:
-            _stderr(line)
-        return 0
-    finally:
-        collector.close()
-        shutil.rmtree(spool, ignore_errors=True)
-
-
-def _watch_stdin(collector: Collector) -> Any:
-    if sys.stdin is None or sys.platform == "win32":
-        return None
-    try:
-        collector.watch(sys.stdin)
-    except (ValueError, OSError):  # /dev/null, a closed or unpollable stdin
-        return None
-    return sys.stdin
-
-
-def _stderr(line: str) -> None:
+def say_on_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-# ----------------------------------------------------------------------------- for an owner
-
-def run_for_owner() -> None:
-    """The collector of a process tree, in the process local_collector.py starts:
-    ``argv[1]`` is its configuration (JSON: the descriptors of the listening socket and
-    of the channel to the owner, the spool directory, the timeout, the owner's pid and
-    output file)."""
-    config = json.loads(sys.argv[1])
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the owner decides when to stop
-    listener = socket.socket(fileno=config["listen_fd"])
-    channel = socket.socket(fileno=config["channel_fd"])
-    collector = Collector(listener, config["spool"], config["timeout"], say=_stderr)
-    collector.watch(channel)
-    channel.sendall(wire.frame(wire.UP))  # before the first accept (see LocalCollector.nobody_came)
-    owner = config["owner_pid"]
-    reader = wire.FrameReader(wire.OWNER_FRAMES)
-    orders: List[Tuple[bytes, bytes]] = []
-    gone = False  # the owner's end of the channel is closed: it died
-
-    def take_orders(readable: List[Any]) -> bool:
-        """Read what the owner said; True when it said NOW."""
-        nonlocal gone
-        if channel in readable and not gone:
-            try:
-                data = channel.recv(1 << 16)
-            except OSError:
-                data = b""
-            if not data:
-                gone = True
-                collector.unwatch(channel)
-            else:
-                orders.extend(reader.feed(data))
-        return any(kind == wire.NOW for kind, _ in orders)
-
-    def tell(kind: bytes, obj: Any) -> None:
-        try:
-            channel.sendall(wire.json_frame(kind, obj))
-        except OSError:
-            pass
-
-    def next_order(*kinds: bytes) -> Optional[Tuple[bytes, bytes]]:
-        """The owner's next order of one of ``kinds`` (others are past), None if it is gone."""
-        while True:
-            while orders:
-                order = orders.pop(0)
-                if order[0] in kinds:
-                    return order
-            if gone:
-                return None
-            take_orders(collector.poll(1.0))
-
-    try:
-        next_order(wire.FINISH)
-        known = lambda: {m.pid for m in collector.members} | {os.getpid()}  # noqa: E731
-        wait_for_members(
-            collector, interrupted=take_orders,
-            starting=lambda: [p for p in starting_children(owner) if p not in known()],
-            on_change=lambda n: tell(wire.WAITING, {"running": n}))
-        tell(wire.READY, {"traces": len(collector.traces()), "missing": len(collector.missing())})
-        merge = next_order(wire.MERGE)
-        if merge is None:  # the owner is gone: save what came, where it would have been saved
-            if collector.traces():
-                collector.write(config["output"], metadata=collector_metadata())
-            return
-        request = wire.decode_json(wire.MERGE, merge[1])
-        if request.get("skip"):
-            return
-        own = request.get("own")
-        count, overflow = collector.write(request["output"], (own["path"], own["process"]) if own else None,
-                                          metadata=collector_metadata())
-        tell(wire.RESULT, {"count": count, "overflow": overflow, "missing": collector.missing_line()})
-    finally:
-        collector.close()
-        if gone:  # (else the owner removes it, with what it wrote there)
-            shutil.rmtree(config["spool"], ignore_errors=True)

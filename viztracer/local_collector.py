@@ -1,5 +1,7 @@
-"""The collector of a process tree, run for the tree's root in a process of its own
-(collector.run_for_owner): the same collector as ``viztracer --report_server``.
+"""The collector of a process tree, run for the tree's root in a process of its own:
+the same collector as ``viztracer --report_server`` (collector.py). Both sides are
+here: :class:`LocalCollector`, the root's, and :func:`run_for_owner`, the collector's
+process.
 
 Not a thread of the root: from Python 3.12, ``os.fork()`` in a process that has a
 second thread warns (a DeprecationWarning the program would print when it forks from
@@ -35,7 +37,7 @@ import select
 import signal
 import sys
 import time
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import wire
 from .tree_env import without_collection
@@ -45,7 +47,7 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 # The collector needs none of the package's __init__ (the native extension, the tracer):
 # a bare package module lets it import its own modules only, in half the time.
 _RUN = ("import sys, types; package = types.ModuleType('viztracer'); package.__path__ = [sys.argv[2]]; "
-        "sys.modules['viztracer'] = package; from viztracer.collector import run_for_owner; run_for_owner()")
+        "sys.modules['viztracer'] = package; from viztracer.local_collector import run_for_owner; run_for_owner()")
 
 
 class CollectorGone(Exception):
@@ -238,3 +240,85 @@ def _reap(pid: int, wait: float) -> None:
             time.sleep(0.01)
     except (ChildProcessError, ProcessLookupError):
         pass  # the program reaped it (os.wait()): it is gone
+
+
+# ----------------------------------------------------------------------------- the collector's process
+
+def run_for_owner() -> None:
+    """The collector of a process tree, in the process :class:`LocalCollector` starts:
+    ``argv[1]`` is its configuration (JSON: the descriptors of the listening socket and
+    of the channel to the owner, the spool directory, the timeout, the owner's pid and
+    output file)."""
+    import shutil  # start-up: the collector's process only
+    import socket  # start-up: the collector's process only
+
+    from .collector import Collector, collector_metadata, say_on_stderr, wait_for_members  # start-up: as socket
+
+    config = json.loads(sys.argv[1])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the owner decides when to stop
+    listener = socket.socket(fileno=config["listen_fd"])
+    channel = socket.socket(fileno=config["channel_fd"])
+    collector = Collector(listener, config["spool"], config["timeout"], say=say_on_stderr)
+    collector.watch(channel)
+    channel.sendall(wire.frame(wire.UP))  # before the first accept (see LocalCollector.nobody_came)
+    owner = config["owner_pid"]
+    reader = wire.FrameReader(wire.OWNER_FRAMES)
+    orders: List[Tuple[bytes, bytes]] = []
+    gone = False  # the owner's end of the channel is closed: it died
+
+    def take_orders(readable: List[Any]) -> bool:
+        """Read what the owner said; True when it said NOW."""
+        nonlocal gone
+        if channel in readable and not gone:
+            try:
+                data = channel.recv(1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                gone = True
+                collector.unwatch(channel)
+            else:
+                orders.extend(reader.feed(data))
+        return any(kind == wire.NOW for kind, _ in orders)
+
+    def tell(kind: bytes, obj: Any) -> None:
+        try:
+            channel.sendall(wire.json_frame(kind, obj))
+        except OSError:
+            pass
+
+    def next_order(*kinds: bytes) -> Optional[Tuple[bytes, bytes]]:
+        """The owner's next order of one of ``kinds`` (others are past), None if it is gone."""
+        while True:
+            while orders:
+                order = orders.pop(0)
+                if order[0] in kinds:
+                    return order
+            if gone:
+                return None
+            take_orders(collector.poll(1.0))
+
+    try:
+        next_order(wire.FINISH)
+        known = lambda: {m.pid for m in collector.members} | {os.getpid()}  # noqa: E731
+        wait_for_members(
+            collector, interrupted=take_orders,
+            starting=lambda: [p for p in starting_children(owner) if p not in known()],
+            on_change=lambda n: tell(wire.WAITING, {"running": n}))
+        tell(wire.READY, {"traces": len(collector.traces()), "missing": len(collector.missing())})
+        merge = next_order(wire.MERGE)
+        if merge is None:  # the owner is gone: save what came, where it would have been saved
+            if collector.traces():
+                collector.write(config["output"], metadata=collector_metadata())
+            return
+        request = wire.decode_json(wire.MERGE, merge[1])
+        if request.get("skip"):
+            return
+        own = request.get("own")
+        count, overflow = collector.write(request["output"], (own["path"], own["process"]) if own else None,
+                                          metadata=collector_metadata())
+        tell(wire.RESULT, {"count": count, "overflow": overflow, "missing": collector.missing_line()})
+    finally:
+        collector.close()
+        if gone:  # (else the owner removes it, with what it wrote there)
+            shutil.rmtree(config["spool"], ignore_errors=True)

@@ -11,7 +11,6 @@ from .arguments import build_parser, build_tracer, leave_outer_trace, output_pat
 from .attach import run_attach
 from .errors import CliError, ProgramFailedToStart
 from .program import launch_state_restored, prepare_program, program_import_path
-from .report_server import run_report_server
 from .trace_files import run_combine, run_compress, run_decompress
 from .traced_run import TracedRun
 
@@ -34,6 +33,8 @@ class CommandLine:
         if ns.attach != -1 or ns.attach_installed != -1 or ns.uninstall != -1:
             return run_attach(ns)
         if ns.report_server is not None:
+            from .report_server import run_report_server  # start-up: the collector's modules for this mode only
+
             return run_report_server(ns)
         if ns.cmd_string is not None or ns.module is not None or command:
             return self.trace_program()

@@ -315,10 +315,7 @@ class Collector:
     def give_up(self, why: Callable[[Member], str]) -> None:
         """Stop waiting for the members still running: each is missing, for ``why``."""
         for m in self.running():
-            reason = why(m)
-            self._close(m, reason)
-            if m.state == "partial":
-                m.reason = reason
+            self._close(m, why(m))
 
     def missing(self) -> List[Member]:
         return [m for m in self.members if m.hello is not None and m.state in ("partial", "lost")]

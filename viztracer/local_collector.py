@@ -124,7 +124,15 @@ class LocalCollector:
         """Whether no other process can have connected: the collector has not said UP
         (it says so before its first accept), no connection waits in the listening
         socket's queue, and no child of this process is still starting."""
-        assert self.channel is not None and self.listener is not None
+        assert self.listener is not None
+        # UP is looked for again after the queue: a connection the collector accepted
+        # in between was preceded by its UP.
+        if self._said_up() or select.select([self.listener], [], [], 0)[0] or self._said_up():
+            return False
+        return not starting_children(os.getpid(), besides=[self.pid])
+
+    def _said_up(self) -> bool:
+        assert self.channel is not None
         if not self.up and select.select([self.channel], [], [], 0)[0]:
             try:
                 data = self.channel.recv(1 << 16)
@@ -132,9 +140,7 @@ class LocalCollector:
                 data = b""
             for kind, _ in list(self._reader.feed(data)):  # before FINISH, only UP comes
                 self.up = self.up or kind == wire.UP
-        if self.up or select.select([self.listener], [], [], 0)[0]:
-            return False
-        return not starting_children(os.getpid(), besides=[self.pid])
+        return self.up
 
     def finish(self, on_waiting: Any = None) -> Dict[str, Any]:
         """Wait for the other processes of the tree (within the timeout): READY says how

@@ -158,11 +158,13 @@ class Collector:
     """Accepts connections on ``listener`` and receives their traces into
     ``spool_dir``, one :meth:`poll` at a time; :meth:`write` makes the output."""
 
-    def __init__(self, listener: socket.socket, spool_dir: str, timeout: float, say: Say) -> None:
+    def __init__(self, listener: socket.socket, spool_dir: str, timeout: float, say: Say,
+                 before_first_accept: Callable[[], None] = lambda: None) -> None:
         self.listener = listener
         self.spool_dir = spool_dir
         self.timeout = timeout
         self.say = say
+        self.before_first_accept = before_first_accept
         self.members: List[Member] = []
         self.selector = selectors.DefaultSelector()
         listener.setblocking(False)
@@ -199,6 +201,8 @@ class Collector:
     # ------------------------------------------------------------------ receiving
 
     def _accept(self) -> None:
+        if not self._count:
+            self.before_first_accept()
         try:
             sock, address = self.listener.accept()
         except OSError:

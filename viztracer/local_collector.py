@@ -20,11 +20,12 @@ writes its own trace straight to the output (no other process sent one) or write
 into the spool directory and says MERGE. A collector that died is seen as the end of
 the channel: the root then saves its own trace alone, and says so.
 
-A program that ends before its collector is even up (``viztracer -c "..."``, a short
-script) does not wait for it: the root keeps the listening socket until its save, and
-when the collector has not said UP (so it accepted nobody), no connection is waiting to
-be accepted and no child is starting, nobody came, and the root writes its trace alone
-at once (:meth:`LocalCollector.nobody_came`).
+A program that had no child process (or none that connected) does not wait for its
+collector at all, not even for it to start: the root keeps the listening socket until
+its save, and when the collector has not said MET (which it says before it accepts its
+first connection), no connection waits to be accepted and no child is starting, nobody
+came, and the root stops the collector and writes its trace alone at once
+(:meth:`LocalCollector.nobody_came`).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class LocalCollector:
         self.spool = tempfile.mkdtemp(prefix="viztracer_")
         self.pid = 0
         self.channel: Optional[Any] = None
-        self.up = False
+        self.met = False
         self._reader = wire.FrameReader(wire.HELPER_FRAMES)
         self.listener: Optional[Any] = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
         listener = self.listener
@@ -111,8 +112,8 @@ class LocalCollector:
                 if not data:
                     raise CollectorGone("the collector of child processes ended")
                 for kind, body in list(self._reader.feed(data)):
-                    if kind == wire.UP:
-                        self.up = True
+                    if kind == wire.MET:
+                        self.met = True
                         continue
                     message = wire.decode_json(kind, body)
                     if kind != wire.WAITING:
@@ -121,26 +122,26 @@ class LocalCollector:
                         on_waiting(message.get("running", 0))
 
     def nobody_came(self) -> bool:
-        """Whether no other process can have connected: the collector has not said UP
+        """Whether no other process can have connected: the collector has not said MET
         (it says so before its first accept), no connection waits in the listening
         socket's queue, and no child of this process is still starting."""
         assert self.listener is not None
-        # UP is looked for again after the queue: a connection the collector accepted
-        # in between was preceded by its UP.
-        if self._said_up() or select.select([self.listener], [], [], 0)[0] or self._said_up():
+        # MET is looked for again after the queue: a connection the collector accepted
+        # in between was preceded by its MET.
+        if self._said_met() or select.select([self.listener], [], [], 0)[0] or self._said_met():
             return False
         return not starting_children(os.getpid(), besides=[self.pid])
 
-    def _said_up(self) -> bool:
+    def _said_met(self) -> bool:
         assert self.channel is not None
-        if not self.up and select.select([self.channel], [], [], 0)[0]:
+        if not self.met and select.select([self.channel], [], [], 0)[0]:
             try:
                 data = self.channel.recv(1 << 16)
             except OSError:
                 data = b""
-            for kind, _ in list(self._reader.feed(data)):  # before FINISH, only UP comes
-                self.up = self.up or kind == wire.UP
-        return self.up
+            for kind, _ in list(self._reader.feed(data)):  # before FINISH, only MET comes
+                self.met = self.met or kind == wire.MET
+        return self.met
 
     def finish(self, on_waiting: Any = None) -> Dict[str, Any]:
         """Wait for the other processes of the tree (within the timeout): READY says how
@@ -159,13 +160,15 @@ class LocalCollector:
         self._say(wire.MERGE, {"skip": True})
 
     def stop(self) -> None:
-        """End a collector that met nobody (:meth:`nobody_came`) without waiting for it
-        to start."""
+        """End a collector that met nobody (:meth:`nobody_came`): it has nothing to
+        write, and need not even have started."""
         if self.pid:
             try:
                 os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass  # (the program reaped it: os.wait())
+            self.pid = 0
 
     # ------------------------------------------------------------------ ending
 
@@ -264,9 +267,9 @@ def run_for_owner() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the owner decides when to stop
     listener = socket.socket(fileno=config["listen_fd"])
     channel = socket.socket(fileno=config["channel_fd"])
-    collector = Collector(listener, config["spool"], config["timeout"], say=say_on_stderr)
+    collector = Collector(listener, config["spool"], config["timeout"], say=say_on_stderr,
+                          before_first_accept=lambda: channel.sendall(wire.frame(wire.MET)))
     collector.watch(channel)
-    channel.sendall(wire.frame(wire.UP))  # before the first accept (see LocalCollector.nobody_came)
     owner = config["owner_pid"]
     reader = wire.FrameReader(wire.OWNER_FRAMES)
     orders: List[Tuple[bytes, bytes]] = []

@@ -211,7 +211,7 @@ def _save_as_root(tracer: "VizTracer", local: LocalCollector, path: str, file_in
                           f"Ctrl+C to save without them", file=sys.stderr, flush=True)
 
     try:
-        if local.nobody_came():  # a program that ended before its collector was up
+        if local.nobody_came():  # no other process connected: nothing to wait for
             local.stop()
             tracer._save_to(path, file_info, verbose)
             return

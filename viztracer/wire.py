@@ -27,8 +27,8 @@ to its last complete event.
 
 The root of a process tree and the collector it started (local_collector.py) talk over
 two pipes in the same frames: ``FINISH`` (wait for the other processes), ``NOW`` (stop
-waiting), ``MERGE`` (JSON: write the output, or ``{"skip": true}``) one way; ``UP``
-(it runs, and has accepted no connection yet), ``WAITING`` (JSON ``{"running"}``, when
+waiting), ``MERGE`` (JSON: write the output, or ``{"skip": true}``) one way; ``MET``
+(a connection came: sent before the collector accepts its first), ``WAITING`` (JSON ``{"running"}``, when
 that number changes), ``READY`` (JSON: the wait is over) and ``RESULT`` (JSON: the
 output is written) the other.
 """
@@ -50,12 +50,12 @@ DEFAULT_HOST = "127.0.0.1"
 HELLO, PING, CLOCK, DATA, END = b"H", b"P", b"C", b"D", b"E"
 PONG, ACK = b"p", b"a"
 FINISH, NOW, MERGE = b"F", b"N", b"M"
-UP, WAITING, READY, RESULT = b"u", b"w", b"r", b"s"
+MET, WAITING, READY, RESULT = b"m", b"w", b"r", b"s"
 
 SENDER_FRAMES = frozenset((HELLO, PING, CLOCK, DATA, END))
 COLLECTOR_FRAMES = frozenset((PONG, ACK))
 OWNER_FRAMES = frozenset((FINISH, NOW, MERGE))
-HELPER_FRAMES = frozenset((UP, WAITING, READY, RESULT))
+HELPER_FRAMES = frozenset((MET, WAITING, READY, RESULT))
 
 _HEADER = struct.Struct(">cI")
 HEADER_SIZE = _HEADER.size

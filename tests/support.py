@@ -5,15 +5,17 @@ exist, and pytest imports each of them under the same module name)."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 import threading
 from collections import defaultdict
-from typing import Any, Callable, Dict, Iterable, List
+from typing import Any, Callable, Dict, Iterable, List, Tuple
 
 from viztracer import VizTracer
 
@@ -28,6 +30,16 @@ def load_trace(path: str) -> Dict[str, Any]:
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
         return json.load(f, parse_constant=reject)
+
+
+def embedded_trace(path: Any) -> Tuple[Dict[str, Any], str]:
+    """The trace JSON inside an HTML report, decoded as the page does, and the page."""
+    with open(path, encoding="utf-8") as f:
+        page = f.read()
+    m = re.search(r'<script type="application/octet-stream" id="vizviewer-data" '
+                  r'data-encoding="gzip-base64"[^>]*>([^<]*)</script>', page)
+    assert m, "no embedded trace"
+    return json.loads(gzip.decompress(base64.b64decode(re.sub(r"\s+", "", m.group(1))))), page
 
 
 def events(trace: Dict[str, Any], ph: str = "X") -> List[Dict[str, Any]]:

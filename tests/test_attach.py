@@ -239,10 +239,35 @@ def test_attach_twice_traces_every_thread_and_leaves_the_target_running(plain_ta
         out = tmp_path / f"attach{i}.json"
         r = viztracer_cmd("--attach", str(proc.pid), "-t", "0.5", "-o", str(out))
         assert r.returncode == 0, r.stdout + r.stderr
-        assert f"Attached to process {proc.pid}" in r.stdout and f"to {out}" in r.stdout
+        assert f"attached to process {proc.pid}" in r.stdout and f"to {out}" in r.stdout
         trace = complete_trace(out)
         assert len({e["tid"] for e in work_events(trace)}) == 5  # four threads and the main one
     assert proc.poll() is None
+
+
+@REMOTE
+def test_attach_says_success_and_the_target_says_detected_and_saved(plain_target, tmp_path):
+    # Scripts written for upstream wait for these phrases: "success" from the command
+    # once the target's tracer runs, "Detected attaching" and "Saved report to PATH"
+    # on the target's own stdout. --quiet keeps the target's output the program's.
+    proc = plain_target()
+    quiet = tmp_path / "quiet.json"
+    r = viztracer_cmd("--attach", str(proc.pid), "-t", "0.2", "--quiet", "-o", str(quiet))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert complete_trace(quiet) is not None
+    out = tmp_path / "told.json"
+    r = viztracer_cmd("--attach", str(proc.pid), "-t", "0.2", "-o", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(f"Attach success, attached to process {proc.pid}: its tracer records for 0.2 s")
+    entries = len(complete_trace(out)["traceEvents"])
+    # (the quiet attach printed nothing there: the next lines are this attach's)
+    detected = proc.stdout.readline()
+    assert detected.startswith("Detected attaching") and str(proc.pid) in detected
+    saved = proc.stdout.readline()
+    assert saved.startswith(f"Saved report to {out} (")
+    reported = int(saved.split("(")[1].split()[0])
+    assert 0 < reported <= entries and f"saved {reported} trace entries to {out}" in lines[1]
 
 
 @REMOTE

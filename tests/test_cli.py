@@ -825,3 +825,27 @@ def test_viztracer_run_by_a_traced_program(tmp_path):
     assert len(ours(r.stdout)) == 2
     assert short_names(load_trace(tmp_path / "inner.json")).count("fib") == 15
     assert "fib" not in short_names(load_trace(tmp_path / "outer.json"))
+
+
+@pytest.mark.parametrize("module", [False, True], ids=["script", "python-m"])
+def test_viztracer_run_by_a_quiet_traced_program_into_the_same_file(tmp_path, module):
+    # The inner command writes the file the outer run will write too: it must still be
+    # its own run (its summary, its file), not join the outer run as a member would.
+    write(tmp_path / "inner.py", FIB)
+    inner = [sys.executable, "-m", "viztracer"] if module else [VIZTRACER]
+    write(tmp_path / "outer.py", f"""
+        import shutil, subprocess
+        r = subprocess.run({inner!r} + ["-o", "trace.json", "inner.py"], capture_output=True, text=True)
+        print("inner status", r.returncode)
+        print(r.stdout + r.stderr, end="")
+        shutil.copy("trace.json", "inner_copy.json")
+    """)
+    r = run_viztracer(["--quiet", "-o", "trace.json", "outer.py"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("inner status 0\n"), r.stdout
+    assert ours(r.stdout) == [f"Saved {len(events(load_trace(tmp_path / 'inner_copy.json')))} trace entries to "
+                              f"{tmp_path / 'trace.json'} (view it with: vizviewer {tmp_path / 'trace.json'})"]
+    assert len(r.stdout.splitlines()) == 2 and r.stderr == ""
+    assert short_names(load_trace(tmp_path / "inner_copy.json")).count("fib") == 15
+    outer = short_names(load_trace(tmp_path / "trace.json"))
+    assert "fib" not in outer and "copy" in outer

@@ -1,26 +1,15 @@
 """Self-contained HTML reports: what the file holds (the page itself is checked in a
 browser by tests/browser/)."""
 
-import base64
-import gzip
 import json
 import re
 
+from support import embedded_trace
 from viztracer import VizTracer
 from viztracer.report_builder import ReportBuilder
 from viztracer.trace_writer import write_report
 
 HOSTILE = "</script><script>window.pwned = 1</script><!--<script>"
-
-
-def embedded_trace(path):
-    """The trace JSON inside an HTML report, decoded as the page does."""
-    with open(path, encoding="utf-8") as f:
-        page = f.read()
-    m = re.search(r'<script type="application/octet-stream" id="vizviewer-data" '
-                  r'data-encoding="gzip-base64"[^>]*>([^<]*)</script>', page)
-    assert m, "no embedded trace"
-    return json.loads(gzip.decompress(base64.b64decode(re.sub(r"\s+", "", m.group(1))))), page
 
 
 def check_self_contained(page):

@@ -111,7 +111,7 @@ class Snapshot:
     def raw_events(self) -> List[Dict[str, Any]]: ...
     def write(
         self,
-        path: str,
+        fd: int,
         *,
         gzip: bool,
         pid: int,

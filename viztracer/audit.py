@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _installed = False
 _logging: Optional["weakref.ref[VizTracer]"] = None
 _patterns: List[Pattern[str]] = []
-_on_exec: Optional[Callable[[], None]] = None
+_on_exec: Optional[Callable[[], object]] = None
 _in_hook = False
 
 
@@ -65,7 +65,7 @@ def log_events(tracer: Optional["VizTracer"], patterns: Optional[List[str]] = No
     _install()
 
 
-def on_exec(callback: Callable[[], None]) -> None:
+def on_exec(callback: Callable[[], object]) -> None:
     """Call ``callback`` when the process is about to ``exec`` (lifecycle.py saves
     the trace then)."""
     global _on_exec

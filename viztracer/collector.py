@@ -61,7 +61,7 @@ class Member:
         self.reader = wire.FrameReader(wire.SENDER_FRAMES)
         self.hello: Optional[Dict[str, Any]] = None
         self.clock: Dict[str, int] = {}
-        self.state = "new"  # -> running -> sending -> complete | partial | lost
+        self.state = "new"  # -> running -> sending -> complete | partial | lost; running -> left
         self.reason = ""
         self.received = 0  # compressed trace bytes
         self.crc = 0
@@ -249,6 +249,10 @@ class Collector:
                        and isinstance(v, int)}
         elif kind == wire.DATA:
             m.write(body)
+        elif kind == wire.LEAVE:
+            # It sends nothing, on purpose (a viztracer command in it records on its own).
+            m.state = "left"
+            self._close(m, None)
         elif kind == wire.END:
             problem = m.end(wire.decode_json(kind, body))
             m.close_spool()
@@ -286,7 +290,7 @@ class Collector:
             pass
         m.sock.close()
         m.close_spool()
-        if m.state == "complete" or m.hello is None:
+        if m.state in ("complete", "left") or m.hello is None:
             return
         if m.state == "sending" and m.received:
             m.state = "partial"

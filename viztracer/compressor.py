@@ -49,7 +49,7 @@ from itertools import accumulate, repeat
 from operator import itemgetter
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from .trace_writer import write_report
+from .trace_writer import atomic_file, write_report
 
 MAGIC = b"VZCF"
 VERSION = 1
@@ -450,7 +450,7 @@ def load_json_trace(path: str) -> Dict[str, Any]:
 def compress_file(src: str, dst: str, preset: int = 6) -> Dict[str, int]:
     """Write ``src`` (.json or .json.gz) to ``dst`` in .cvf; returns the sizes."""
     data = compress(load_json_trace(src), preset=preset)
-    with open(dst, "wb") as f:
+    with atomic_file(dst) as f:
         f.write(data)
     return {"input_bytes": os.path.getsize(src), "output_bytes": len(data)}
 

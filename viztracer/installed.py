@@ -10,8 +10,12 @@ as every Python signal handler does.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
+
+from .lifecycle import print_quietly
+from .trace_writer import failure_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from .viztracer import VizTracer
@@ -32,7 +36,10 @@ def install(tracer: "VizTracer") -> None:
     def stop_and_save(signum: int, frame: Any) -> None:
         if tracer.enable:
             tracer.stop(stop_option="flush_as_finish")
-            tracer.save()
+            try:
+                tracer.save()
+            except Exception as e:  # raised here, it would land anywhere in the program
+                print_quietly(failure_line(e), file=sys.stderr)
 
     signal.signal(START_SIGNAL, start)
     signal.signal(STOP_SIGNAL, stop_and_save)

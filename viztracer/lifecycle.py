@@ -14,6 +14,10 @@ on the first of:
   multiprocessing has terminated and joined its daemonic children. (The command line
   saves at the end of its own run instead, after the program's atexit callbacks.)
 
+A save that fails says why in one line on stderr, never a traceback, and the process
+ends as it would have; only ``os._exit(0)`` becomes ``os._exit(1)``, so that the
+failure shows in the status where the status is still ours to give.
+
 An ExitSave belongs to the process that armed it. In a forked child it does nothing
 and the child gets the program's own SIGTERM handling back; a child that saves a
 trace of its own (a member of a multi-process collection) arms a new one.
@@ -29,6 +33,7 @@ import threading
 from typing import Any, Callable, Iterator, List, NoReturn, Optional
 
 from . import audit, term_signal
+from .trace_writer import failure_line
 
 # Armed ExitSaves of this process, oldest first (the first armed saves first).
 _armed: List["ExitSave"] = []
@@ -40,6 +45,7 @@ class ExitSave:
         self._save = save
         self.pid = os.getpid()
         self.state = "idle"  # -> "armed" -> "saving" -> "saved"
+        self.failed = False  # the save raised (and said so in one line)
         # A signal that arrived while saving: delivered when the save is done.
         self.pending_signal: Optional[int] = None
         self._at_exit_owner: Optional[Any] = None
@@ -113,6 +119,9 @@ class ExitSave:
         self.state = "saving"
         try:
             self._save()
+        except Exception as e:  # the process is ending: one line, never a traceback
+            self.failed = True
+            print_quietly(failure_line(e), file=sys.stderr)
         finally:
             self.state = "saved"
         if self.pending_signal is not None:
@@ -134,20 +143,22 @@ class ExitSave:
 
 # ---------------------------------------------------------------------- the process's hooks
 
-def _save_all() -> None:
+def _save_all() -> bool:
+    """Save every ExitSave of this process; whether one of them failed."""
     pid = os.getpid()
+    failed = False
     for exit_save in list(_armed):
         if exit_save.pid == pid:
-            try:
-                exit_save.save()
-            except Exception as e:  # never keep the process from ending
-                print_quietly(f"VizTracer: could not save the trace: {e!r}", file=sys.stderr)
+            exit_save.save()
+            failed = failed or exit_save.failed
+    return failed
 
 
 def _exit_with_save(status: int) -> NoReturn:
-    """``os._exit`` skips atexit and finalizers: save first."""
-    _save_all()
-    _real_os_exit(status)
+    """``os._exit`` skips atexit and finalizers: save first (status 0 becomes 1 if
+    that failed)."""
+    failed = _save_all()
+    _real_os_exit(1 if failed and status == 0 else status)
 
 
 _exit_with_save.__doc__ = _real_os_exit.__doc__

@@ -155,6 +155,21 @@ def take_over(tracer: "VizTracer", member: "VizTracer") -> bool:
     return True
 
 
+def leave_collection(tracer: "VizTracer") -> None:
+    """``tracer``, a member (started in this process when it joined a collection),
+    leaves it and saves nothing: a ``viztracer`` command run inside a traced program
+    records its own program into its own file, as typed."""
+    membership = tracer._membership
+    if membership is None or membership.local is not None or membership.tree is not None:
+        return
+    tracer._membership = None
+    if tracer._exit_saver is not None:
+        tracer._exit_saver.disarm()
+    if membership.sender is not None:
+        membership.sender.leave()
+        membership.sender = None
+
+
 def after_fork(tracer: "VizTracer") -> None:
     """In a forked child: a sender of its own, to the same collector."""
     inherited = tracer._membership

@@ -15,10 +15,12 @@ import os
 from typing import Any, Dict, Optional
 
 from . import viztracer
+from .lifecycle import print_quietly
 from .viztracer import _GLOBAL_NAME, VizTracer
 
-# The tracer an attach started, until it is stopped.
+# The tracer an attach started, until it is stopped, and whether to say so.
 _attached: Optional[Any] = None
+_verbose = True
 
 
 def script(request_path: str, status_path: str) -> str:
@@ -64,12 +66,16 @@ def _running() -> Optional[Any]:
 
 
 def _start(options: Dict[str, Any]) -> Dict[str, Any]:
-    global _attached
+    global _attached, _verbose
     if _running() is not None:
         return {"error": f"process {os.getpid()} already has a tracer running: nothing was changed"}
+    # The tracer itself says nothing (its save message would name no attach); the
+    # lines below tell whoever watches this program's output, unless --quiet.
+    _verbose = options.get("verbose", 1) > 0
     tracer = VizTracer(**dict(options, verbose=0))
     tracer.start()
     _attached = tracer
+    _say(f"Detected attaching of viztracer: process {os.getpid()} records until it detaches")
     return {"ok": True}
 
 
@@ -83,7 +89,16 @@ def _stop() -> Dict[str, Any]:
     tracer.save()
     tracer.terminate()
     _forget_global(tracer)
-    return {"ok": True, "output_file": os.path.abspath(tracer.output_file), "entries": count}
+    path = os.path.abspath(tracer.output_file)
+    _say(f"Saved report to {path} ({count} trace entries; view it with: vizviewer {path})")
+    return {"ok": True, "output_file": path, "entries": count}
+
+
+def _say(line: str) -> None:
+    """A line on this program's stdout, if the attaching command is not quiet (a
+    program whose stdout is closed or broken just doesn't get it)."""
+    if _verbose:
+        print_quietly(line, flush=True)
 
 
 def _uninstall() -> Dict[str, Any]:

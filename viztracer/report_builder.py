@@ -128,7 +128,7 @@ class ReportBuilder:
         if isinstance(output_file, str):
             path = os.path.abspath(output_file)
             kind = trace_writer.output_kind(path)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            trace_writer.make_parent_dir(path)
             report = self.prepare_json(file_info, display_time_unit="ns" if kind == "html" else None)
             trace_writer.write_report(report, path)
         else:

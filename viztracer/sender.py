@@ -127,6 +127,15 @@ class Sender:
                 pass
             self.sock = None
 
+    def leave(self) -> None:
+        """Tell the collector that this process sends no trace, and disconnect."""
+        if self.sock is not None:
+            try:
+                self.sock.sendall(wire.frame(wire.LEAVE))
+            except OSError:
+                pass
+        self.close()
+
     def forget(self) -> None:
         """In a forked child: let go of the parent's connection (closing this copy of
         the descriptor only, never shutting the connection down)."""

@@ -17,19 +17,23 @@ This module owns
 - a trace given to a sender a piece at a time instead (:func:`stream_snapshot`,
   :func:`stream_report`), its timestamps moved onto the collector's clock.
 
-Files are written in place, not through a temporary name: a collection member that
-must never leave half a file renames it itself (see ``multiprocess.py``).
+Every file is written atomically (:func:`atomic_file`): under a hidden temporary name
+in its directory, renamed onto its path once complete. A save that fails (a full disk,
+a directory gone, no permission) leaves what was at the path as it was, no partial
+file, and raises :class:`SaveError`, whose message is one line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import zlib
 from contextlib import contextmanager
 from typing import (
     Any,
+    BinaryIO,
     Callable,
     Collection,
     Dict,
@@ -86,24 +90,104 @@ class Sink(Protocol):
     def write(self, data: bytes, /) -> int: ...
 
 
+class SaveError(OSError):
+    """A trace file that could not be written. What was at its path before is there
+    as it was, and no partial file is left behind. The message is one line."""
+
+    def __init__(self, path: str, cause: BaseException) -> None:
+        errno = getattr(cause, "errno", None)
+        reason = os.strerror(errno) if errno else _first_line(cause)
+        kept = f"the previous {os.path.basename(path)} is unchanged" if os.path.exists(path) else "nothing was written"
+        super().__init__(errno, reason)
+        self.filename = path
+        self.message = f"could not save the trace to {path}: {reason} ({kept})"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def failure_line(error: BaseException) -> str:
+    """Why a save failed, in the one line the exit paths and the command line print."""
+    if isinstance(error, SaveError):
+        return f"VizTracer: {error}"
+    return f"VizTracer: could not save the trace: {type(error).__name__}: {_first_line(error)}"
+
+
+@contextmanager
+def atomic_file(path: str) -> Iterator[BinaryIO]:
+    """A new file that becomes ``path`` only once it is complete and closed: it is
+    written under a hidden, unique name in the same directory and renamed onto
+    ``path`` (``os.replace``). If anything fails, or the caller raises, the temporary
+    file goes and ``path`` keeps what it had; an OSError becomes a :class:`SaveError`.
+    Every file viztracer writes goes through here. (Not fsync'd: the rename makes a
+    crash of this process harmless, not one of the machine.)"""
+    target = os.path.realpath(path)  # through a link: the link stays, its target is replaced
+    directory, name = os.path.split(target)
+    temp = os.path.join(directory, f".{name}.{os.urandom(4).hex()}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        raise SaveError(path, e) from e
+    try:
+        _keep_mode(fd, target)
+        with open(fd, "wb") as f:  # closing it is checked too: a failed close is a failed save
+            yield f
+        os.replace(temp, target)
+    except BaseException as e:
+        _remove_quietly(temp)
+        if isinstance(e, OSError) and not isinstance(e, SaveError):
+            raise SaveError(path, e) from e
+        raise
+
+
+def make_parent_dir(path: str) -> None:
+    """Creates the directory of ``path`` if it is missing (a save does, for its output
+    file); a :class:`SaveError` if it can't."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    except OSError as e:
+        raise SaveError(path, e) from e
+
+
+def _keep_mode(fd: int, target: str) -> None:
+    """The new file gets the permissions of the one it replaces, if any (a trace holds
+    source code)."""
+    try:
+        os.fchmod(fd, stat.S_IMODE(os.stat(target).st_mode))
+    except OSError:
+        pass
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 @contextmanager
 def open_trace(path: str) -> Iterator[Sink]:
     """Opens ``path`` for writing as its kind says: the bytes written are the trace
-    JSON, stored as is, gzip-compressed, or inside the viewer page."""
+    JSON, stored as is, gzip-compressed, or inside the viewer page. Atomic
+    (:func:`atomic_file`)."""
     kind = output_kind(path)
-    if kind == "gz":
-        import gzip  # start-up: .gz output of a merge or a dict only
-        with gzip.open(path, "wb", compresslevel=GZIP_LEVEL) as gz:
-            yield gz
-        return
-    with open(path, "wb") as f:
+    with atomic_file(path) as f:
         if kind == "json":
             yield f
-            return
-        from .html_report import HtmlPage  # start-up: .html output only
-        page = HtmlPage(f, title=os.path.basename(path))
-        yield page
-        page.finish()
+        elif kind == "gz":
+            import gzip  # start-up: .gz output of a merge or a dict only
+            with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=GZIP_LEVEL) as gz:
+                yield gz
+        else:
+            from .html_report import HtmlPage  # start-up: .html output only
+            page = HtmlPage(f, title=os.path.basename(path))
+            yield page
+            page.finish()
 
 
 def _event_lines(events: Sequence[Any]) -> bytes:
@@ -134,11 +218,12 @@ def write_snapshot(snap: Any, path: str, *, pid: int, process_name: str,
     }
     kind = output_kind(path)
     if kind == "html":
-        data = snap.to_bytes(**header)  # before the file is opened: no half page on failure
+        data = snap.to_bytes(**header)
         with open_trace(path) as out:
             out.write(data)
         return int(snap.entries)
-    return int(snap.write(path, gzip=kind == "gz", progress=progress, **header))
+    with atomic_file(path) as f:
+        return int(snap.write(f.fileno(), gzip=kind == "gz", progress=progress, **header))
 
 
 def report_chunks(report: Mapping[str, Any]) -> Iterator[bytes]:
@@ -267,18 +352,24 @@ class _Merge:
             self.file_info["functions"].update(members[FILE_INFO].get("functions", {}))
 
     def add_file(self, path: str, partial: bool = False) -> None:
-        """Adds the events of a trace file; a ``partial`` one (cut short: no end) up to
-        its last complete event."""
-        with open(path, "rb") as f:
+        """Adds the events of the trace at ``path``; a ``partial`` one (cut short: no
+        end) up to its last complete event. A file that can't be opened or parsed raises
+        :class:`_Unreadable` before anything of it is written (any other OSError is the
+        output's)."""
+        try:
+            f = open(path, "rb")
+        except OSError as e:
+            raise _Unreadable(e) from e
+        with f:
             size = os.fstat(f.fileno()).st_size
             if f.read(len(HEAD)) != HEAD:
                 if partial:
-                    raise ValueError("not a trace written by viztracer")
+                    raise _Unreadable("not a trace written by viztracer")
                 # Not in the envelope's layout: parse it and write its events.
                 f.seek(0)
-                whole = json.loads(f.read())
-                self.write_events(whole.pop(EVENTS, []))
-                self.add_members(whole)
+                members = _parsed(f.read())
+                self.write_events(members.pop(EVENTS, []))
+                self.add_members(members)
                 return
             end = _rfind(f, len(HEAD), size, _CLOSE)
             members: Dict[str, Any] = {}
@@ -286,15 +377,15 @@ class _Merge:
                 f.seek(end + len(_CLOSE))
                 rest = f.read()
                 try:
-                    members = json.loads(b"{" + rest[1:]) if rest.startswith(b",") else {}
-                except ValueError:
+                    members = _parsed(b"{" + rest[1:]) if rest.startswith(b",") else {}
+                except _Unreadable:
                     if not partial:
                         raise
                     # Cut short in its metadata or file_info: its events are whole.
             elif partial:
                 end = _rfind(f, len(HEAD), size, SEPARATOR)
             else:
-                raise ValueError("trace file is truncated")
+                raise _Unreadable("trace file is truncated")
             self.copy_events(f, len(HEAD), end)
         self.add_members(members)
 
@@ -322,6 +413,20 @@ def _rfind(f: Any, start: int, end: int, needle: bytes) -> int:
     return -1
 
 
+class _Unreadable(Exception):
+    """A member file of a merge that can't be read or is not a trace: it is skipped."""
+
+
+def _parsed(data: bytes) -> Dict[str, Any]:
+    try:
+        members = json.loads(data)
+    except ValueError as e:
+        raise _Unreadable(e) from e
+    if not isinstance(members, dict):
+        raise _Unreadable("not a trace")
+    return members
+
+
 def merge_traces(paths: Iterable[str], output_file: str, metadata: Optional[Dict[str, Any]] = None,
                  partial: Collection[str] = ()) -> Tuple[int, bool]:
     """Writes one trace holding the events of every file in ``paths``, their merged
@@ -334,7 +439,7 @@ def merge_traces(paths: Iterable[str], output_file: str, metadata: Optional[Dict
         for path in paths:
             try:
                 merge.add_file(path, path in partial)
-            except (OSError, ValueError) as e:
+            except _Unreadable as e:
                 print(f"VizTracer: skipped an unreadable trace {os.path.basename(path)}: {e}", file=sys.stderr)
         merge.finish(metadata)
     return merge.count, merge.overflow

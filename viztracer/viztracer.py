@@ -613,7 +613,9 @@ class VizTracer:
     def save(self, output_file: Optional[str] = None, file_info: Optional[bool] = None,
              verbose: Optional[int] = None) -> None:
         """Write the trace to ``output_file`` (default: the ``output_file`` option).
-        ``.json`` and ``.json.gz`` are written natively, streaming."""
+        ``.json`` and ``.json.gz`` are written natively, streaming. The file is
+        replaced only once complete: if the save fails, ``trace_writer.SaveError`` (an
+        OSError, with a one-line message) is raised and the file is as it was."""
         if output_file is None:
             output_file = self.output_file
         output_file = check_output_file("output_file", output_file)
@@ -622,7 +624,7 @@ class VizTracer:
         if self.pid_suffix:
             output_file = add_pid_suffix(output_file, self._pid())
         path = os.path.abspath(output_file)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        trace_writer.make_parent_dir(path)
         self._extras_before_save()
 
         if self._membership is not None:

@@ -1,26 +1,16 @@
 //! Errors of the native module and how they map to Python exceptions (one place,
 //! like cryptography's `CryptographyError`). The hot path never returns errors.
 
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::exceptions::PyOSError;
 use pyo3::PyErr;
 use std::io;
 
 #[derive(Debug)]
 pub enum TraceError {
-    /// Writing the trace file failed.
-    File { path: String, source: io::Error },
-    /// Writing to an in-memory or other sink failed.
+    /// Writing the trace failed.
     Io(io::Error),
     /// A Python exception raised while rendering or loading.
     Py(PyErr),
-    /// An argument that cannot be used.
-    BadArg(String),
-}
-
-impl TraceError {
-    pub fn file(path: &str, source: io::Error) -> Self {
-        TraceError::File { path: path.to_owned(), source }
-    }
 }
 
 impl From<io::Error> for TraceError {
@@ -38,12 +28,13 @@ impl From<PyErr> for TraceError {
 impl From<TraceError> for PyErr {
     fn from(e: TraceError) -> PyErr {
         match e {
-            TraceError::File { path, source } => {
-                PyOSError::new_err(format!("Can't write the trace to {path}: {source}"))
-            }
-            TraceError::Io(source) => PyOSError::new_err(format!("Can't write the trace: {source}")),
+            // OSError(errno, message): the Python writer names the file and the
+            // reason (os.strerror) in one line.
+            TraceError::Io(source) => match source.raw_os_error() {
+                Some(errno) => PyOSError::new_err((errno, format!("Can't write the trace: {source}"))),
+                None => PyOSError::new_err(format!("Can't write the trace: {source}")),
+            },
             TraceError::Py(err) => err,
-            TraceError::BadArg(msg) => PyValueError::new_err(msg),
         }
     }
 }

@@ -61,13 +61,12 @@ fn _snaptrace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(install_sigterm_repeater, m)?)?;
     m.add_function(wrap_pyfunction!(sigterm_received, m)?)?;
     #[cfg(Py_3_12)]
-    m.add_function(wrap_pyfunction!(_global_call_sites, m)?)?;
-    #[cfg(Py_3_12)]
-    m.add_function(wrap_pyfunction!(_call_site_stats, m)?)?;
-    #[cfg(Py_3_12)]
-    m.add_function(wrap_pyfunction!(_call_site_opcodes, m)?)?;
-    #[cfg(Py_3_12)]
-    m.add("FAST_FRAME_ACCESS", ffi::frame_layout_ok())?;
+    {
+        m.add_function(wrap_pyfunction!(_global_call_sites, m)?)?;
+        m.add_function(wrap_pyfunction!(_call_site_stats, m)?)?;
+        m.add_function(wrap_pyfunction!(_call_site_opcodes, m)?)?;
+        m.add("FAST_FRAME_ACCESS", ffi::frame_layout_ok())?;
+    }
     // Before 3.12 nothing is read from frames directly, so nothing can be refused.
     #[cfg(not(Py_3_12))]
     m.add("FAST_FRAME_ACCESS", true)?;

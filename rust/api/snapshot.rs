@@ -3,14 +3,13 @@
 
 use crate::api::error::TraceError;
 use crate::buffers::payload::Payload;
-use crate::ffi::held;
+use crate::ffi::{self, held};
 use crate::output::json::{self, Header, Json};
 use crate::output::snapshot::{self, SnapData};
 use crate::output::{dicts, event};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::sync::{RwLock, TryLockError};
 
@@ -182,16 +181,17 @@ impl Snapshot {
         })
     }
 
-    /// Writes the trace file (`.json`, or gzip with `gzip=True`) and returns the number
-    /// of events written. The GIL is released while writing.
-    #[pyo3(signature = (path, *, gzip, pid, process_name, thread_names, metadata_json, file_info_json = None,
+    /// Writes the trace (JSON, or gzip with `gzip=True`) to the file descriptor `fd`,
+    /// which the caller owns, keeps open and closes (`trace_writer.atomic_file`), and
+    /// returns the number of events written. The GIL is released while writing.
+    #[pyo3(signature = (fd, *, gzip, pid, process_name, thread_names, metadata_json, file_info_json = None,
                         progress = None, ts_offset_ns = 0))]
     // The parameters are the Python method's keyword arguments, one each.
     #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
         py: Python<'_>,
-        path: &str,
+        fd: i32,
         gzip: bool,
         pid: i64,
         process_name: &str,
@@ -203,18 +203,19 @@ impl Snapshot {
     ) -> PyResult<usize> {
         let header =
             Header { pid, process_name, thread_names: &thread_names, metadata_json, file_info_json, ts_offset_ns };
-        let file = File::create(path).map_err(|e| TraceError::file(path, e))?;
-        let sink = BufWriter::with_capacity(1 << 20, file);
-        let count = if gzip {
-            let enc = flate2::write::GzEncoder::new(sink, flate2::Compression::new(6));
-            let (enc, n) = self.write_to(py, enc, &header, progress.as_ref())?;
-            enc.finish().map_err(|e| TraceError::file(path, e))?;
-            n
-        } else {
-            let (_, n) = self.write_to(py, sink, &header, progress.as_ref())?;
-            n
-        };
-        Ok(count)
+        let not_fd = || TraceError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file descriptor"));
+        let file = ffi::os::borrowed_file(fd).ok_or_else(not_fd)?;
+        let sink = BufWriter::with_capacity(1 << 20, &*file);
+        if !gzip {
+            // (write_trace flushed its sink)
+            return Ok(self.write_to(py, sink, &header, progress.as_ref())?.1);
+        }
+        let enc = flate2::write::GzEncoder::new(sink, flate2::Compression::new(6));
+        let (enc, n) = self.write_to(py, enc, &header, progress.as_ref())?;
+        // The trailer goes into the buffer: flush it here, where a failure is seen
+        // (a BufWriter's drop would ignore it).
+        enc.finish().and_then(|mut buffered| buffered.flush()).map_err(TraceError::Io)?;
+        Ok(n)
     }
 
     /// The trace file's content as bytes (for writing to a stream).

@@ -37,8 +37,11 @@ impl Tracer {
         Ok(f(self.acc(py)?.state()))
     }
 
-    fn record(&self, py: Python<'_>, payload: Payload) -> PyResult<()> {
-        ops::record(self.acc(py)?, payload);
+    /// Records the payload `make` gives, if this tracer is collecting.
+    fn record_collecting(&self, py: Python<'_>, make: impl FnOnce() -> PyResult<Payload>) -> PyResult<()> {
+        if self.collecting(py)? {
+            ops::record(self.acc(py)?, make()?);
+        }
         Ok(())
     }
 
@@ -251,41 +254,35 @@ pymethods_with_options! {
 
     /// Stops recording on the calling thread until `resume()`.
     fn pause(&self, py: Python<'_>) -> PyResult<()> {
-        ops::set_paused(self.acc(py)?, true);
-        Ok(())
+        self.acc(py).map(|acc| ops::set_paused(acc, true))
     }
 
     fn resume(&self, py: Python<'_>) -> PyResult<()> {
-        ops::set_paused(self.acc(py)?, false);
-        Ok(())
+        self.acc(py).map(|acc| ops::set_paused(acc, false))
     }
 
     /// Drops every recorded event (stacks and thread names are kept).
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
         let mut acc = self.acc(py)?;
-        let mut taken = snapshot::take(&mut acc);
+        let taken = snapshot::take(&mut acc);
         let st = acc.state();
-        st.budget.reset_overflow();
+        st.budget.overflowed = false;
         // The chunks' memory serves the next events (records hold no Python objects).
-        for t in &mut taken.threads {
-            for chunk in std::mem::take(&mut t.chunks) {
-                st.budget.give_back(chunk);
-            }
+        for chunk in taken.threads.into_iter().flat_map(|t| t.chunks) {
+            st.budget.give_back(chunk);
         }
         Ok(())
     }
 
     /// Forgets the calling thread's shadow stack: frames running now are never recorded.
     fn reset_stack(&self, py: Python<'_>) -> PyResult<()> {
-        ops::reset_stack(self.acc(py)?);
-        Ok(())
+        self.acc(py).map(ops::reset_stack)
     }
 
     /// In a forked child: drop the parent's events, threads and stacks, and re-identify
     /// the surviving thread (its OS tid changed).
     fn after_fork(&self, py: Python<'_>) -> PyResult<()> {
-        ops::after_fork(self.acc(py)?);
-        Ok(())
+        self.acc(py).map(ops::after_fork)
     }
 
     /// Installs the profile hook on the calling thread (3.9-3.11; no-op on 3.12+,
@@ -306,20 +303,15 @@ pymethods_with_options! {
         args: Option<Bound<'_, PyAny>>,
         scope: &str,
     ) -> PyResult<()> {
-        if !self.collecting(py)? {
-            return Ok(());
-        }
-        let scope = Scope::parse(scope).ok_or_else(|| PyValueError::new_err("Scope must be one of 'g', 'p', 't'"))?;
-        let (name, args) = (held(name), args.map(held));
-        self.record(py, Payload::Instant { name, args, scope })
+        self.record_collecting(py, || {
+            let scope = Scope::parse(scope).ok_or_else(|| PyValueError::new_err("Scope must be one of 'g', 'p', 't'"))?;
+            Ok(Payload::Instant { name: held(name), args: args.map(held), scope })
+        })
     }
 
     /// Counter event (`ph: "C"`), only while collecting.
     fn add_counter(&self, py: Python<'_>, name: Bound<'_, PyAny>, args: Bound<'_, PyAny>) -> PyResult<()> {
-        if !self.collecting(py)? {
-            return Ok(());
-        }
-        self.record(py, Payload::Counter { name: held(name), args: held(args) })
+        self.record_collecting(py, || Ok(Payload::Counter { name: held(name), args: held(args) }))
     }
 
     /// Object event (`ph` N, O or D), only while collecting.
@@ -336,16 +328,13 @@ pymethods_with_options! {
             "N" | "O" | "D" => ph.chars().next().unwrap_or('O'),
             _ => return Err(PyValueError::new_err(format!("object event phase must be 'N', 'O' or 'D', not {ph:?}"))),
         };
-        if !self.collecting(py)? {
-            return Ok(());
-        }
-        self.record(py, Payload::Object { ph, id: held(obj_id), name: held(name), args: args.map(held) })
+        self.record_collecting(py, || Ok(Payload::Object { ph, id: held(obj_id), name: held(name), args: args.map(held) }))
     }
 
     /// A raw trace event dict, written as given (with pid and tid filled in). Works
     /// whether or not the tracer is collecting.
     fn add_raw(&self, py: Python<'_>, raw: Bound<'_, PyDict>) -> PyResult<()> {
-        self.record(py, Payload::Raw(held(raw.into_any())))
+        self.acc(py).map(|acc| ops::record(acc, Payload::Raw(held(raw.into_any()))))
     }
 
     /// Sets `key: value` in the args of the innermost recorded function of this thread.
@@ -426,7 +415,7 @@ pymethods_with_options! {
         let (threads, functions, mismatches, overflow) = {
             let mut acc = self.acc(py)?;
             let (st, list) = acc.threads();
-            (list.len(), st.funcs.len(), st.mismatches, st.budget.overflowed())
+            (list.len(), st.funcs.len(), st.mismatches, st.budget.overflowed)
         };
         let d = PyDict::new(py);
         d.set_item("entries", held)?;

@@ -67,10 +67,6 @@ pub struct Slab {
 }
 
 impl Slab {
-    pub fn new() -> Self {
-        Slab::default()
-    }
-
     /// Stores a payload; `None` if the slab is full (a record can address 2^30 slots).
     pub fn insert(&mut self, p: Payload) -> Option<u32> {
         if let Some(i) = self.free.pop() {

@@ -19,6 +19,8 @@ pub struct Record {
     meta: u32,
 }
 
+const _: () = assert!(std::mem::size_of::<Record>() == 24);
+
 const KIND_SHIFT: u32 = 30;
 const PAYLOAD_MASK: u32 = (1 << KIND_SHIFT) - 1;
 /// Largest payload index a record can refer to.
@@ -37,11 +39,7 @@ pub enum Kind {
 impl Record {
     #[inline(always)]
     fn pack(kind: Kind, payload: Option<u32>) -> u32 {
-        let p = match payload {
-            Some(i) => i + 1,
-            None => 0,
-        };
-        ((kind as u32) << KIND_SHIFT) | (p & PAYLOAD_MASK)
+        ((kind as u32) << KIND_SHIFT) | (payload.map_or(0, |i| i + 1) & PAYLOAD_MASK)
     }
 
     #[inline(always)]
@@ -84,11 +82,6 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn record_is_24_bytes() {
-        assert_eq!(std::mem::size_of::<Record>(), 24);
-    }
 
     #[test]
     fn packing_roundtrips() {

@@ -40,7 +40,8 @@ pub struct Budget {
     capacity: usize,
     reserved: usize,
     max_chunk: usize,
-    overflowed: bool,
+    /// Records were evicted since the last snapshot (or `clear()`).
+    pub overflowed: bool,
     /// Empty vectors with their capacity; at most `limit` entries of it in all.
     spare: Vec<Vec<Record>>,
     spare_entries: usize,
@@ -65,18 +66,6 @@ impl Budget {
 
     pub fn limit(&self) -> usize {
         self.limit
-    }
-
-    pub fn overflowed(&self) -> bool {
-        self.overflowed
-    }
-
-    pub fn mark_overflow(&mut self) {
-        self.overflowed = true;
-    }
-
-    pub fn reset_overflow(&mut self) {
-        self.overflowed = false;
     }
 
     /// Room not yet reserved by any ring.
@@ -133,10 +122,6 @@ pub struct Ring {
 }
 
 impl Ring {
-    pub fn new() -> Self {
-        Ring::default()
-    }
-
     /// Appends without touching the budget; fails when the current chunk is full.
     #[inline(always)]
     pub fn try_push(&mut self, r: Record) -> Result<(), Record> {
@@ -166,11 +151,7 @@ impl Ring {
 
     /// How much budget the next chunk asks for.
     pub fn wanted_chunk(&self, budget: &Budget) -> usize {
-        if self.next_chunk == 0 {
-            FIRST_CHUNK.min(budget.max_chunk)
-        } else {
-            self.next_chunk.min(budget.max_chunk)
-        }
+        self.next_chunk.max(FIRST_CHUNK).min(budget.max_chunk)
     }
 
     /// Seals the current chunk and starts a new one with `cap` entries of budget,
@@ -187,7 +168,7 @@ impl Ring {
         v.reserve_exact(cap);
         self.cur = v;
         self.cur_cap = cap;
-        self.next_chunk = (cap * 2).max(FIRST_CHUNK);
+        self.next_chunk = cap * 2;
     }
 
     /// When the oldest record still held was written (for choosing what to evict).
@@ -257,26 +238,19 @@ pub fn push_slow(
             continue;
         }
         // The budget is spent: evict the chunk holding the oldest record of all threads.
+        budget.overflowed = true;
         let victim = rings
             .iter()
             .enumerate()
             .filter_map(|(i, ring)| ring.oldest_written_at().map(|t| (t, i)))
             .min()
             .map(|(_, i)| i);
-        let Some(victim) = victim else {
-            // Nothing is stored anywhere, yet the budget is spent: cannot happen, but
-            // dropping the record beats looping forever.
-            budget.mark_overflow();
-            return;
-        };
-        let Some((records, cap)) = rings[victim].evict_oldest() else {
-            budget.mark_overflow();
-            return;
-        };
+        // Nothing is stored anywhere, yet the budget is spent: cannot happen, but
+        // dropping the record beats looping forever.
+        let Some((victim, (records, cap))) = victim.and_then(|i| Some((i, rings[i].evict_oldest()?))) else { return };
         for rec in &records {
             on_evict(victim, rec);
         }
-        budget.mark_overflow();
         budget.release(cap);
         let granted = budget.reserve(cap);
         rings[me].start_chunk(granted, Some(records));
@@ -336,69 +310,17 @@ pub fn keep_newest(
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn chunks_given_back_are_reused_within_the_budget() {
-        let mut budget = Budget::new(10_000);
-        let mut ring = Ring::new();
-        for i in 0..1000 {
-            let mut rings = [&mut ring];
-            push_slow(&mut rings, 0, &mut budget, rec(i), |_, _| {});
-        }
-        let (chunks, reserved) = ring.take_all();
-        budget.release(reserved);
-        let addresses: Vec<usize> = chunks.iter().map(|c| c.as_ptr() as usize).collect();
-        for c in chunks {
-            budget.give_back(c);
-        }
-        assert!(budget.spare_entries > 0 && budget.spare_entries <= 10_000);
-        // The next chunk starts in memory that was given back.
-        let mut rings = [&mut ring];
-        push_slow(&mut rings, 0, &mut budget, rec(1), |_, _| {});
-        assert!(addresses.contains(&(ring.iter().next().unwrap() as *const Record as usize)));
-        // Tracing again after a clear keeps the whole budget: reused memory is grown to
-        // each new chunk's size, so no chunk is sealed half full (chunks of 64 to 3906
-        // entries with a budget of 1M).
-        let mut budget = Budget::new(1_000_000);
-        let mut ring = Ring::new();
-        for round in 0..2 {
-            for i in 0..20_000 {
-                let mut rings = [&mut ring];
-                push_slow(&mut rings, 0, &mut budget, rec(i), |_, _| {});
-            }
-            assert_eq!(ring.len(), 20_000);
-            // Budget held beyond the records: only the current chunk's free room.
-            assert!(ring.reserved() - ring.len() < 3906, "round {round}: {} reserved", ring.reserved());
-            let (chunks, reserved) = ring.take_all();
-            budget.release(reserved);
-            for c in chunks {
-                budget.give_back(c);
-            }
-        }
-        // Memory smaller than the new chunk is grown to the chunk's whole size.
-        let mut ring = Ring::new();
-        ring.start_chunk(3906, Some(Vec::with_capacity(1024)));
-        for i in 0..3906 {
-            assert!(ring.try_push(rec(i)).is_ok(), "record {i} did not fit");
-        }
-        // Never more spare memory than the budget.
-        let mut small = Budget::new(10);
-        small.give_back(Vec::with_capacity(64));
-        assert_eq!((small.spare_entries, small.spare.len()), (0, 0));
-    }
-
     use super::*;
 
     fn rec(t: u64) -> Record {
         Record::complete(t, 0, t as u32, None)
     }
 
-    fn push(rings: &mut [Ring], me: usize, budget: &mut Budget, r: Record) -> usize {
-        let mut evicted = 0;
+    fn push(rings: &mut [Ring], me: usize, budget: &mut Budget, r: Record) {
         let mut refs: Vec<&mut Ring> = rings.iter_mut().collect();
         if refs[me].try_push(r).is_err() {
-            push_slow(&mut refs, me, budget, r, |_, _| evicted += 1);
+            push_slow(&mut refs, me, budget, r, |_, _| {});
         }
-        evicted
     }
 
     /// What a snapshot keeps: every ring taken out, then trimmed to `limit`.
@@ -416,15 +338,55 @@ mod tests {
         lists.iter().map(|chunks| chunks.iter().flatten().map(|r| r.ts).collect()).collect()
     }
 
-    #[test]
-    fn small_buffer_keeps_exactly_the_newest() {
-        let mut budget = Budget::new(10);
-        let mut rings = vec![Ring::new()];
-        for t in 0..15 {
-            push(&mut rings, 0, &mut budget, rec(t));
+    /// Takes every record out of `ring` and gives the chunks' memory back to `budget`;
+    /// returns the chunks' addresses.
+    fn clear(ring: &mut Ring, budget: &mut Budget) -> Vec<usize> {
+        let (chunks, reserved) = ring.take_all();
+        budget.release(reserved);
+        let addresses = chunks.iter().map(|c| c.as_ptr() as usize).collect();
+        for c in chunks {
+            budget.give_back(c);
         }
-        assert!(budget.overflowed());
-        assert_eq!(snapshot(&mut rings, &mut budget), [(5..15).collect::<Vec<_>>()]);
+        addresses
+    }
+
+    #[test]
+    fn chunks_given_back_are_reused_within_the_budget() {
+        let mut budget = Budget::new(10_000);
+        let mut rings = vec![Ring::default()];
+        for i in 0..1000 {
+            push(&mut rings, 0, &mut budget, rec(i));
+        }
+        let addresses = clear(&mut rings[0], &mut budget);
+        assert!(budget.spare_entries > 0 && budget.spare_entries <= 10_000);
+        // The next chunk starts in memory that was given back.
+        push(&mut rings, 0, &mut budget, rec(1));
+        assert!(addresses.contains(&(rings[0].iter().next().unwrap() as *const Record as usize)));
+        // Tracing again after a clear keeps the whole budget: reused memory is grown to
+        // each new chunk's size, so no chunk is sealed half full (chunks of 64 to 3906
+        // entries with a budget of 1M).
+        let mut budget = Budget::new(1_000_000);
+        let mut rings = vec![Ring::default()];
+        for round in 0..2 {
+            for i in 0..20_000 {
+                push(&mut rings, 0, &mut budget, rec(i));
+            }
+            assert_eq!(rings[0].len(), 20_000);
+            // Budget held beyond the records: only the current chunk's free room.
+            let reserved = rings[0].reserved();
+            assert!(reserved - rings[0].len() < 3906, "round {round}: {reserved} reserved");
+            clear(&mut rings[0], &mut budget);
+        }
+        // Memory smaller than the new chunk is grown to the chunk's whole size.
+        let mut ring = Ring::default();
+        ring.start_chunk(3906, Some(Vec::with_capacity(1024)));
+        for i in 0..3906 {
+            assert!(ring.try_push(rec(i)).is_ok(), "record {i} did not fit");
+        }
+        // Never more spare memory than the budget.
+        let mut small = Budget::new(10);
+        small.give_back(Vec::with_capacity(64));
+        assert_eq!((small.spare_entries, small.spare.len()), (0, 0));
     }
 
     #[test]
@@ -436,7 +398,7 @@ mod tests {
             for count in [limit - 1, limit, limit + 1, limit + max_chunk, (2 * limit).saturating_sub(27), 3 * limit + 5]
             {
                 let mut budget = Budget::new(limit);
-                let mut rings = vec![Ring::new()];
+                let mut rings = vec![Ring::default()];
                 for t in 0..count as u64 {
                     push(&mut rings, 0, &mut budget, rec(t));
                     // Once more than N were written, the ring never holds fewer than N,
@@ -451,46 +413,17 @@ mod tests {
                 assert!(kept[0].iter().copied().eq(first..count as u64), "limit {limit}, count {count}");
                 // (Up to N and one chunk nothing is evicted; a snapshot that drops records
                 // reports the overflow itself, see `output/snapshot.rs`.)
-                assert_eq!(budget.overflowed(), count > limit + max_chunk);
+                assert_eq!(budget.overflowed, count > limit + max_chunk);
                 assert_eq!(budget.available(), limit + max_chunk);
             }
         }
     }
 
     #[test]
-    fn no_overflow_below_the_limit() {
-        let mut budget = Budget::new(1000);
-        let mut rings = vec![Ring::new()];
-        for t in 0..1000 {
-            push(&mut rings, 0, &mut budget, rec(t));
-        }
-        assert_eq!(rings[0].len(), 1000);
-        assert!(!budget.overflowed());
-    }
-
-    #[test]
-    fn large_buffer_stays_bounded_and_keeps_the_newest() {
-        let limit = 100_000;
-        let mut budget = Budget::new(limit);
-        let slack = budget.max_chunk;
-        let mut rings = vec![Ring::new()];
-        for t in 0..1_000_000u64 {
-            push(&mut rings, 0, &mut budget, rec(t));
-        }
-        let n = rings[0].len();
-        assert!(n >= limit && n <= limit + slack, "{n}");
-        let first = rings[0].iter().next().unwrap().ts;
-        assert_eq!(first, 1_000_000 - n as u64);
-        assert!(rings[0].reserved() <= limit + slack);
-        let kept = snapshot(&mut rings, &mut budget);
-        assert!(kept[0].iter().copied().eq(900_000..1_000_000));
-    }
-
-    #[test]
     fn threads_share_the_budget_and_evict_globally_oldest() {
         let limit = 2048;
         let mut budget = Budget::new(limit);
-        let mut rings = vec![Ring::new(), Ring::new()];
+        let mut rings = vec![Ring::default(), Ring::default()];
         // Thread 0 fills the buffer early, then thread 1 keeps writing.
         for t in 0..limit as u64 {
             push(&mut rings, 0, &mut budget, rec(t));
@@ -516,7 +449,7 @@ mod tests {
         let limit = 1000;
         for turn in [1, 7, 100] {
             let mut budget = Budget::new(limit);
-            let mut rings = vec![Ring::new(), Ring::new(), Ring::new()];
+            let mut rings = vec![Ring::default(), Ring::default(), Ring::default()];
             let mut written: Vec<Vec<u64>> = vec![Vec::new(); 3];
             let mut t = 0u64;
             for round in 0..60 {
@@ -565,25 +498,10 @@ mod tests {
     #[test]
     fn idle_threads_hold_little_budget() {
         let mut budget = Budget::new(1_000_000);
-        let mut rings: Vec<Ring> = (0..100).map(|_| Ring::new()).collect();
+        let mut rings: Vec<Ring> = (0..100).map(|_| Ring::default()).collect();
         for (i, t) in (0..100).zip(0u64..) {
             push(&mut rings, i, &mut budget, rec(t));
         }
         assert!(budget.available() >= 1_000_000 - 100 * FIRST_CHUNK);
-    }
-
-    #[test]
-    fn take_all_returns_everything_in_order() {
-        let mut budget = Budget::new(500);
-        let mut rings = vec![Ring::new()];
-        for t in 0..300 {
-            push(&mut rings, 0, &mut budget, rec(t));
-        }
-        let (chunks, reserved) = rings[0].take_all();
-        budget.release(reserved);
-        let all: Vec<u64> = chunks.iter().flatten().map(|r| r.ts).collect();
-        assert_eq!(all, (0..300).collect::<Vec<_>>());
-        assert_eq!(budget.available(), Budget::new(500).available());
-        assert!(rings[0].is_empty());
     }
 }

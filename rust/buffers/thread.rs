@@ -68,8 +68,8 @@ impl ThreadState {
             ignored_depth: 0,
             paused: false,
             last_tick: 0,
-            ring: Ring::new(),
-            payloads: Slab::new(),
+            ring: Ring::default(),
+            payloads: Slab::default(),
             task: 0,
             task_depth: 0,
         }

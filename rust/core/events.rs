@@ -73,9 +73,17 @@ fn resume(cur: Option<Current<'_>>, gen: u64) -> Option<Current<'_>> {
     state::still_running(&mut cur, gen).then_some(cur)
 }
 
+/// Pushes a frame that is not recorded if the thread records none now: inside an
+/// ignored subtree or at the depth limit (nothing below it is recorded either), or
+/// paused. Returns whether it did.
 #[inline(always)]
-fn depth_exceeded(st: &State, th: &ThreadState) -> bool {
-    st.opts.max_stack_depth >= 0 && th.stack.len() as i64 >= st.opts.max_stack_depth
+fn skip_frame(st: &State, th: &mut ThreadState, key: usize, flags: u32) -> bool {
+    let max = st.opts.max_stack_depth;
+    let prune = th.ignored_depth > 0 || (max >= 0 && th.stack.len() as i64 >= max);
+    if prune || th.paused {
+        push_ignored(th, key, flags, prune);
+    }
+    prune || th.paused
 }
 
 /// Pushes a frame that is not recorded. With `prune`, nothing below it is recorded
@@ -184,26 +192,15 @@ pub fn py_enter_fast<const TSC: bool>(ev: Option<Event<'_>>, code: usize) -> boo
         .is_ok()
 }
 
-/// A Python frame starts, in general. `frame` is `None` when the event source does
-/// not pass it (sys.monitoring); it is only needed for `log_func_args`.
+/// A Python frame starts, in general: filters, depth limit, pause, first calls,
+/// argument and async task logging. `frame` is `None` when the event source does not
+/// pass it (sys.monitoring); it is only needed for `log_func_args`.
 #[inline(always)]
 pub fn py_enter_slow(acc: Option<Access<'_>>, code: ObjRef<'_>, frame: Option<ObjRef<'_>>) {
-    let Some(cur) = acc.and_then(current) else { return };
-    py_enter_general(cur, code, frame);
-}
-
-/// `py_enter` beyond the common case: filters, depth limit, pause, first calls,
-/// argument and async task logging.
-#[inline(always)]
-fn py_enter_general(mut cur: Current<'_>, code: ObjRef<'_>, frame: Option<ObjRef<'_>>) {
+    let Some(mut cur) = acc.and_then(current) else { return };
     let key = code.addr();
     let (st, t) = cur.parts();
-    if t.ignored_depth > 0 || depth_exceeded(st, t) {
-        push_ignored(t, key, 0, true);
-        return;
-    }
-    if t.paused {
-        push_ignored(t, key, 0, false);
+    if skip_frame(st, t, key, 0) {
         return;
     }
     let value = match st.funcs.get(funcs::code_key(key)) {
@@ -428,15 +425,7 @@ pub fn c_enter_fast<const TSC: bool>(ev: Option<Event<'_>>, cf: &CFunc<'_>) -> b
 pub fn c_enter_slow(acc: Option<Access<'_>>, cf: &CFunc<'_>) {
     let Some(mut cur) = acc.and_then(current) else { return };
     let (st, t) = cur.parts();
-    if st.opts.ignore_c_function {
-        return;
-    }
-    if t.ignored_depth > 0 || depth_exceeded(st, t) {
-        push_ignored(t, cf.frame_key(), F_C, true);
-        return;
-    }
-    if t.paused {
-        push_ignored(t, cf.frame_key(), F_C, false);
+    if st.opts.ignore_c_function || skip_frame(st, t, cf.frame_key(), F_C) {
         return;
     }
     let id = match st.funcs.get(cf.key()) {

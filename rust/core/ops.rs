@@ -82,14 +82,14 @@ pub fn after_fork(mut acc: Access<'_>) {
         let (_, reserved) = t.ring.take_all();
         st.budget.release(reserved);
         if Some(i) == mine {
-            t.payloads = Slab::new();
+            t.payloads = Slab::default();
             t.take_stack();
             t.tid = ffi::native_thread_id();
             t.last_tick = 0;
             kept = Some(t);
         }
     }
-    st.budget.reset_overflow();
+    st.budget.overflowed = false;
     st.task_names.clear();
     st.mismatches = 0;
     st.gen = next_generation();

@@ -41,9 +41,45 @@ pub enum OwnerKind {
 }
 
 impl CFunc<'_> {
-    /// The display name: `module.func`, `Type.func` or `func` (see `c_function_name`).
-    pub fn name(&self, py: Python<'_>, sanitize: bool) -> String {
-        c_function_name(py, self, sanitize)
+    /// The display name: `module.func`, `Type.func` or `func`. With `sanitize`, a
+    /// `ml_name` holding non-printable characters is dropped (some extensions build
+    /// their method tables at run time and leave garbage there). The pointers of a
+    /// `CFunc` are live for as long as it can be borrowed (it is made only by
+    /// `classify_c_callable`, from objects alive for its lifetime).
+    pub fn name(&self, _py: Python<'_>, sanitize: bool) -> String {
+        let mut ml_name = if self.ml.is_null() {
+            String::new()
+        } else {
+            // SAFETY: `ml` is a live method definition (see above).
+            cstr_lossy(unsafe { (*self.ml).ml_name })
+        };
+        if sanitize && ml_name.chars().any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER) {
+            ml_name.clear();
+        }
+        match self.owner_kind {
+            OwnerKind::ModuleName => {
+                // SAFETY: the GIL is held (`_py`); `owner` is a live str (`ModuleName`, see
+                // above), whose UTF-8 buffer it keeps for as long as it lives.
+                let module = unsafe {
+                    let mut size: ffi::Py_ssize_t = 0;
+                    let p = ffi::PyUnicode_AsUTF8AndSize(self.owner, &mut size);
+                    if p.is_null() {
+                        ffi::PyErr_Clear();
+                        String::from("<unknown>")
+                    } else {
+                        let bytes = std::slice::from_raw_parts(p.cast::<u8>(), size as usize);
+                        String::from_utf8_lossy(bytes).into_owned()
+                    }
+                };
+                format!("{module}.{ml_name}")
+            }
+            OwnerKind::Type => {
+                // SAFETY: `owner` is a live type object (`Type`, see above).
+                let tp_name = unsafe { (*self.owner.cast::<ffi::PyTypeObject>()).tp_name };
+                format!("{}.{}", cstr_lossy(tp_name), ml_name)
+            }
+            OwnerKind::None => ml_name,
+        }
     }
 
     /// A strong reference to the owner object (module name or type), if any.
@@ -152,45 +188,4 @@ fn cstr_lossy(p: *const c_char) -> String {
     }
     // SAFETY: CPython strings (ml_name, tp_name) are NUL-terminated and outlive the call.
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-}
-
-/// The display name of a C function: `module.func`, `Type.func` or `func`.
-/// With `sanitize`, a `ml_name` holding non-printable characters is dropped (some
-/// extensions build their method tables at run time and leave garbage there).
-/// The pointers of a `CFunc` are live for as long as it can be borrowed (it is made
-/// only by `classify_c_callable`, from objects alive for its lifetime).
-fn c_function_name(_py: Python<'_>, f: &CFunc<'_>, sanitize: bool) -> String {
-    let mut ml_name = if f.ml.is_null() {
-        String::new()
-    } else {
-        // SAFETY: `ml` is a live method definition (see above).
-        cstr_lossy(unsafe { (*f.ml).ml_name })
-    };
-    if sanitize && ml_name.chars().any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER) {
-        ml_name.clear();
-    }
-    match f.owner_kind {
-        OwnerKind::ModuleName => {
-            // SAFETY: the GIL is held (`_py`); `owner` is a live str (`ModuleName`, see
-            // above), whose UTF-8 buffer it keeps for as long as it lives.
-            let module = unsafe {
-                let mut size: ffi::Py_ssize_t = 0;
-                let p = ffi::PyUnicode_AsUTF8AndSize(f.owner, &mut size);
-                if p.is_null() {
-                    ffi::PyErr_Clear();
-                    String::from("<unknown>")
-                } else {
-                    let bytes = std::slice::from_raw_parts(p.cast::<u8>(), size as usize);
-                    String::from_utf8_lossy(bytes).into_owned()
-                }
-            };
-            format!("{module}.{ml_name}")
-        }
-        OwnerKind::Type => {
-            // SAFETY: `owner` is a live type object (`Type`, see above).
-            let tp_name = unsafe { (*f.owner.cast::<ffi::PyTypeObject>()).tp_name };
-            format!("{}.{}", cstr_lossy(tp_name), ml_name)
-        }
-        OwnerKind::None => ml_name,
-    }
 }

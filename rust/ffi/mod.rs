@@ -3,19 +3,8 @@
 //! here that needs it, and pass pointers the interpreter gave them, which stay alive
 //! for the duration of the call.
 //!
-//! - `object`: objects the interpreter lends to an event, the calling thread's ids;
-//! - `callable`: the callables of C calls, classified and named;
-//! - `setprofile` (before 3.12): the C profile hook, set on every thread;
-//! - `monitoring` (3.12+): our sys.monitoring callback objects, the arguments of
-//!   their events, the compiler's stack effects;
-//! - `frame` (3.12+): the running frame's globals and builtins, read directly from
-//!   the thread state once the layout is checked;
-//! - `dict_watch` (3.12+): the dict watcher, dict lookups and str hashes;
-//! - `held`: Python objects kept in tracer state, released only at safe points;
-//! - `vec_ext`: pushes that never grow a vector (the hot path must not contain the
-//!   growth path of `Vec::push`);
-//! - `os`: the clock registers and system calls (`rdtsc`, `clock_gettime`);
-//! - `term_signal`: the C SIGTERM handler that repeats the signal until Python's runs.
+//! One file per concern, each saying what it holds; a file that only some Python
+//! versions need is compiled for them alone (`#[cfg]` on the module).
 
 mod callable;
 #[cfg(Py_3_12)]

@@ -1,4 +1,5 @@
-//! The clock registers and system calls the clock reads, behind safe functions.
+//! The clock registers and system calls the clock reads, and the file descriptor the
+//! trace writer writes to, behind safe functions.
 
 /// The CPU's time-stamp counter (one instruction).
 #[cfg(target_arch = "x86_64")]
@@ -29,4 +30,18 @@ pub fn thread_pointer() -> usize {
         std::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags));
     }
     tp
+}
+
+/// A `File` that writes to `fd`, a file descriptor the caller owns and keeps open
+/// (the Python writer, which also closes it and checks that close): it is never
+/// closed here. `None` for a negative number, which names no descriptor.
+pub fn borrowed_file(fd: i32) -> Option<std::mem::ManuallyDrop<std::fs::File>> {
+    use std::os::fd::FromRawFd;
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` is not -1 (`OwnedFd`'s niche) and the `File` is never dropped, so
+    // it closes nothing it does not own. A number that is not an open descriptor only
+    // makes the writes fail (EBADF): no memory is involved.
+    Some(std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) }))
 }

@@ -230,14 +230,7 @@ pub fn deactivate(py: Python<'_>) -> bool {
         let was = reg.disabled_any;
         reg.active = false;
         reg.forget_decisions(py);
-        if let Some(id) = watcher() {
-            for &dict in reg.watched.keys().chain(reg.to_unwatch.iter()) {
-                // SAFETY: dicts leave `watched` and `to_unwatch` when freed
-                // (DEALLOCATED), so these live.
-                unsafe { ffi::watch_dict(py, id, dict as *mut pyffi::PyObject, false) };
-            }
-        }
-        reg.to_unwatch.clear();
+        reg.unwatch(py, true);
         reg.strikes.clear();
         reg.busy.clear();
         // The cache goes before the boxes it points to.
@@ -253,6 +246,19 @@ pub fn deactivate(py: Python<'_>) -> bool {
 }
 
 impl Decisions {
+    /// Stops watching the busy dicts of `to_unwatch` and, with `all`, every watched
+    /// dict.
+    fn unwatch(&mut self, py: Python<'_>, all: bool) {
+        if let Some(id) = watcher() {
+            for &dict in self.watched.keys().filter(|_| all).chain(&self.to_unwatch) {
+                // SAFETY: dicts leave `watched` and `to_unwatch` when freed
+                // (DEALLOCATED), so these live.
+                unsafe { ffi::watch_dict(py, id, dict as *mut pyffi::PyObject, false) };
+            }
+        }
+        self.to_unwatch.clear();
+    }
+
     /// All sites report again: guards go, names are no longer disabled (their dicts
     /// stay watched until the session ends).
     fn forget_decisions(&mut self, py: Python<'_>) {
@@ -402,30 +408,28 @@ impl Decisions {
     }
 }
 
+/// `(offset, name)` of the call sites of `code` whose callee is a global.
+fn global_sites<'py>(
+    py: Python<'py>,
+    table: &OpTable,
+    code: &Bound<'py, PyAny>,
+) -> PyResult<Vec<(u32, Bound<'py, PyAny>)>> {
+    let bytes = code.getattr("co_code")?.cast_into::<PyBytes>()?;
+    let names = code.getattr("co_names")?.cast_into::<PyTuple>()?;
+    let found = global_call_sites(table, bytes.as_bytes(), |op, arg| ffi::opcode_stack_effect(py, op, arg));
+    found.into_iter().map(|(offset, i)| Ok((offset, names.get_item(i as usize)?))).collect()
+}
+
 /// Analyses `code` (no borrow of the decisions is held: this calls into the interpreter).
 ///
 /// # Safety
 /// `code` is a live code object.
 unsafe fn analyse(py: Python<'_>, table: &OpTable, code: *mut pyffi::PyObject) -> CodeSites {
     let code_obj = Bound::from_borrowed_ptr(py, code);
-    let bytes = code_obj.getattr("co_code").ok().and_then(|b| b.cast_into::<PyBytes>().ok());
-    let names = code_obj.getattr("co_names").ok().and_then(|n| n.cast_into::<PyTuple>().ok());
-    let sites = match (bytes, names) {
-        (Some(bytes), Some(names)) => {
-            global_call_sites(table, bytes.as_bytes(), |op, arg| ffi::opcode_stack_effect(py, op, arg))
-                .into_iter()
-                // The tuple belongs to the code object, which `_code` keeps alive.
-                .filter_map(|(offset, i)| {
-                    let name = names.get_borrowed_item(i as usize).ok()?.as_ptr();
-                    Some(Site { offset, refused: Cell::new(false), name })
-                })
-                .collect()
-        }
-        _ => {
-            pyffi::PyErr_Clear();
-            Box::default()
-        }
-    };
+    let found = global_sites(py, table, &code_obj).unwrap_or_default();
+    // The names belong to the code object's `co_names`, which `_code` keeps alive.
+    let sites =
+        found.into_iter().map(|(offset, n)| Site { offset, refused: Cell::new(false), name: n.as_ptr() }).collect();
     CodeSites { _code: Held::new(code_obj.unbind()), sites }
 }
 
@@ -485,11 +489,11 @@ unsafe fn decide_site(
     name: *mut pyffi::PyObject,
     callable: *mut pyffi::PyObject,
 ) -> bool {
-    let (code, mut disabled) = (code as usize, false);
+    let code = code as usize;
     super::skip_on_panic(|| {
         // Looked up before the decisions are borrowed (a lookup compares keys).
         let dicts = callee_dicts(py, name, callable);
-        disabled = with_decisions(py, |reg| {
+        with_decisions(py, |reg| {
             // Still deciding, and `code` still analysed (so `name` is alive).
             if !reg.active || !reg.codes.contains_key(&code) {
                 return false;
@@ -502,9 +506,9 @@ unsafe fn decide_site(
             }
             disabled
         })
-        .unwrap_or(false);
-    });
-    disabled
+        .unwrap_or(false)
+    })
+    .unwrap_or(false)
 }
 
 /// The address of the analysed sites of `code` (analysing it on first sight) if
@@ -516,9 +520,7 @@ unsafe fn decide_site(
 #[cold]
 #[inline(never)]
 unsafe fn code_sites_slow(py: Python<'_>, code: *mut pyffi::PyObject) -> usize {
-    let mut out = 0;
-    super::skip_on_panic(|| out = code_sites(py, code));
-    out
+    super::skip_on_panic(|| code_sites(py, code)).unwrap_or(0)
 }
 
 /// `code_sites_slow`, unguarded.
@@ -621,15 +623,7 @@ fn other_globals(py: Python<'_>) {
 extern "C" fn unwatch_busy(_arg: *mut std::ffi::c_void) -> std::ffi::c_int {
     // SAFETY: pending calls run with the GIL held.
     let py = unsafe { Python::assume_attached() };
-    with_decisions(py, |reg| {
-        if let Some(id) = watcher() {
-            for &dict in &reg.to_unwatch {
-                // SAFETY: live: a freed dict leaves `to_unwatch` (DEALLOCATED).
-                unsafe { ffi::watch_dict(py, id, dict as *mut pyffi::PyObject, false) };
-            }
-        }
-        reg.to_unwatch.clear();
-    });
+    with_decisions(py, |reg| reg.unwatch(py, false));
     0
 }
 
@@ -680,11 +674,8 @@ pub fn stats(py: Python<'_>) -> (u64, u32) {
 /// The analysis alone, for tests: `(offset, name)` of the call sites of `code`
 /// whose callee is a global.
 pub fn analyse_for_test(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Vec<(u32, String)>> {
-    let table = build_op_table(py)?;
-    let bytes = code.getattr("co_code")?.cast_into::<PyBytes>()?;
-    let names = code.getattr("co_names")?.cast_into::<PyTuple>()?;
-    let found = global_call_sites(&table, bytes.as_bytes(), |op, arg| ffi::opcode_stack_effect(py, op, arg));
-    found.into_iter().map(|(off, i)| Ok((off, names.get_item(i as usize)?.extract()?))).collect()
+    let found = global_sites(py, &build_op_table(py)?, code)?;
+    found.into_iter().map(|(offset, name)| Ok((offset, name.extract()?))).collect()
 }
 
 /// The opcode numbers the analysis models on this interpreter, for tests.

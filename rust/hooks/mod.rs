@@ -7,26 +7,18 @@
 mod bytecode;
 
 use crate::ffi::ObjRef;
+use crate::state::access_collecting;
 #[cfg(Py_3_12)]
 pub(crate) mod callsites;
 #[cfg(Py_3_12)]
 mod monitoring;
 #[cfg(Py_3_12)]
-pub use monitoring::{enable_current_thread, install, uninstall, Installed};
+pub use monitoring::{enable_current_thread, install};
 
 #[cfg(not(Py_3_12))]
 mod setprofile;
 #[cfg(not(Py_3_12))]
-pub use setprofile::{enable_current_thread, install, uninstall, Installed};
-
-impl crate::state::InstalledHook for Installed {
-    fn tool_id(&self) -> Option<u8> {
-        Installed::tool_id(self)
-    }
-    fn uninstall(self: Box<Self>, py: pyo3::Python<'_>) -> pyo3::PyResult<()> {
-        uninstall(py, *self)
-    }
-}
+pub use setprofile::{enable_current_thread, install};
 
 /// What the hooks need to know when they are installed (the C profile hook of
 /// 3.9-3.11 uses only `noop`: there, C calls are filtered in `core`).
@@ -48,34 +40,19 @@ pub struct HookOptions {
     pub noop: bool,
 }
 
-/// Runs a callback body, turning a panic into "this event is skipped": a panic must
-/// never unwind into the interpreter (it would abort the process).
+/// Runs a callback body, turning a panic into "this event is skipped" (`None`): a
+/// panic must never unwind into the interpreter (it would abort the process).
 #[inline(always)]
-pub(crate) fn skip_on_panic(f: impl FnOnce()) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+pub(crate) fn skip_on_panic<R>(f: impl FnOnce() -> R) -> Option<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }
 
 // Every event starts from the guards of `state/`: the hot path from the fast slot
-// (`fast_event`), the slow path from the collecting tracer (`active`). The slow paths are out of
-// line and guarded: the callbacks themselves then have no unwinding landing pad and
-// need no stack frame for their common case.
-
-/// The hot path's guard for this event, if the fast slot holds the calling thread.
-///
-/// # Safety
-/// Called from an event callback, with the GIL (`py`), which makes no other guard
-/// while the event lives and runs no Python code meanwhile.
-#[inline(always)]
-pub(crate) unsafe fn fast_event(py: pyo3::Python<'_>) -> Option<crate::state::Event<'_>> {
-    // SAFETY: the caller's contract.
-    unsafe { crate::state::Event::from_fast_slot(py) }
-}
-
-/// The slow path's guard: the collecting tracer, opened.
-#[inline(always)]
-fn active(py: pyo3::Python<'_>) -> Option<crate::state::Access<'_>> {
-    crate::state::access_collecting(py)
-}
+// (`Event::from_fast_slot`, whose contract the callbacks keep: they make no other guard
+// and run no Python code while the event lives), the slow path from the collecting
+// tracer (`access_collecting`). The slow paths are out of line and guarded: the
+// callbacks themselves then have no unwinding landing pad and need no stack frame for
+// their common case.
 
 /// `core::events::py_enter_slow`, out of line and guarded.
 ///
@@ -92,7 +69,7 @@ pub(crate) unsafe fn py_enter_slow(
     // SAFETY: live objects for this call (the contract above).
     let (code, frame) = unsafe { (ObjRef::new(code), ObjRef::new(frame.cast())) };
     let Some(code) = code else { return };
-    skip_on_panic(|| crate::core::events::py_enter_slow(active(py), code, frame));
+    skip_on_panic(|| crate::core::events::py_enter_slow(access_collecting(py), code, frame));
 }
 
 /// `core::events::py_exit_slow`, out of line and guarded.
@@ -109,19 +86,19 @@ pub(crate) unsafe fn py_exit_slow(
 ) {
     // SAFETY: null or live for this call (the contract above).
     let retval = unsafe { ObjRef::new(retval) };
-    skip_on_panic(|| crate::core::events::py_exit_slow(active(py), code as usize, retval));
+    skip_on_panic(|| crate::core::events::py_exit_slow(access_collecting(py), code as usize, retval));
 }
 
 /// `core::events::c_enter_slow`, out of line and guarded.
 #[cold]
 #[inline(never)]
 pub(crate) fn c_enter_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc<'_>) {
-    skip_on_panic(|| crate::core::events::c_enter_slow(active(py), cf));
+    skip_on_panic(|| crate::core::events::c_enter_slow(access_collecting(py), cf));
 }
 
 /// `core::events::c_exit_slow`, out of line and guarded.
 #[cold]
 #[inline(never)]
 pub(crate) fn c_exit_slow(py: pyo3::Python<'_>, cf: &crate::ffi::CFunc<'_>) {
-    skip_on_panic(|| crate::core::events::c_exit_slow(active(py), cf));
+    skip_on_panic(|| crate::core::events::c_exit_slow(access_collecting(py), cf));
 }

@@ -9,6 +9,7 @@
 use super::callsites;
 use crate::core::events;
 use crate::ffi;
+use crate::state::Event;
 use once_cell::sync::OnceCell;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi as pyffi;
@@ -22,12 +23,6 @@ pub struct Installed {
     fast_calls: bool,
     /// Whether `callsites` decides CALL events this session.
     safe_disable: bool,
-}
-
-impl Installed {
-    pub fn tool_id(&self) -> Option<u8> {
-        Some(self.tool_id)
-    }
 }
 
 /// 3 and 4 first: ids nobody reserves. PROFILER_ID (2) last, so cProfile can still
@@ -64,14 +59,14 @@ macro_rules! callback {
 callback!(on_py_start, 1, |py, args| {
     let code = *args;
     callsites::check_globals(py, code);
-    if !events::py_enter_fast::<TSC>(super::fast_event(py), code as usize) {
+    if !events::py_enter_fast::<TSC>(Event::from_fast_slot(py), code as usize) {
         super::py_enter_slow(py, code, std::ptr::null_mut());
     }
 });
 
 callback!(on_py_return, 3, |py, args| {
     let code = *args;
-    if !events::py_exit_fast::<TSC>(super::fast_event(py), code as usize) {
+    if !events::py_exit_fast::<TSC>(Event::from_fast_slot(py), code as usize) {
         super::py_exit_slow(py, code, *args.add(2));
     }
 });
@@ -112,7 +107,7 @@ unsafe fn on_call_python(
 unsafe fn on_call_other<const TSC: bool>(py: Python<'_>, callable: *mut pyffi::PyObject, arg0: *mut pyffi::PyObject) {
     // Anything but a builtin (a callable object, say) is never recorded.
     let Some(cf) = ffi::classify_c_callable(py, callable, arg0) else { return };
-    if !events::c_enter_fast::<TSC>(super::fast_event(py), &cf) {
+    if !events::c_enter_fast::<TSC>(Event::from_fast_slot(py), &cf) {
         super::c_enter_slow(py, &cf);
     }
 }
@@ -150,7 +145,7 @@ callback!(on_c_return, 4, |py, args| {
     // Classes (and Python functions the interpreter did not inline) end with
     // C_RETURN too: they were never recorded.
     if !ffi::is_function_or_class(py, callable)
-        && !events::c_exit_fast::<TSC>(super::fast_event(py), ffi::c_frame_key(callable))
+        && !events::c_exit_fast::<TSC>(Event::from_fast_slot(py), ffi::c_frame_key(callable))
     {
         if let Some(cf) = ffi::classify_c_callable(py, callable, *args.add(3)) {
             super::c_exit_slow(py, &cf);
@@ -172,18 +167,14 @@ unsafe extern "C" fn on_noop(
     ffi::callback_none()
 }
 
-/// One callback object per event kind, for one clock (see `clock::ticks`).
-struct CallbackSet {
+/// One callback object per event kind, for the clock of this process (see
+/// `clock::ticks`; it is chosen once, at import), and the `noop` sessions' one.
+struct Callbacks {
     py_start: Py<PyAny>,
     py_return: Py<PyAny>,
     call: Py<PyAny>,
     call_fast: Py<PyAny>,
     c_return: Py<PyAny>,
-}
-
-struct Callbacks {
-    tsc: CallbackSet,
-    monotonic: CallbackSet,
     noop: Py<PyAny>,
 }
 
@@ -200,28 +191,28 @@ unsafe fn make_callback(py: Python<'_>, f: pyffi::vectorcallfunc) -> PyResult<Py
     unsafe { Bound::from_owned_ptr_or_err(py, ffi::new_vectorcall_callback(py, f)).map(Bound::unbind) }
 }
 
-fn callback_set<const TSC: bool>(py: Python<'_>) -> PyResult<CallbackSet> {
+fn callback_set<const TSC: bool>(py: Python<'_>) -> PyResult<Callbacks> {
     // SAFETY: each is a callback of this module, made to be called through vectorcall
-    // (see `callback!`).
+    // (see `callback!`); `on_noop` reads nothing: any call is fine.
     unsafe {
-        Ok(CallbackSet {
+        Ok(Callbacks {
             py_start: make_callback(py, on_py_start::<TSC>)?,
             py_return: make_callback(py, on_py_return::<TSC>)?,
             call: make_callback(py, on_call::<TSC>)?,
             call_fast: make_callback(py, on_call_fast::<TSC>)?,
             c_return: make_callback(py, on_c_return::<TSC>)?,
+            noop: make_callback(py, on_noop)?,
         })
     }
 }
 
 fn callbacks(py: Python<'_>) -> PyResult<&'static Callbacks> {
     CALLBACKS.get_or_try_init(|| {
-        Ok(Callbacks {
-            tsc: callback_set::<true>(py)?,
-            monotonic: callback_set::<false>(py)?,
-            // SAFETY: `on_noop` reads nothing: any call is fine.
-            noop: unsafe { make_callback(py, on_noop)? },
-        })
+        if crate::clock::uses_tsc() {
+            callback_set::<true>(py)
+        } else {
+            callback_set::<false>(py)
+        }
     })
 }
 
@@ -231,16 +222,9 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
     ffi::set_missing_sentinel(mon.getattr("MISSING")?.as_ptr());
     // DISABLE and MISSING are immortal singletons of the sys.monitoring module.
     DISABLE.store(mon.getattr("DISABLE")?.as_ptr(), Ordering::Relaxed);
-    let all = callbacks(py)?;
-    let cbs = if crate::clock::uses_tsc() { &all.tsc } else { &all.monotonic };
-    let mut tool_id = None;
-    for id in TOOL_IDS {
-        if mon.call_method1("use_tool_id", (id, TOOL_NAME)).is_ok() {
-            tool_id = Some(id);
-            break;
-        }
-    }
-    let Some(tool_id) = tool_id else {
+    let cbs = callbacks(py)?;
+    let Some(tool_id) = TOOL_IDS.into_iter().find(|&id| mon.call_method1("use_tool_id", (id, TOOL_NAME)).is_ok())
+    else {
         let owners: Vec<String> = TOOL_IDS
             .iter()
             .map(|id| {
@@ -271,7 +255,7 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
     }
     let mut mask = 0u32;
     for (event, cb) in &pairs {
-        let cb = if opts.noop { &all.noop } else { *cb };
+        let cb = if opts.noop { &cbs.noop } else { *cb };
         mon.call_method1("register_callback", (tool_id, *event, cb.bind(py)))?;
         mask |= event;
     }
@@ -291,25 +275,31 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
     })
 }
 
-/// Disables our events, unregisters every callback and frees our tool id. (On 3.12
-/// and 3.13 `free_tool_id` alone leaves the callbacks registered.)
-pub fn uninstall(py: Python<'_>, installed: Installed) -> PyResult<()> {
-    let mon = py.import("sys")?.getattr("monitoring")?;
-    let id = installed.tool_id;
-    let r1 = mon.call_method1("set_events", (id, 0));
-    for event in &installed.events {
-        let _ = mon.call_method1("register_callback", (id, *event, py.None()));
+impl crate::state::InstalledHook for Installed {
+    fn tool_id(&self) -> Option<u8> {
+        Some(self.tool_id)
     }
-    let r2 = mon.call_method1("free_tool_id", (id,));
-    let disabled_some = installed.safe_disable && callsites::deactivate(py);
-    if installed.fast_calls || disabled_some {
-        // Call sites we disabled would stay silent for the next tool (or session)
-        // that takes this id.
-        mon.call_method0("restart_events")?;
+
+    /// Disables our events, unregisters every callback and frees our tool id. (On 3.12
+    /// and 3.13 `free_tool_id` alone leaves the callbacks registered.)
+    fn uninstall(self: Box<Self>, py: Python<'_>) -> PyResult<()> {
+        let mon = py.import("sys")?.getattr("monitoring")?;
+        let id = self.tool_id;
+        let r1 = mon.call_method1("set_events", (id, 0));
+        for event in &self.events {
+            let _ = mon.call_method1("register_callback", (id, *event, py.None()));
+        }
+        let r2 = mon.call_method1("free_tool_id", (id,));
+        let disabled_some = self.safe_disable && callsites::deactivate(py);
+        if self.fast_calls || disabled_some {
+            // Call sites we disabled would stay silent for the next tool (or session)
+            // that takes this id.
+            mon.call_method0("restart_events")?;
+        }
+        r1?;
+        r2?;
+        Ok(())
     }
-    r1?;
-    r2?;
-    Ok(())
 }
 
 /// Threads are covered by sys.monitoring already.

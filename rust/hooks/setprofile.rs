@@ -7,6 +7,7 @@
 
 use crate::core::events;
 use crate::ffi;
+use crate::state::Event;
 use once_cell::sync::OnceCell;
 use pyo3::ffi as pyffi;
 use pyo3::prelude::*;
@@ -15,9 +16,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct Installed;
 
-impl Installed {
-    pub fn tool_id(&self) -> Option<u8> {
+impl crate::state::InstalledHook for Installed {
+    fn tool_id(&self) -> Option<u8> {
         None
+    }
+
+    fn uninstall(self: Box<Self>, py: Python<'_>) -> PyResult<()> {
+        // SAFETY: removing the profile function installs none.
+        unsafe { ffi::set_profile_all_threads(py, None) };
+        py.import("threading")?.call_method1("setprofile", (py.None(),))?;
+        Ok(())
     }
 }
 
@@ -38,25 +46,25 @@ unsafe extern "C" fn profile<const TSC: bool>(
     match what {
         pyffi::PyTrace_CALL => {
             let code = ffi::frame_code(py, frame);
-            if !events::py_enter_fast::<TSC>(super::fast_event(py), code as usize) {
+            if !events::py_enter_fast::<TSC>(Event::from_fast_slot(py), code as usize) {
                 super::py_enter_slow(py, code, frame);
             }
         }
         pyffi::PyTrace_RETURN => {
             let code = ffi::frame_code(py, frame);
-            if !events::py_exit_fast::<TSC>(super::fast_event(py), code as usize) {
+            if !events::py_exit_fast::<TSC>(Event::from_fast_slot(py), code as usize) {
                 super::py_exit_slow(py, code, arg);
             }
         }
         pyffi::PyTrace_C_CALL => {
             if let Some(cf) = ffi::classify_c_callable(py, arg, std::ptr::null_mut()) {
-                if !events::c_enter_fast::<TSC>(super::fast_event(py), &cf) {
+                if !events::c_enter_fast::<TSC>(Event::from_fast_slot(py), &cf) {
                     super::c_enter_slow(py, &cf);
                 }
             }
         }
         pyffi::PyTrace_C_RETURN | pyffi::PyTrace_C_EXCEPTION
-            if !events::c_exit_fast::<TSC>(super::fast_event(py), ffi::c_frame_key(arg)) =>
+            if !events::c_exit_fast::<TSC>(Event::from_fast_slot(py), ffi::c_frame_key(arg)) =>
         {
             if let Some(cf) = ffi::classify_c_callable(py, arg, std::ptr::null_mut()) {
                 super::c_exit_slow(py, &cf);
@@ -121,10 +129,7 @@ unsafe extern "C" fn bootstrap(
     if nargs >= 3 {
         let frame = *args;
         let event = *args.add(1);
-        let mut arg = *args.add(2);
-        if arg == pyffi::Py_None() {
-            arg = std::ptr::null_mut();
-        }
+        let arg = if *args.add(2) == pyffi::Py_None() { std::ptr::null_mut() } else { *args.add(2) };
         let name = Bound::from_borrowed_ptr(py, event).extract::<String>().ok();
         if let Some(what) = name.as_deref().and_then(event_code) {
             if pyffi::PyFrame_Check(frame) != 0 {
@@ -163,13 +168,6 @@ pub fn install(py: Python<'_>, opts: super::HookOptions) -> PyResult<Installed> 
     // SAFETY: `noop` and `profile` are profile functions.
     unsafe { ffi::set_profile_all_threads(py, Some(func)) };
     Ok(Installed)
-}
-
-pub fn uninstall(py: Python<'_>, _installed: Installed) -> PyResult<()> {
-    // SAFETY: removing the profile function installs none.
-    unsafe { ffi::set_profile_all_threads(py, None) };
-    py.import("threading")?.call_method1("setprofile", (py.None(),))?;
-    Ok(())
 }
 
 /// For threads not started by `threading` (or started in unusual ways).

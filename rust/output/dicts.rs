@@ -25,16 +25,8 @@ impl<'py> Form<'py> for Dicts<'py> {
         Ok(args.copy()?.into_any())
     }
 
-    fn name(obj: &Bound<'py, PyAny>) -> PyResult<Self::Value> {
-        Ok(obj.clone())
-    }
-
     fn id(obj: &Bound<'py, PyAny>) -> PyResult<Self::Value> {
         Ok(obj.str()?.into_any())
-    }
-
-    fn raw(obj: &Bound<'py, PyAny>, _ts_offset_ns: i64) -> PyResult<Self::Value> {
-        Ok(obj.clone())
     }
 }
 

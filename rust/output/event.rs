@@ -78,19 +78,28 @@ pub trait Sink {
     fn end(&mut self) -> Result<(), Self::Error>;
 }
 
-/// How an output takes the Python values of rich events (GIL held).
+/// How an output takes the Python values of rich events (GIL held). Each is a `value`
+/// unless the output says otherwise (an id is a `name`).
 pub trait Form<'py> {
     type Value;
     /// The `args` of an instant (`None` if it has none), a counter or an object.
     fn value(obj: &Bound<'py, PyAny>) -> PyResult<Self::Value>;
     /// The `args` of a function: its arguments, return value and `add_func_args` keys.
-    fn func_args(args: &Bound<'py, PyDict>) -> PyResult<Self::Value>;
+    fn func_args(args: &Bound<'py, PyDict>) -> PyResult<Self::Value> {
+        Self::value(args.as_any())
+    }
     /// The name of an instant, counter or object.
-    fn name(obj: &Bound<'py, PyAny>) -> PyResult<Self::Value>;
+    fn name(obj: &Bound<'py, PyAny>) -> PyResult<Self::Value> {
+        Self::value(obj)
+    }
     /// The id of an object.
-    fn id(obj: &Bound<'py, PyAny>) -> PyResult<Self::Value>;
+    fn id(obj: &Bound<'py, PyAny>) -> PyResult<Self::Value> {
+        Self::name(obj)
+    }
     /// A raw event's dict; its number `ts` (µs) moved by `ts_offset_ns` (see `json::Header`).
-    fn raw(obj: &Bound<'py, PyAny>, ts_offset_ns: i64) -> PyResult<Self::Value>;
+    fn raw(obj: &Bound<'py, PyAny>, _ts_offset_ns: i64) -> PyResult<Self::Value> {
+        Self::value(obj)
+    }
 }
 
 /// A payload with its Python values in an output's form.

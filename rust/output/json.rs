@@ -9,34 +9,13 @@
 //! file is written without it.
 
 use crate::output::event::{walk, Form, Key, Rendered, Sink, Value};
-use crate::output::pyjson::{write_py, write_str};
+use crate::output::pyjson::{write_py, write_str, write_text};
 use crate::output::snapshot::SnapData;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use std::io::{self, Write};
 
 const FLUSH_AT: usize = 1 << 20;
-
-/// Escapes `s` as the inside of a JSON string (no surrounding quotes).
-pub fn escape_json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 pub struct JsonWriter<W: Write> {
     buf: Vec<u8>,
@@ -53,38 +32,15 @@ impl<W: Write> JsonWriter<W> {
         self.buf.extend_from_slice(bytes);
     }
 
-    #[inline(always)]
-    pub fn str_raw(&mut self, s: &str) {
-        self.buf.extend_from_slice(s.as_bytes());
-    }
-
     /// A quoted, escaped JSON string.
     pub fn string(&mut self, s: &str) {
-        self.buf.push(b'"');
-        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x80) {
-            self.buf.extend_from_slice(s.as_bytes());
-        } else {
-            self.buf.extend_from_slice(escape_json_string(s).as_bytes());
-        }
-        self.buf.push(b'"');
-    }
-
-    #[inline(always)]
-    pub fn u64(&mut self, v: u64) {
-        let mut b = itoa::Buffer::new();
-        self.buf.extend_from_slice(b.format(v).as_bytes());
-    }
-
-    #[inline(always)]
-    pub fn i64(&mut self, v: i64) {
-        let mut b = itoa::Buffer::new();
-        self.buf.extend_from_slice(b.format(v).as_bytes());
+        write_str(s, &mut self.buf);
     }
 
     /// Nanoseconds as microseconds with exactly three decimals: `1234567` → `1234.567`.
     #[inline(always)]
     pub fn ns_as_us(&mut self, ns: u64) {
-        self.u64(ns / 1000);
+        self.buf.extend_from_slice(itoa::Buffer::new().format(ns / 1000).as_bytes());
         let frac = (ns % 1000) as u16;
         self.buf.extend_from_slice(&[
             b'.',
@@ -130,14 +86,6 @@ impl<W: Write> JsonWriter<W> {
 /// The JSON form of the Python values of rich events: their JSON text.
 pub struct Json;
 
-/// `str(obj)` as a JSON string.
-fn str_of(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) {
-    match obj.str() {
-        Ok(s) => write_str(&s.to_string_lossy(), out),
-        Err(_) => write_str("Not Displayable", out),
-    }
-}
-
 impl<'py> Form<'py> for Json {
     type Value = Vec<u8>;
 
@@ -149,18 +97,10 @@ impl<'py> Form<'py> for Json {
         Ok(v)
     }
 
-    fn func_args(args: &Bound<'py, PyDict>) -> PyResult<Vec<u8>> {
-        Self::value(args.as_any())
-    }
-
     fn name(obj: &Bound<'py, PyAny>) -> PyResult<Vec<u8>> {
         let mut v = Vec::new();
-        str_of(obj, &mut v);
+        write_text(obj.str(), &mut v);
         Ok(v)
-    }
-
-    fn id(obj: &Bound<'py, PyAny>) -> PyResult<Vec<u8>> {
-        Self::name(obj)
     }
 
     /// The members but `pid` and `tid`, each after a comma (see `JsonSink`).
@@ -176,7 +116,7 @@ impl<'py> Form<'py> for Json {
                 v.push(b',');
                 match key {
                     Ok(s) => write_str(&s, &mut v),
-                    Err(_) => str_of(&k, &mut v),
+                    Err(_) => write_text(k.str(), &mut v),
                 }
                 v.push(b':');
                 match shift.then(|| shifted_us(&value, ts_offset_ns)).flatten() {
@@ -216,6 +156,7 @@ pub struct JsonSink<W: Write> {
 const KEYS: usize = Key::Scope as usize + 1;
 
 /// `,"key":"`: the key of a string, the key of another value without the last byte.
+/// (A constant per call site of `field`, where a table would be read at run time.)
 fn key_json(key: Key) -> &'static [u8] {
     match key {
         Key::Ph => b",\"ph\":\"",
@@ -267,7 +208,7 @@ impl<W: Write> Sink for JsonSink<W> {
             Value::UInt(v) => self.int(key, v.into()),
             Value::Str(s) => {
                 w.raw(json);
-                w.str_raw(s);
+                w.raw(s.as_bytes());
                 w.raw(b"\"");
             }
             Value::Us(ns) => {
@@ -344,10 +285,10 @@ pub fn write_trace<W: Write + Send>(
     let count = walk(&mut s, data, rendered, (h.pid, h.process_name, h.thread_names), &mut progress)?;
     let w = &mut s.w;
     w.raw(b"\n],\"viztracer_metadata\":");
-    w.str_raw(h.metadata_json);
+    w.raw(h.metadata_json.as_bytes());
     if let Some(fi) = h.file_info_json {
         w.raw(b",\"file_info\":");
-        w.str_raw(fi);
+        w.raw(fi.as_bytes());
     }
     w.raw(b"}\n");
     progress(count);
@@ -366,10 +307,8 @@ mod tests {
 
     #[test]
     fn escapes_like_json() {
-        let s = "a\"b\\c\nd\te\u{1}f é 😀";
-        let ours = format!("\"{}\"", escape_json_string(s));
-        assert_eq!(serde_json::from_str::<String>(&ours).unwrap(), s);
-        assert_eq!(render(|w| w.string(s)), ours);
+        let s = "a\"b\\c\nd\te\u{1}f é 😀\u{2028}";
+        assert_eq!(serde_json::from_str::<String>(&render(|w| w.string(s))).unwrap(), s);
         assert_eq!(render(|w| w.string("plain")), "\"plain\"");
     }
 
@@ -383,18 +322,6 @@ mod tests {
     }
 
     #[test]
-    fn integers() {
-        assert_eq!(
-            render(|w| {
-                w.u64(u64::MAX);
-                w.raw(b",");
-                w.i64(-5)
-            }),
-            "18446744073709551615,-5"
-        );
-    }
-
-    #[test]
     fn writes_what_walk_describes() {
         use crate::buffers::payload::Slab;
         use crate::buffers::record::Record;
@@ -402,7 +329,7 @@ mod tests {
         use crate::output::snapshot::{SnapData, ThreadSnap};
         use crate::state::funcs::FuncInfo;
         use std::sync::Arc;
-        let thread = |tid, chunks| ThreadSnap { tid, ident: tid, name: None, chunks, payloads: Slab::new() };
+        let thread = |tid, chunks| ThreadSnap { tid, ident: tid, name: None, chunks, payloads: Slab::default() };
         let data = SnapData {
             threads: vec![
                 thread(7, vec![vec![Record::complete(1_500, 2_250, 0, None)], vec![Record::begin(5_000, 9, None)]]),

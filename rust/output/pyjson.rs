@@ -4,9 +4,9 @@
 //! raise (sets, arbitrary objects, cycles, non-finite floats) we write a string
 //! instead: a trace should never fail to save because of one odd argument.
 
-use crate::output::json::escape_json_string;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use std::io::Write;
 
 const MAX_DEPTH: usize = 64;
 
@@ -18,12 +18,38 @@ pub fn write_py(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) {
 /// Appends `s` as a JSON string.
 pub fn write_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
-    out.extend_from_slice(escape_json_string(s).as_bytes());
+    if s.bytes().all(|b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\') {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        for c in s.chars() {
+            match c {
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                '\u{08}' => out.extend_from_slice(b"\\b"),
+                '\u{0c}' => out.extend_from_slice(b"\\f"),
+                c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            }
+        }
+    }
     out.push(b'"');
 }
 
 fn write_pystr(s: &Bound<'_, PyString>, out: &mut Vec<u8>) {
     write_str(&s.to_string_lossy(), out);
+}
+
+/// `str(obj)` or `repr(obj)` (`text`) as a JSON string, for values JSON cannot hold.
+pub fn write_text(text: PyResult<Bound<'_, PyString>>, out: &mut Vec<u8>) {
+    match text {
+        Ok(s) => write_pystr(&s, out),
+        Err(_) => write_str("Not Displayable", out),
+    }
 }
 
 fn write_float(v: f64, out: &mut Vec<u8>) {
@@ -53,14 +79,6 @@ fn write_int(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) {
     }
 }
 
-/// `repr(obj)` as a JSON string, for values JSON cannot hold.
-fn write_repr(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) {
-    match obj.repr() {
-        Ok(r) => write_pystr(&r, out),
-        Err(_) => write_str("Not Displayable", out),
-    }
-}
-
 fn write_key(key: &Bound<'_, PyAny>, out: &mut Vec<u8>) {
     if let Ok(s) = key.cast::<PyString>() {
         write_pystr(s, out);
@@ -73,10 +91,7 @@ fn write_key(key: &Bound<'_, PyAny>, out: &mut Vec<u8>) {
         write_value(key, &mut tmp, MAX_DEPTH);
         write_str(&String::from_utf8_lossy(&tmp), out);
     } else {
-        match key.str() {
-            Ok(s) => write_pystr(&s, out),
-            Err(_) => write_str("Not Displayable", out),
-        }
+        write_text(key.str(), out);
     }
 }
 
@@ -92,7 +107,7 @@ fn write_value(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) {
     } else if let Ok(f) = obj.cast::<PyFloat>() {
         write_float(f.value(), out);
     } else if depth >= MAX_DEPTH {
-        write_repr(obj, out);
+        write_text(obj.repr(), out);
     } else if let Ok(d) = obj.cast::<PyDict>() {
         out.push(b'{');
         for (i, (k, v)) in d.iter().enumerate() {
@@ -105,24 +120,22 @@ fn write_value(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) {
         }
         out.push(b'}');
     } else if let Ok(l) = obj.cast::<PyList>() {
-        out.push(b'[');
-        for (i, v) in l.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_value(&v, out, depth + 1);
-        }
-        out.push(b']');
+        write_array(l.iter(), out, depth);
     } else if let Ok(t) = obj.cast::<PyTuple>() {
-        out.push(b'[');
-        for (i, v) in t.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_value(&v, out, depth + 1);
-        }
-        out.push(b']');
+        write_array(t.iter(), out, depth);
     } else {
-        write_repr(obj, out);
+        write_text(obj.repr(), out);
     }
+}
+
+/// The items of a list or a tuple, as a JSON array.
+fn write_array<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>, out: &mut Vec<u8>, depth: usize) {
+    out.push(b'[');
+    for (i, v) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_value(&v, out, depth + 1);
+    }
+    out.push(b']');
 }

@@ -1,7 +1,7 @@
 //! Taking the recorded events out of the tracer: `take` moves every thread's ring out
 //! under the GIL (no copy). `event::walk` describes them to the outputs.
 
-use crate::buffers::payload::{Payload, Slab};
+use crate::buffers::payload::Slab;
 use crate::buffers::record::{Kind, Record};
 use crate::buffers::ring;
 use crate::clock::{self, Conversion};
@@ -35,33 +35,29 @@ pub struct SnapData {
 /// Moves every recorded event out of the guard's tracer: the `tracer_entries` most
 /// recent (the rings may hold one chunk more, see `buffers/ring.rs`).
 pub fn take(acc: &mut Access<'_>) -> SnapData {
-    let (mut data, limit) = take_all(acc);
-    // The payloads of the records dropped go when the guard closes.
-    drop(keep_newest(&mut data, limit));
+    let mut data = take_all(acc);
+    keep_newest(&mut data, acc.state().budget.limit());
     data
 }
 
-/// Drops the oldest records of `data` beyond `limit`; returns their payloads.
-fn keep_newest(data: &mut SnapData, limit: usize) -> Vec<Payload> {
+/// Drops the oldest records of `data` beyond `limit`, and their payloads (whose
+/// Python objects go when the guard closes).
+fn keep_newest(data: &mut SnapData, limit: usize) {
     if data.entries <= limit {
-        return Vec::new();
+        return;
     }
     let mut freed: Vec<(usize, u32)> = Vec::new();
     let mut lists: Vec<&mut Vec<Vec<Record>>> = data.threads.iter_mut().map(|t| &mut t.chunks).collect();
-    let dropped = ring::keep_newest(&mut lists, limit, |t, r| {
-        if let Some(i) = r.payload() {
-            freed.push((t, i));
-        }
-    });
-    drop(lists);
+    let dropped = ring::keep_newest(&mut lists, limit, |t, r| freed.extend(r.payload().map(|i| (t, i))));
     data.entries = data.entries.saturating_sub(dropped);
-    let garbage = freed.into_iter().filter_map(|(t, i)| data.threads.get_mut(t)?.payloads.remove(i)).collect();
+    for (t, i) in freed {
+        drop(data.threads[t].payloads.remove(i));
+    }
     data.threads.retain(|t| t.records().next().is_some());
-    garbage
 }
 
-/// `take`, before the records beyond the limit go; with the limit.
-fn take_all(acc: &mut Access<'_>) -> (SnapData, usize) {
+/// `take`, before the records beyond the limit go.
+fn take_all(acc: &mut Access<'_>) -> SnapData {
     let (st, list) = acc.threads();
     let mut threads = Vec::with_capacity(list.len());
     let mut entries = 0;
@@ -75,17 +71,16 @@ fn take_all(acc: &mut Access<'_>) -> (SnapData, usize) {
             threads.push(ThreadSnap { tid: t.tid, ident: t.ident, name: t.name.clone(), chunks, payloads });
         }
     }
-    let overflow = st.budget.overflowed() || entries >= st.budget.limit();
-    st.budget.reset_overflow();
-    let data = SnapData {
+    let overflow = st.budget.overflowed || entries >= st.budget.limit();
+    st.budget.overflowed = false;
+    SnapData {
         threads,
         funcs: st.funcs.infos().to_vec(),
         entries,
         overflow,
         task_names: st.task_names.clone(),
         conv: clock::conversion(),
-    };
-    (data, st.budget.limit())
+    }
 }
 
 /// The Python functions that appear in the snapshot: `(name, file, first line)`.

@@ -238,10 +238,6 @@ impl FuncTable {
         self.infos.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.infos.is_empty()
-    }
-
     fn push(&mut self, info: FuncInfo, code: Option<CodeEntry>) -> Option<u32> {
         let id = self.infos.len() as u32;
         if id >= ID_MASK {
@@ -361,41 +357,6 @@ pub fn code_key(code: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn opts() -> FilterOptions {
-        FilterOptions { lib_file_path: Some("/site/viztracer/".into()), ..Default::default() }
-    }
-
-    #[test]
-    fn own_package_is_hidden_unless_trace_self() {
-        let mut f = opts();
-        assert!(!f.allows("/site/viztracer/viztracer.py"));
-        assert!(f.allows("/home/u/app.py"));
-        f.trace_self = true;
-        assert!(f.allows("/site/viztracer/viztracer.py"));
-    }
-
-    #[test]
-    fn include_and_exclude_are_prefix_matches() {
-        let mut f = opts();
-        f.include_files = vec!["/src/".into(), "./src/".into()];
-        assert!(f.allows("/src/a.py"));
-        assert!(f.allows("./src/b.py"));
-        assert!(!f.allows("/other/a.py"));
-        let mut f = opts();
-        f.exclude_files = vec!["/venv/".into()];
-        assert!(!f.allows("/venv/lib/x.py"));
-        assert!(f.allows("/src/a.py"));
-    }
-
-    #[test]
-    fn frozen_modules_can_be_ignored() {
-        let mut f = opts();
-        assert!(f.allows("<frozen importlib._bootstrap>"));
-        f.ignore_frozen = true;
-        assert!(!f.allows("<frozen importlib._bootstrap>"));
-        assert!(f.allows("<string>"));
-    }
 
     #[test]
     fn ptr_hash_spreads_keys() {

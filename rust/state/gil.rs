@@ -152,11 +152,7 @@ pub fn require_gil(py: Python<'_>) -> PyResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn with_py(f: impl FnOnce(Python<'_>)) {
-        Python::initialize();
-        Python::attach(f);
-    }
+    use crate::state::tests::with_py;
 
     #[test]
     fn a_second_borrow_is_refused_while_one_runs() {

@@ -8,7 +8,6 @@ use super::tracer::State;
 use crate::buffers::thread::ThreadState;
 use crate::ffi::held::{self, Held};
 use pyo3::prelude::*;
-use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -75,21 +74,10 @@ impl<'py> Access<'py> {
     /// again afterwards, or `None` if another guard is still open (only code that
     /// leaked one does that).
     pub fn with_python<R>(self, f: impl FnOnce(Python<'_>) -> R) -> (R, Option<Self>) {
-        let py = self.py;
-        let shared = self.close();
+        let (py, shared) = (self.py, self.shared.clone());
+        drop(self);
         let r = f(py);
         (r, Access::open(py, shared))
-    }
-
-    /// Closes the guard, giving back its strong count.
-    fn close(self) -> Arc<Shared> {
-        let this = ManuallyDrop::new(self);
-        // SAFETY: `this` is never used or dropped again, so the Arc is moved out once.
-        let shared = unsafe { std::ptr::read(&this.shared) };
-        shared.busy.store(false, Ordering::Release);
-        held::guard_closed();
-        held::release_pending(this.py);
-        shared
     }
 }
 

@@ -73,10 +73,6 @@ impl ThreadList {
         self.states.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.states.is_empty()
-    }
-
     /// Adds a state; returns its address (its identity in caches).
     pub fn push(&mut self, state: ThreadState) -> *mut ThreadState {
         let p = NonNull::from(Box::leak(Box::new(state)));

@@ -92,13 +92,14 @@ impl State {
         }
     }
 
-    /// Recomputes what the hot path reads of the options: `hot` and, while collecting,
-    /// `min_dur_ticks` (the first conversion may wait up to 20 ms for the clock's
-    /// calibration: not at construction). Called after such an option changes and
-    /// when a session starts.
+    /// Recomputes what the hot path reads of the options: `slow_path` and, while
+    /// collecting, `min_dur_ticks` (the first conversion may wait up to 20 ms for the
+    /// clock's calibration: not at construction). Called after such an option changes
+    /// and when a session starts.
     pub fn refresh_slow_path(&mut self) {
         if self.collecting {
-            self.min_dur_ticks = min_duration_ticks(self.opts.min_duration_ns);
+            let ns = self.opts.min_duration_ns;
+            self.min_dur_ticks = if ns > 0.0 { clock::conversion().ns_to_ticks(ns as u64) } else { 0 };
         }
         let o = &self.opts;
         let mut slow = 0;
@@ -125,13 +126,4 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 /// A new session number.
 pub fn next_generation() -> u64 {
     GENERATION.fetch_add(1, Ordering::Relaxed) + 1
-}
-
-/// The minimum duration in ticks (`refresh_slow_path`).
-fn min_duration_ticks(ns: f64) -> u64 {
-    if ns <= 0.0 {
-        0
-    } else {
-        clock::conversion().ns_to_ticks(ns as u64)
-    }
 }

@@ -7,6 +7,7 @@ import argparse
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..multiprocess import leave_collection
 from ..options import COLLECT, EXTRA, OPTION, OPTIONS, OUTPUT, RECORDED, Spec, output_kind
 from ..util import time_str_to_us, unique_file_name
 from ..version import __version__
@@ -308,9 +309,14 @@ def build_tracer(kwargs: Dict[str, Any]) -> Any:
 
 def leave_outer_trace() -> None:
     """When this command runs inside a program that is being traced (its child-process
-    tracing started a tracer in this process), that tracer stops and drops what it
-    has: this command records the program itself, into its own file."""
+    tracing started a tracer in this process), that tracer stops, drops what it has
+    and leaves the outer collection: this command records the program itself, into its
+    own file, and prints what it prints untraced (even when that file is the outer
+    run's output file, which a member tracer started later would otherwise join)."""
     outer = get_tracer()
-    if outer is not None and outer.enable:
+    if outer is None:
+        return
+    if outer.enable:
         outer.stop()
         outer.clear()
+    leave_collection(outer)

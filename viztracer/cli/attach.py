@@ -65,7 +65,7 @@ def attach_installed(pid: int, seconds: Optional[float]) -> int:
         # Its default action would kill the process.
         raise CliError(f"Process {pid} has no installed tracer (it did not call tracer.install()): "
                        "nothing was sent to it")
-    _trace_for(pid, seconds, start=lambda: os.kill(pid, START_SIGNAL))
+    _trace_for(pid, seconds, start=lambda: os.kill(pid, START_SIGNAL), started=f"Attached to process {pid}")
     os.kill(pid, STOP_SIGNAL)
     print(f"Detached from process {pid}: it saves the trace to its tracer's output_file", flush=True)
     return 0
@@ -75,7 +75,9 @@ def attach(pid: int, seconds: Optional[float], options: Dict[str, Any]) -> int:
     """Start a tracer with ``options`` inside ``pid``, then stop it there, where it saves."""
     _check_remote(pid)
     with tempfile.TemporaryDirectory(prefix="viztracer_attach_") as exchange:
-        _trace_for(pid, seconds, start=lambda: _ask(pid, exchange, {"action": "start", "options": options}))
+        # (the answer comes once the target's tracer runs: "success" is the target's word)
+        _trace_for(pid, seconds, start=lambda: _ask(pid, exchange, {"action": "start", "options": options}),
+                   started=f"Attach success, attached to process {pid}")
         status = _ask(pid, exchange, {"action": "stop"})
     print(f"Detached from process {pid}: it saved {status.get('entries', 0)} trace entries to "
           f"{status['output_file']}", flush=True)
@@ -198,17 +200,17 @@ def _remote_debug_disabled(pid: int) -> bool:
     return any(a.endswith(b"disable_remote_debug") for a in args)
 
 
-def _trace_for(pid: int, seconds: Optional[float], start: Callable[[], object]) -> None:
-    """Run ``start``, say so, and wait ``seconds`` or until Ctrl+C. Ctrl+C means "stop
-    now" from the moment the start may have happened: a flag, never a
-    KeyboardInterrupt half-way (and not an Event: setting one from a signal handler
-    can deadlock on its own lock)."""
+def _trace_for(pid: int, seconds: Optional[float], start: Callable[[], object], started: str) -> None:
+    """Run ``start``, say so (``started``, then for how long), and wait ``seconds`` or
+    until Ctrl+C. Ctrl+C means "stop now" from the moment the start may have happened:
+    a flag, never a KeyboardInterrupt half-way (and not an Event: setting one from a
+    signal handler can deadlock on its own lock)."""
     stop: List[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.append(signum))
     try:
         start()
         until = f"for {seconds:g} s (Ctrl+C stops earlier)" if seconds else "until you press Ctrl+C"
-        print(f"Attached to process {pid}: its tracer records {until}", flush=True)
+        print(f"{started}: its tracer records {until}", flush=True)
         deadline = None if seconds is None else time.monotonic() + seconds
         while not stop and (deadline is None or time.monotonic() < deadline):
             if not pid_alive(pid):

@@ -7,7 +7,7 @@ import argparse
 import os
 from typing import List
 
-from ..trace_writer import output_kind
+from ..trace_writer import SaveError, failure_line, output_kind
 from .arguments import DEFAULT_OUTPUT
 from .errors import CliError
 
@@ -33,9 +33,15 @@ def run_combine(ns: argparse.Namespace, files: List[str], align: bool) -> int:
         builder = ReportBuilder(files, verbose=0 if ns.quiet else 1, align=align,
                                 minimize_memory=ns.minimize_memory)
         builder.save(out)
+    except SaveError as e:
+        raise _save_failed(e) from e
     except ValueError as e:
         raise CliError(str(e)) from e
     return 0
+
+
+def _save_failed(error: SaveError) -> CliError:
+    return CliError(failure_line(error), stream="stderr")
 
 
 def run_compress(ns: argparse.Namespace) -> int:
@@ -51,6 +57,8 @@ def run_compress(ns: argparse.Namespace) -> int:
         stats = compressor.compress_file(src, out)
     except compressor.FormatError as e:
         raise CliError(f"Unable to compress {src}: {e}") from e
+    except SaveError as e:
+        raise _save_failed(e) from e
     if not ns.quiet:
         print(f"Compressed {src} ({stats['input_bytes']} bytes) to {out} ({stats['output_bytes']} bytes)")
     return 0
@@ -77,6 +85,8 @@ def run_decompress(ns: argparse.Namespace) -> int:
             compressor.decompress_file(src, out)
     except compressor.FormatError as e:
         raise CliError(f"Unable to decompress {src}: {e}") from e
+    except SaveError as e:
+        raise _save_failed(e) from e
     if not ns.quiet:
         print(f"Decompressed {src} to {out}")
     return 0

@@ -23,8 +23,9 @@ class TracedRun:
     Python's own order at the end of a program is kept: the traceback or the
     ``sys.exit`` message, then ``threading`` exit callbacks (newest first) and the
     join of non-daemon threads, then ``atexit`` callbacks; the trace is saved after
-    all of them, and the exit status is the program's. Unless ``log_exit``, recording
-    stops as soon as the top-level code is done."""
+    all of them, and the exit status is the program's (but 1 instead of 0 when the
+    trace could not be saved). Unless ``log_exit``, recording stops as soon as the
+    top-level code is done."""
 
     def __init__(self, tracer: Any, program: Program, log_exit: bool = False,
                  open_viewer: bool = False) -> None:
@@ -112,8 +113,9 @@ class TracedRun:
         # those of any code it runs do: atexit can't run some of its callbacks alone)
 
         self.exit_save.save()  # (a signal that came meanwhile ends the process here)
+        self.save_failed = self.save_failed or self.exit_save.failed
         if self.save_failed and status == 0:
-            status = 1
+            status = 1  # the program's own failure says more; success without a trace is not one
         if self.open_viewer and not self.save_failed and self.tracer.report_endpoint is None:
             open_in_viewer(self.saved_path())
         if interrupted:
@@ -211,17 +213,14 @@ class TracedRun:
             except KeyboardInterrupt:
                 self.exit_save.pending_signal = signal.SIGINT
                 self.save_failed = not os.path.exists(self.saved_path())
-                print_quietly("viztracer: interrupted while saving the trace", file=sys.stderr)
+                print_quietly("VizTracer: interrupted while saving the trace", file=sys.stderr)
             except BrokenPipeError:
                 # Nobody reads our summary any more (``viztracer prog.py | head``); the
                 # trace itself is written before it is printed.
                 self.save_failed = not os.path.exists(self.saved_path())
-            except Exception as e:
-                self.save_failed = True
-                print_quietly(f"viztracer: failed to save the trace to {self.tracer.output_file}: {e}",
-                              file=sys.stderr)
-            flush_std()
+            # (any other error goes on to self.exit_save, which says it in one line)
         finally:
+            flush_std()
             sys.stdout = stdout
 
 

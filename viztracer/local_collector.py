@@ -262,6 +262,7 @@ def run_for_owner() -> None:
     import socket  # start-up: the collector's process only
 
     from .collector import Collector, collector_metadata, say_on_stderr, wait_for_members  # start-up: as socket
+    from .trace_writer import SaveError  # start-up: as socket
 
     config = json.loads(sys.argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the owner decides when to stop
@@ -324,8 +325,12 @@ def run_for_owner() -> None:
         if request.get("skip"):
             return
         own = request.get("own")
-        count, overflow = collector.write(request["output"], (own["path"], own["process"]) if own else None,
-                                          metadata=collector_metadata())
+        try:
+            count, overflow = collector.write(request["output"], (own["path"], own["process"]) if own else None,
+                                              metadata=collector_metadata())
+        except SaveError as e:  # (the output is as it was: the owner says so, in one line)
+            tell(wire.RESULT, {"failed": {"errno": e.errno, "reason": e.strerror}})
+            return
         tell(wire.RESULT, {"count": count, "overflow": overflow, "missing": collector.missing_line()})
     finally:
         collector.close()

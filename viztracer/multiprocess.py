@@ -29,6 +29,7 @@ from .lifecycle import print_quietly
 from .local_collector import CollectorGone, LocalCollector
 from .options import child_kwargs
 from .sender import Sender, SendError, hello
+from .trace_writer import SaveError
 from .tree_env import TreeEnvironment
 from .util import add_pid_suffix, command_label
 
@@ -242,6 +243,9 @@ def _save_as_root(tracer: "VizTracer", local: LocalCollector, path: str, file_in
         print_quietly(f"VizTracer: {e}: saved this process's trace alone", file=sys.stderr)
         tracer._save_to(path, file_info, verbose)
         return
+    failed = result.get("failed")
+    if failed:
+        raise SaveError(path, OSError(failed.get("errno"), failed.get("reason")))
     if verbose > 0:
         tracer._print_saved(path, int(result.get("count", 0)), bool(result.get("overflow")))
     if result.get("missing"):

@@ -367,9 +367,9 @@ class _Merge:
                     raise _Unreadable("not a trace written by viztracer")
                 # Not in the envelope's layout: parse it and write its events.
                 f.seek(0)
-                members = _parsed(f.read())
-                self.write_events(members.pop(EVENTS, []))
-                self.add_members(members)
+                whole = _parsed(f.read())
+                self.write_events(whole.pop(EVENTS, []))
+                self.add_members(whole)
                 return
             end = _rfind(f, len(HEAD), size, _CLOSE)
             members: Dict[str, Any] = {}
@@ -413,7 +413,7 @@ def _rfind(f: Any, start: int, end: int, needle: bytes) -> int:
     return -1
 
 
-class _Unreadable(Exception):
+class _Unreadable(ValueError):
     """A member file of a merge that can't be read or is not a trace: it is skipped."""
 
 

@@ -38,7 +38,7 @@ gdb-deps:
 
 python_bin = $(shell (pyenv prefix $(1) 2>/dev/null | head -n1 | sed 's|$$|/bin/python|') || command -v python$(1))
 
-.PHONY: demo test build-% pytest-% cargo-test docs clean bench browser-deps gdb-deps lint lint-rust lint-python options \
+.PHONY: demo test build-% pytest-% cargo-test docs clean bench bench-collect browser-deps gdb-deps lint lint-rust lint-python options \
 	dist dist-test sdist wheel-%
 # The virtualenvs are made once: without this, make deletes the pattern rule's
 # `.ready` marker after every run and the next run installs everything again.
@@ -194,6 +194,13 @@ demo: build-$(DEMO_PYTHON)
 BENCH_PYTHONS ?= 3.11 3.12 $(filter-out %d,$(SID_PYTHONS))
 bench: build-$(DEMO_PYTHON)
 	@$(VENV)/$(DEMO_PYTHON)/bin/python benchmarks/run.py --pythons $(BENCH_PYTHONS) $(BENCH_ARGS)
+
+# 64 independently started processes of 200,000 events each into one collector, ours
+# and upstream's (built from its repository's newest source, in .bench/): the collector's
+# peak memory and the time from the last sender's end to the written trace. Minutes, and
+# about 12 GB of memory for upstream's collector. COLLECT_BENCH_ARGS: e.g. "--senders 8".
+bench-collect: build-$(DEMO_PYTHON)
+	@$(VENV)/$(DEMO_PYTHON)/bin/python benchmarks/collect_bench.py --python $(DEMO_PYTHON) $(COLLECT_BENCH_ARGS)
 
 clean:
 	rm -rf target $(VENV) site viztracer/*.so $(DIST_DIR)

@@ -89,3 +89,42 @@ def pinned() -> List[str]:
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         prefix += ["taskset", "-c", str((os.cpu_count() or 1) - 1)]
     return prefix
+
+
+MIRROR = "/work/.mirror/gaogaotiantian+viztracer/repo"
+
+
+def upstream_head_venv(version: str) -> str:
+    """Upstream VizTracer built from the newest source of its repository (its
+    unreleased report server), in a virtualenv of its own under .bench/: the files of
+    the mirror's ``HEAD`` that building needs, written into a temporary directory and
+    installed with pip (a C compiler builds its extension). The mirror leaves out its
+    largest files (the viewer's web assets, which the collector does not use): those
+    are left out here too, and named, with the commit, in ``upstream-source``."""
+    import tempfile
+
+    venv = os.path.join(ROOT, ".bench", f"upstream-head-{version}")
+    if not os.path.exists(os.path.join(venv, "bin", "viztracer")):
+        git = ["git", "-C", MIRROR]
+        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        tree = subprocess.run([*git, "ls-tree", "-r", "-z", "HEAD", "--", "src", "setup.py", "pyproject.toml",
+                               "README.md", "LICENSE", "NOTICE.txt", "MANIFEST.in"],
+                              capture_output=True, text=True, check=True).stdout
+        subprocess.run([interpreter(version), "-m", "venv", venv], check=True)
+        absent = []
+        with tempfile.TemporaryDirectory() as src:
+            for entry in filter(None, tree.split("\0")):
+                meta, path = entry.split("\t", 1)
+                blob = subprocess.run([*git, "cat-file", "blob", meta.split()[2]], capture_output=True)
+                if blob.returncode != 0:
+                    absent.append(path)
+                    continue
+                os.makedirs(os.path.join(src, os.path.dirname(path)), exist_ok=True)
+                with open(os.path.join(src, path), "wb") as f:
+                    f.write(blob.stdout)
+            subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q", src], check=True)
+        with open(os.path.join(venv, "upstream-source"), "w") as f:
+            f.write(f"source at {commit}\n")
+            f.writelines(f"absent from the mirror: {path}\n" for path in absent)
+    return venv

@@ -110,6 +110,14 @@ def test_save_rejects_non_paths(tracer):
         tracer.save(io.StringIO())
 
 
+def test_save_makes_missing_folders(tracer, tmp_path):
+    tracer.start()
+    fib(2)
+    tracer.stop()
+    tracer.save(str(tmp_path / "new" / "nested" / "t.json"))
+    assert fib_count(load_trace(str(tmp_path / "new" / "nested" / "t.json"))) == 3
+
+
 def test_save_accepts_pathlike(tracer, tmp_path):
     tracer.start()
     fib(1)

@@ -288,3 +288,56 @@ def test_merge_of_nothing(tmp_path):
     out = str(tmp_path / "none.json")
     assert merge_traces([], out) == (0, False)
     assert read_trace(out) == {"traceEvents": [], "viztracer_metadata": {"overflow": False}}
+
+
+def test_merge_keeps_the_complete_events_of_a_trace_cut_short(tmp_path):
+    snap = take_snapshot(5)
+    whole = str(tmp_path / "whole.json")
+    write_snapshot(snap, whole, **header(snap), metadata=META, file_info=INFO)
+    data = open(whole, "rb").read()
+    lines = data[len(HEAD):data.rindex(TAIL)].split(SEPARATOR)
+    cuts = {
+        "in an event": (data[:data.index(lines[3]) + 5], lines[:3]),
+        "in its metadata": (data[:data.rindex(TAIL) + len(TAIL) + 4], lines),
+        "before any separator": (HEAD + lines[0][:5], []),
+    }
+    for name, (cut, kept) in cuts.items():
+        path = tmp_path / "cut.json"
+        path.write_bytes(cut)
+        out = str(tmp_path / "out.json")
+        count, _ = merge_traces([str(path)], out, partial=[str(path)])
+        assert read_trace(out)["traceEvents"] == [json.loads(line) for line in kept], name
+        assert count == sum(1 for line in kept if not line.startswith(b'{"ph":"M"')), name
+    with pytest.raises(ValueError):  # a file not said to be partial is not cut silently
+        trace_writer._Merge(io.BytesIO()).add_file(str(path))
+
+
+def test_a_trace_streamed_with_an_offset(tmp_path):
+    # What a sender gives its collector: the file, gzip-compressed, in pieces, every ts
+    # moved onto the collector's clock (the durations unchanged), native or from dicts.
+    import zlib
+
+    tracer = VizTracer(verbose=0)
+    tracer.start()
+    fib(3)
+    with tracer.log_event("block"):
+        pass
+    tracer.stop()
+    pieces = []
+    tracer._send_trace(pieces.append, True, 2_000_000_000)
+    moved = json.loads(zlib.decompress(b"".join(pieces), 31))
+    pieces.clear()
+    tracer._send_trace(pieces.append, True, 0, compress=False)
+    plain = json.loads(b"".join(pieces))
+    assert len(moved["traceEvents"]) == len(plain["traceEvents"]) > 5
+    for a, b in zip(moved["traceEvents"], plain["traceEvents"]):
+        assert ("ts" in a) == ("ts" in b) and a.get("dur") == b.get("dur")
+        if "ts" in a:
+            assert abs(a["ts"] - b["ts"] - 2_000_000) < 1e-3, (a, b)
+    assert moved[METADATA]["baseTimeNanoseconds"] == plain[METADATA]["baseTimeNanoseconds"] - 2_000_000_000
+    assert tracer.data  # the dict path (plugins, changed data) moves them too
+    pieces.clear()
+    tracer._send_trace(pieces.append, True, -1000)
+    from_dicts = json.loads(zlib.decompress(b"".join(pieces), 31))
+    assert [e.get("ts") for e in from_dicts["traceEvents"]] == [
+        e["ts"] - 1 if "ts" in e else None for e in plain["traceEvents"]]

@@ -149,7 +149,7 @@ def api_table(options: Any, known: Set[str], path: str) -> List[str]:
 def cli_table(options: Any, known: Set[str], path: str) -> List[str]:
     """The options with a flag, by group in the order of ``--help``."""
     lines = ["| option | VizTracer option | meaning |", "|---|---|---|"]
-    for group in (options.OUTPUT, options.RECORDED, options.EXTRA):
+    for group in (options.OUTPUT, options.RECORDED, options.EXTRA, options.COLLECT):
         for spec in options.OPTIONS:
             if spec.cli is not None and spec.cli.group == group:
                 meaning = html.escape(spec.help[0].upper() + spec.help[1:], quote=False)

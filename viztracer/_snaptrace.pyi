@@ -120,6 +120,7 @@ class Snapshot:
         metadata_json: str,
         file_info_json: Optional[str] = None,
         progress: Optional[Callable[[int, int], None]] = None,
+        ts_offset_ns: int = 0,
     ) -> int: ...
     def to_bytes(
         self,
@@ -129,7 +130,21 @@ class Snapshot:
         thread_names: Sequence[Tuple[int, str]],
         metadata_json: str,
         file_info_json: Optional[str] = None,
+        ts_offset_ns: int = 0,
     ) -> bytes: ...
+    def stream(
+        self,
+        sink: Callable[[bytes], Any],
+        *,
+        gzip: bool,
+        chunk_size: int,
+        pid: int,
+        process_name: str,
+        thread_names: Sequence[Tuple[int, str]],
+        metadata_json: str,
+        file_info_json: Optional[str] = None,
+        ts_offset_ns: int = 0,
+    ) -> int: ...
     def to_events(
         self, pid: int, process_name: str, thread_names: Sequence[Tuple[int, str]]
     ) -> List[Dict[str, Any]]: ...

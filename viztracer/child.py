@@ -1,5 +1,6 @@
-"""A process joining a collection (see collector.py): start a tracer that writes
-this process's trace into the collection directory when the process ends."""
+"""A new Python process joining the collection of the tree it was started in (see
+tree_env.py): start a tracer that sends this process's trace to the tree's collector
+when the process ends."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import os
 import sys
 from typing import List, Optional
 
-from .collector import ENV_CONFIG
 from .options import member_kwargs
+from .tree_env import ENV_CONFIG
+from .util import command_line
 from .viztracer import ProcessStart, VizTracer
 
 # multiprocessing's helper processes outlive the program's own processes: tracing
@@ -17,18 +19,6 @@ from .viztracer import ProcessStart, VizTracer
 _HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.semaphore_tracker",
             "loky.backend.resource_tracker")
 _FORKSERVER = "multiprocessing.forkserver"
-
-
-def command_line() -> List[str]:
-    """The full command line of this process (``sys.orig_argv`` from 3.10)."""
-    orig = getattr(sys, "orig_argv", None)
-    if orig:
-        return list(orig)
-    try:
-        with open("/proc/self/cmdline", "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return list(sys.argv)
 
 
 # Interpreter options that take a value (`-W error`, `-X dev`).
@@ -76,8 +66,6 @@ def join_collection() -> None:
     if not raw:
         return
     config = json.loads(raw)
-    if not os.path.isdir(config.get("dir", "")):
-        return  # the collection is over
     cmd = " ".join(command_line())
     if any(h in cmd for h in _HELPERS):
         return
@@ -95,7 +83,9 @@ def start_forked_member(config: dict) -> None:
     ProcessStart.watch()
 
 
-def start_member(config: dict, process_name: Optional[str] = None) -> None:
-    tracer = VizTracer(**member_kwargs(config.get("kwargs", {})))
-    tracer.join_collection(config["dir"], config.get("root_output"))
+def start_member(config: dict) -> None:
+    kwargs = member_kwargs(config.get("kwargs", {}))
+    kwargs["report_endpoint"] = config["endpoint"]
+    tracer = VizTracer(**kwargs)
+    tracer.join_collection(config)
     tracer.start()

@@ -165,7 +165,8 @@ _exit_with_save.__doc__ = _real_os_exit.__doc__
 
 
 # What else must happen in a forked child, after the steps below (viztracer.py: each
-# tracer resets itself, and a member of a collection arms an ExitSave of its own).
+# tracer resets itself, and a member of a collection connects to its collector anew and
+# arms an ExitSave of its own).
 _fork_callbacks: List[Callable[[], None]] = []
 
 

@@ -35,6 +35,7 @@ import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .trace_writer import output_kind  # the output kinds belong to the writer
+from .wire import parse_endpoint  # the endpoints belong to the protocol
 
 
 def _type_name(value: Any) -> str:
@@ -126,6 +127,26 @@ def check_output_file(name: str, value: Any) -> str:
 
 
 
+def check_endpoint(name: str, value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be HOST:PORT (a str) or None, not {_type_name(value)} ({value!r})")
+    try:
+        parse_endpoint(value)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
+    return value
+
+
+def check_seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {_type_name(value)} ({value!r})")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be a number of seconds above 0, not {value!r}")
+    return float(value)
+
+
 def check_plugins(name: str, value: Any) -> List[Any]:
     if value is None:
         return []
@@ -171,7 +192,7 @@ class Cli:
     are the long names without dashes).
 
     ``kind``: ``"flag"`` (no value; the option is ``True`` when given, else ``False``),
-    ``"int"``, ``"time"`` (``0.3ms``, ``13us``, ``500ns``, ``0.1s`` or a bare number of
+    ``"int"``, ``"float"``, ``"str"``, ``"time"`` (``0.3ms``, ``13us``, ``500ns``, ``0.1s`` or a bare number of
     µs), ``"list"`` (the words that follow), ``"path"`` (a file name), or
     ``"compat"`` (a flag accepted for compatibility that changes nothing).
     ``group``: the section of ``--help`` it is listed in."""
@@ -280,7 +301,7 @@ def _flag(name: str, help: str, doc: str, group: str, *, native: bool = False, c
                 child=child, cli=Cli("flag", group))
 
 
-OUTPUT, RECORDED, EXTRA = "output", "recorded", "extra"
+OUTPUT, RECORDED, EXTRA, COLLECT = "output", "recorded", "extra", "collect"
 
 OPTIONS: Tuple[Spec, ...] = (
     Spec("tracer_entries", "int", 1000000, check_tracer_entries,
@@ -421,6 +442,27 @@ OPTIONS: Tuple[Spec, ...] = (
              "[Concurrency](concurrency.md#child-processes). The command line traces children unless "
              "`--ignore_multiprocess` is given.",
          sample=False, cli=Cli("flag", EXTRA), child=True),
+    Spec("report_endpoint", "Optional[str]", None, check_endpoint,
+         help="send the trace to the collector at HOST:PORT (started with viztracer --report_server), "
+              "instead of writing it (default: $VIZTRACER_REPORT_SERVER_ENDPOINT)",
+         doc="`HOST:PORT` of a collector started with `viztracer --report_server`: `start()` connects to it "
+             "and `save()` sends it the trace instead of writing a file (the collector writes one trace with "
+             "every process that sent one). When `None`, the environment variable "
+             "`VIZTRACER_REPORT_SERVER_ENDPOINT` is used if set. With `ignore_multiprocess=False` the child "
+             "processes send there too. If the collector can't be reached, the trace is saved locally "
+             "(the output file with `_<pid>`) and a line says where. See "
+             "[One trace from many processes and machines](report_server.md).",
+         sample="127.0.0.1:1", cli=Cli("str", COLLECT, "HOST:PORT")),
+    Spec("report_timeout", "float", 10.0, check_seconds,
+         help="seconds to wait for a collector, or for child processes to send their traces, without "
+              "progress (default 10)",
+         doc="How long, in seconds, anything waits for another process of a collection without progress: "
+             "connecting to a collector and each step of sending it a trace, and the end of a process tree "
+             "waiting for its child processes (a child still running after that long, or sending nothing "
+             "for that long, is saved without; one line names it). A child still sending keeps the wait "
+             "going as long as its data arrives. See "
+             "[One trace from many processes and machines](report_server.md#the-bounded-wait).",
+         sample=3.5, cli=Cli("float", COLLECT, "SECONDS")),
     _flag("fast_calls", "Python 3.12+: cheaper Python-to-Python calls; a builtin called from a call site that "
                         "also calls Python functions may then go unrecorded",
           "Python 3.12+ only. Every call site that calls a Python function or a class stops sending call events "

@@ -12,8 +12,10 @@ This module owns
   in this layout can be cut out and counted without parsing them (:func:`merge_traces`);
 - the three ways a trace is written: a native snapshot (:func:`write_snapshot`,
   streamed by the native writer for JSON and gzip), a trace held as a dict
-  (:func:`write_report`), and member files of a multi-process run spliced into one
-  (:func:`merge_traces`).
+  (:func:`write_report`), and the traces of the processes of a collection spliced into
+  one (:func:`merge_traces`);
+- a trace given to a sender a piece at a time instead (:func:`stream_snapshot`,
+  :func:`stream_report`), its timestamps moved onto the collector's clock.
 
 Every file is written atomically (:func:`atomic_file`): under a hidden temporary name
 in its directory, renamed onto its path once complete. A save that fails (a full disk,
@@ -27,8 +29,23 @@ import json
 import os
 import stat
 import sys
+import zlib
 from contextlib import contextmanager
-from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import (
+    Any,
+    BinaryIO,
+    Callable,
+    Collection,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+)
 
 OUTPUT_KINDS = ("json", "gz", "html")
 # The level of every gzip file written here; the native writer writes gzip at the
@@ -227,9 +244,48 @@ def write_report(report: Mapping[str, Any], path: str) -> None:
             out.write(chunk)
 
 
+def stream_snapshot(snap: Any, sink: Callable[[bytes], Any], *, compress: bool, chunk_size: int, pid: int,
+                    process_name: str, thread_names: Sequence[Tuple[int, str]], metadata: Dict[str, Any],
+                    file_info: Optional[Dict[str, Any]], ts_offset_ns: int) -> int:
+    """Gives a native ``Snapshot``'s trace file to ``sink`` about ``chunk_size`` bytes at
+    a time (gzip-compressed with ``compress``), every ``ts`` moved by ``ts_offset_ns``;
+    returns the number of events."""
+    return int(snap.stream(sink, gzip=compress, chunk_size=chunk_size, pid=pid, process_name=process_name,
+                           thread_names=thread_names, metadata_json=_encode(metadata),
+                           file_info_json=None if file_info is None else _encode(file_info),
+                           ts_offset_ns=ts_offset_ns))
+
+
+def stream_report(report: Mapping[str, Any], sink: Callable[[bytes], Any], ts_offset_ns: int,
+                  compress: bool) -> int:
+    """:func:`stream_snapshot` for a trace held as a dict (the dict is not changed)."""
+    events = report.get(EVENTS, [])
+    if ts_offset_ns:
+        us = ts_offset_ns / 1000
+        events = [dict(e, ts=e["ts"] + us) if _is_time(e.get("ts")) else e for e in events]
+        meta = dict(report.get(METADATA, {}))
+        if _is_time(meta.get("sync_marker")):
+            meta["sync_marker"] += us
+        if _is_time(meta.get("baseTimeNanoseconds")):
+            meta["baseTimeNanoseconds"] -= ts_offset_ns
+        report = dict(report, **{EVENTS: events, METADATA: meta})
+    gz = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if compress else None
+    for chunk in report_chunks(report):
+        out = gz.compress(chunk) if gz is not None else chunk
+        if out:
+            sink(out)
+    if gz is not None:
+        sink(gz.flush())
+    return sum(1 for e in events if not (isinstance(e, dict) and e.get("ph") == "M"))
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def split_events(data: Any) -> Tuple[int, int]:
-    """(start, end) of the events in a file in the envelope's layout (bytes or an
-    mmap), or a ValueError."""
+    """(start, end) of the events in a file in the envelope's layout (bytes), or a
+    ValueError."""
     if not data[:len(HEAD)] == HEAD:
         raise ValueError("not a trace written by viztracer")
     end = data.rfind(TAIL)
@@ -256,18 +312,27 @@ class _Merge:
             self.out.write(SEPARATOR)
         self.first = False
 
-    def copy_events(self, mm: Any, start: int, end: int) -> None:
-        """Copies the event lines ``mm[start:end]`` unparsed, counting them (the
-        metadata events, which come first, are not counted)."""
+    def copy_events(self, f: Any, start: int, end: int) -> None:
+        """Copies the event lines ``[start, end)`` of file ``f`` unparsed, a piece at a
+        time, counting them (the metadata events, which come first, are not counted)."""
         if end <= start:
             return
         self.separate()
         lines = 1
-        for pos in range(start, end, _COPY_BYTES):
-            chunk = mm[pos:min(end, pos + _COPY_BYTES)]
+        f.seek(start)
+        left = end - start
+        first = True
+        while left > 0:
+            chunk = f.read(min(left, _COPY_BYTES))
+            if not chunk:
+                raise ValueError("trace file changed while being read")
+            left -= len(chunk)
             lines += chunk.count(b"\n")
+            if first:
+                lines -= _leading_metadata(chunk)
+                first = False
             self.out.write(chunk)
-        self.count += lines - _leading_metadata(mm, start, end)
+        self.count += lines
 
     def write_events(self, events: List[Any]) -> None:
         if not events:
@@ -286,20 +351,42 @@ class _Merge:
             self.file_info["files"].update(members[FILE_INFO].get("files", {}))
             self.file_info["functions"].update(members[FILE_INFO].get("functions", {}))
 
-    def add_file(self, path: str) -> None:
-        """Adds the trace at ``path``. A file that can't be read or parsed raises
+    def add_file(self, path: str, partial: bool = False) -> None:
+        """Adds the events of the trace at ``path``; a ``partial`` one (cut short: no
+        end) up to its last complete event. A file that can't be opened or parsed raises
         :class:`_Unreadable` before anything of it is written (any other OSError is the
         output's)."""
-        with _mapped(path) as mm:
-            try:
-                start, end = split_events(mm)
-            except ValueError:
+        try:
+            f = open(path, "rb")
+        except OSError as e:
+            raise _Unreadable(e) from e
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            if f.read(len(HEAD)) != HEAD:
+                if partial:
+                    raise _Unreadable("not a trace written by viztracer")
                 # Not in the envelope's layout: parse it and write its events.
-                members = _parsed(mm[:])
-                self.write_events(members.pop(EVENTS, []))
+                f.seek(0)
+                whole = _parsed(f.read())
+                self.write_events(whole.pop(EVENTS, []))
+                self.add_members(whole)
+                return
+            end = _rfind(f, len(HEAD), size, _CLOSE)
+            members: Dict[str, Any] = {}
+            if end >= 0:
+                f.seek(end + len(_CLOSE))
+                rest = f.read()
+                try:
+                    members = _parsed(b"{" + rest[1:]) if rest.startswith(b",") else {}
+                except _Unreadable:
+                    if not partial:
+                        raise
+                    # Cut short in its metadata or file_info: its events are whole.
+            elif partial:
+                end = _rfind(f, len(HEAD), size, SEPARATOR)
             else:
-                members = _parsed(b"{" + mm[end + len(_CLOSE) + 1:])
-                self.copy_events(mm, start, end)
+                raise _Unreadable("trace file is truncated")
+            self.copy_events(f, len(HEAD), end)
         self.add_members(members)
 
     def finish(self, metadata: Optional[Dict[str, Any]]) -> None:
@@ -311,21 +398,23 @@ class _Merge:
         self.out.write(closing(members))
 
 
-class _Unreadable(Exception):
+def _rfind(f: Any, start: int, end: int, needle: bytes) -> int:
+    """The offset of the last ``needle`` in ``[start, end)`` of file ``f``, or -1, read
+    from the end a block at a time."""
+    pos = end
+    while pos > start:
+        block_start = max(start, pos - _COPY_BYTES)
+        f.seek(block_start)
+        block = f.read(min(end, pos + len(needle) - 1) - block_start)
+        found = block.rfind(needle)
+        if found >= 0:
+            return block_start + found
+        pos = block_start
+    return -1
+
+
+class _Unreadable(ValueError):
     """A member file of a merge that can't be read or is not a trace: it is skipped."""
-
-
-@contextmanager
-def _mapped(path: str) -> Iterator[Any]:
-    import mmap  # start-up: merges only
-
-    try:
-        with open(path, "rb") as f:
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError) as e:  # (ValueError: an empty file)
-        raise _Unreadable(e) from e
-    with mm:
-        yield mm
 
 
 def _parsed(data: bytes) -> Dict[str, Any]:
@@ -338,30 +427,31 @@ def _parsed(data: bytes) -> Dict[str, Any]:
     return members
 
 
-def merge_traces(paths: Iterable[str], output_file: str,
-                 metadata: Optional[Dict[str, Any]] = None) -> Tuple[int, bool]:
+def merge_traces(paths: Iterable[str], output_file: str, metadata: Optional[Dict[str, Any]] = None,
+                 partial: Collection[str] = ()) -> Tuple[int, bool]:
     """Writes one trace holding the events of every file in ``paths``, their merged
     ``file_info`` and metadata (``metadata`` added on top). Files in the envelope's
-    layout are copied, not parsed; unreadable files are skipped with a message.
-    Returns (number of events, overflow)."""
+    layout are copied, not parsed (those in ``partial``, cut short, up to their last
+    complete event); unreadable files are skipped with a message. Returns (number of
+    events, overflow)."""
     with open_trace(output_file) as out:
         merge = _Merge(out)
         for path in paths:
             try:
-                merge.add_file(path)
+                merge.add_file(path, path in partial)
             except _Unreadable as e:
                 print(f"VizTracer: skipped an unreadable trace {os.path.basename(path)}: {e}", file=sys.stderr)
         merge.finish(metadata)
     return merge.count, merge.overflow
 
 
-def _leading_metadata(mm: Any, start: int, end: int) -> int:
-    """How many lines at the start of the events are metadata (``"ph":"M"``) events."""
+def _leading_metadata(chunk: bytes) -> int:
+    """How many lines at the start of ``chunk`` are metadata (``"ph":"M"``) events."""
     n = 0
-    pos = start
-    while pos < end and mm[pos:pos + 9] == b'{"ph":"M"':
+    pos = 0
+    while chunk.startswith(b'{"ph":"M"', pos):
         n += 1
-        nl = mm.find(b"\n", pos, end)
+        nl = chunk.find(b"\n", pos)
         if nl < 0:
             break
         pos = nl + 1

@@ -6,7 +6,7 @@ import os
 import re
 import sys
 import time
-from typing import Any, Tuple
+from typing import Any, Dict, Iterable, List, Tuple
 
 
 class Colors:
@@ -94,3 +94,73 @@ def add_pid_suffix(path: str, pid: int) -> str:
     stem, ext = os.path.splitext(tail)
     return os.path.join(head, f"{stem}_{pid}{ext}")
 
+
+
+def command_line() -> List[str]:
+    """The full command line of this process (``sys.orig_argv`` from 3.10)."""
+    orig = getattr(sys, "orig_argv", None)
+    if orig:
+        return list(orig)
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return list(sys.argv)
+
+
+def command_label(limit: int = 80) -> str:
+    """This process's command line, short: ``python3.12 worker.py --n 3`` (the
+    interpreter, and a script given with its full path, by their names)."""
+    args = command_line()
+    if not args:
+        return "python"
+    args = [os.path.basename(args[0])] + args[1:]
+    if len(args) > 1 and os.path.isabs(args[1]):
+        args[1] = os.path.basename(args[1])
+    text = " ".join(args)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def descendants(root: int) -> List[int]:
+    """Live (non-zombie) descendant processes of ``root``, from /proc (Linux); an
+    empty list where /proc is not available."""
+    children: Dict[int, List[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] in (b"Z", b"X"):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    out: List[int] = []
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            out.append(child)
+            stack.append(child)
+    return out
+
+
+def _is_helper(pid: int) -> bool:
+    """multiprocessing's helper processes, which are not traced."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+    except OSError:
+        return False
+    return b"multiprocessing.resource_tracker" in cmd or b"multiprocessing.forkserver" in cmd
+
+
+def starting_children(root: int, besides: Iterable[int] = ()) -> List[int]:
+    """The live descendants of ``root`` that may still join its collection: not
+    multiprocessing's helpers, nor ``besides``."""
+    skip = set(besides)
+    return [p for p in descendants(root) if p not in skip and not _is_helper(p)]

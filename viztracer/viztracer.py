@@ -8,13 +8,14 @@ call to add their own events.
 from __future__ import annotations
 
 import builtins
+import io
 import os
 import sys
 import warnings
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import _snaptrace, audit, lifecycle, multiprocess, trace_writer
+from . import _snaptrace, audit, lifecycle, multiprocess, trace_writer, wire
 from .file_info import build_file_info, functions_of_raw_events
 from .lifecycle import ExitSave
 from .options import (
@@ -75,6 +76,8 @@ class VizTracer:
     output_file: str = attribute()
     plugins: List[Any] = attribute()
     ignore_multiprocess: bool = attribute()
+    report_endpoint: Optional[str] = attribute()
+    report_timeout: float = attribute()
     fast_calls: bool = attribute()
     # end of generated: attributes
 
@@ -113,6 +116,8 @@ class VizTracer:
         output_file: str = "result.json",
         plugins: Optional[Sequence[Any]] = None,
         ignore_multiprocess: bool = True,
+        report_endpoint: Optional[str] = None,
+        report_timeout: float = 10.0,
         fast_calls: bool = False,
         # end of generated: parameters
     ) -> None:
@@ -144,6 +149,11 @@ class VizTracer:
             if spec.name == "log_func_repr" and log_func_repr is not None and log_func_with_objprint:
                 raise ValueError("log_func_repr and log_func_with_objprint can't be both set")
             setattr(self, spec.name, args[spec.name])
+        if self.report_endpoint is None and os.environ.get(wire.ENV_ENDPOINT):
+            try:
+                self.report_endpoint = os.environ[wire.ENV_ENDPOINT]
+            except ValueError as e:
+                raise ValueError(f"{e} (from ${wire.ENV_ENDPOINT})") from None
         if check("register_global", register_global):
             self.register_global()
         _instances.add(self)
@@ -239,10 +249,10 @@ class VizTracer:
         self._plugin_event("pre-start")
         if self._membership is None:
             member = next((t for t in _instances if t is not self and t._membership is not None
-                           and t._membership.collector is None), None)
+                           and t._membership.tree is None and t._membership.local is None), None)
             if member is not None:
                 multiprocess.take_over(self, member)
-        if not self.ignore_multiprocess and self._membership is None:
+        if (not self.ignore_multiprocess or self.report_endpoint is not None) and self._membership is None:
             # Also in log_sparse mode: the children's @log_sparse events are collected.
             multiprocess.start_collection(self)
         if self.log_sparse:
@@ -371,11 +381,10 @@ class VizTracer:
             raise TypeError(f"set_afterfork needs a callable, not {callback!r}")
         self._afterfork = (callback, args, kwargs)
 
-    def join_collection(self, directory: str, root_output: Optional[str] = None) -> None:
-        """Make this tracer (in a child process) write its trace into the collection
-        directory of a multi-process run (see collector.py); ``root_output`` is the
-        root's output file."""
-        multiprocess.join_collection(self, directory, root_output)
+    def join_collection(self, config: Dict[str, Any]) -> None:
+        """Make this tracer (in a child process) send its trace to the collector of
+        the process tree ``config`` describes (see tree_env.py)."""
+        multiprocess.join_collection(self, config)
 
     def fork_save(self, output_file: Optional[str] = None) -> Any:
         """Save what has been recorded so far to ``output_file`` (default: the
@@ -407,7 +416,7 @@ class VizTracer:
             # is still running is written as begun) and saves them as the parent's.
             self._fixed_pid = self._forking_to_save
             self._forking_to_save = None
-            self._membership = None  # its file is its own, not part of a collection
+            multiprocess.leave_in_child(self)  # its file is its own, not part of a collection
             self.stop()
             return
         self._tracer.after_fork()
@@ -580,21 +589,25 @@ class VizTracer:
                 name = mp.current_process().name
             except Exception:
                 pass
-        if name == "MainProcess" and self._membership is not None and self._membership.collector is None:
-            # A child process of a multi-process run: name it after its command line.
+        membership = self._membership
+        if name == "MainProcess" and membership is not None and membership.tree is None and membership.local is None:
+            # A child process of a tree, or a process sending to a collector: name it
+            # after its command line.
             from .child import forked_label, process_label  # cycle: child.py imports VizTracer
-            return forked_label() if self._membership.forked else process_label()
+            return forked_label() if membership.forked else process_label()
         return name
 
-    def _metadata(self, overflow: bool) -> Dict[str, Any]:
+    def _metadata(self, overflow: bool, ts_offset_ns: int = 0) -> Dict[str, Any]:
+        """``viztracer_metadata``; with timestamps moved by ``ts_offset_ns`` (onto a
+        collector's clock), the sync marker moves with them and the base time against them."""
         meta: Dict[str, Any] = {
             "version": __version__,
             "overflow": bool(overflow),
-            "baseTimeNanoseconds": self.get_base_time(),
+            "baseTimeNanoseconds": self.get_base_time() - ts_offset_ns,
         }
         marker = self.get_sync_marker()
         if marker is not None:
-            meta["sync_marker"] = marker
+            meta["sync_marker"] = marker + ts_offset_ns / 1000
         return meta
 
     def save(self, output_file: Optional[str] = None, file_info: Optional[bool] = None,
@@ -619,6 +632,49 @@ class VizTracer:
             return
         self._save_to(path, file_info, verbose)
 
+    def save_report(self, output_file: Any, file_info: Optional[bool] = None,
+                    verbose: Optional[int] = None) -> None:
+        """Write this process's own trace to ``output_file`` (a path, whose missing
+        folders are made, or a text or binary stream), whatever collection it is part of."""
+        file_info = self.file_info if file_info is None else check_bool("file_info", file_info)
+        verbose = self.verbose if verbose is None else check_int("verbose", verbose)
+        self._extras_before_save()
+        if hasattr(output_file, "write"):
+            self._write_stream(output_file, file_info)
+            return
+        path = os.path.abspath(check_output_file("output_file", output_file))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self._save_to(path, file_info, verbose)
+
+    def _write_stream(self, stream: Any, file_info: bool) -> None:
+        chunks: List[bytes] = []
+        self._send_trace(chunks.append, file_info, 0, compress=False)
+        for chunk in chunks:
+            stream.write(chunk if not isinstance(stream, io.TextIOBase) else chunk.decode("utf-8"))
+
+    def _send_trace(self, sink: Callable[[bytes], Any], file_info: bool, ts_offset_ns: int,
+                    compress: bool = True) -> int:
+        """Give this process's trace file to ``sink`` a piece at a time, gzip-compressed
+        (unless not ``compress``), every timestamp moved by ``ts_offset_ns`` (a sender's
+        offset to its collector's clock); returns the number of events."""
+        if self._data is not None:
+            from .report_builder import ReportBuilder  # start-up: changed data only (report_builder imports gzip)
+            report = ReportBuilder(self._data, verbose=0, base_time=self.get_base_time()).prepare_json(file_info)
+            return trace_writer.stream_report(report, sink, ts_offset_ns, compress)
+        self.parse()
+        assert self._snapshot is not None  # parse() took one
+        snap = self._snapshot
+        return trace_writer.stream_snapshot(
+            snap, sink, compress=compress, chunk_size=wire.CHUNK, pid=self._pid(), process_name=self._process_name(),
+            thread_names=thread_names(snap.threads(), snap.task_names()),
+            metadata=self._metadata(snap.overflow, ts_offset_ns), file_info=self._file_info(snap, file_info),
+            ts_offset_ns=ts_offset_ns)
+
+    def _file_info(self, snap: Any, wanted: bool) -> Optional[Dict[str, Any]]:
+        if not wanted:
+            return None
+        return build_file_info(snap.functions() + functions_of_raw_events(snap.raw_events()))
+
     def _save_to(self, path: str, file_info: bool, verbose: int) -> None:
         """Write this process's trace to ``path`` (absolute, its folder exists)."""
         if self._data is not None:
@@ -642,9 +698,7 @@ class VizTracer:
             self._print_saved(path, count, overflow)
 
     def _write_snapshot(self, snap: Any, path: str, file_info: bool, verbose: int) -> int:
-        info = None
-        if file_info:
-            info = build_file_info(snap.functions() + functions_of_raw_events(snap.raw_events()))
+        info = self._file_info(snap, file_info)
         show_progress = verbose > 0 and snap.entries >= 2_000_000 and sys.stdout.isatty()
         progress = _print_progress if show_progress else None
         count = trace_writer.write_snapshot(

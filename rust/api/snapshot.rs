@@ -10,7 +10,7 @@ use crate::output::{dicts, event};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
-use std::io::{BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::sync::{RwLock, TryLockError};
 
 /// `(tid, ident, name seen at the first event, number of events)`.
@@ -69,7 +69,7 @@ impl Snapshot {
     ) -> Result<(W, usize), TraceError> {
         let guard = unpoisoned(self.data.try_write())?;
         let data = guard.as_ref().ok_or_else(|| PyRuntimeError::new_err(RELEASED))?;
-        let rendered = event::render_all::<Json>(py, data)?;
+        let rendered = event::render_all::<Json>(py, data, header.ts_offset_ns)?;
         // Progress callbacks need the GIL: the writer reports counts, we call Python
         // only between chunks of work.
         let report = progress.map(|p| p.clone().unbind());
@@ -88,6 +88,47 @@ impl Snapshot {
             json::write_trace(sink, data, &rendered, header, on_progress)
         })?;
         Ok(written)
+    }
+}
+
+/// The writer of `Snapshot.stream`: gathers bytes and gives them to the Python sink a
+/// chunk at a time, with the GIL.
+struct Chunks {
+    sink: Py<PyAny>,
+    size: usize,
+    buf: Vec<u8>,
+    /// What the sink raised (the write then fails with an `io::Error`).
+    error: Option<PyErr>,
+}
+
+impl Chunks {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let result = Python::attach(|py| self.sink.call1(py, (PyBytes::new(py, &self.buf),)).map(drop));
+        self.buf.clear();
+        result.map_err(|err| {
+            self.error = Some(err);
+            io::Error::other("the sink of the stream raised")
+        })
+    }
+}
+
+impl Write for Chunks {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.error.is_some() {
+            return Err(io::Error::other("the sink of the stream raised"));
+        }
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= self.size {
+            self.send()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
     }
 }
 
@@ -143,7 +184,8 @@ impl Snapshot {
     /// Writes the trace (JSON, or gzip with `gzip=True`) to the file descriptor `fd`,
     /// which the caller owns, keeps open and closes (`trace_writer.atomic_file`), and
     /// returns the number of events written. The GIL is released while writing.
-    #[pyo3(signature = (fd, *, gzip, pid, process_name, thread_names, metadata_json, file_info_json = None, progress = None))]
+    #[pyo3(signature = (fd, *, gzip, pid, process_name, thread_names, metadata_json, file_info_json = None,
+                        progress = None, ts_offset_ns = 0))]
     // The parameters are the Python method's keyword arguments, one each.
     #[allow(clippy::too_many_arguments)]
     fn write(
@@ -157,8 +199,10 @@ impl Snapshot {
         metadata_json: &str,
         file_info_json: Option<&str>,
         progress: Option<Bound<'_, PyAny>>,
+        ts_offset_ns: i64,
     ) -> PyResult<usize> {
-        let header = Header { pid, process_name, thread_names: &thread_names, metadata_json, file_info_json };
+        let header =
+            Header { pid, process_name, thread_names: &thread_names, metadata_json, file_info_json, ts_offset_ns };
         let not_fd = || TraceError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file descriptor"));
         let file = ffi::os::borrowed_file(fd).ok_or_else(not_fd)?;
         let sink = BufWriter::with_capacity(1 << 20, &*file);
@@ -174,8 +218,10 @@ impl Snapshot {
         Ok(n)
     }
 
-    /// The trace file's content as bytes (for writing to a stream or a socket).
-    #[pyo3(signature = (*, pid, process_name, thread_names, metadata_json, file_info_json = None))]
+    /// The trace file's content as bytes (for writing to a stream).
+    #[pyo3(signature = (*, pid, process_name, thread_names, metadata_json, file_info_json = None, ts_offset_ns = 0))]
+    // The parameters are the Python method's keyword arguments, one each.
+    #[allow(clippy::too_many_arguments)]
     fn to_bytes<'py>(
         &self,
         py: Python<'py>,
@@ -184,10 +230,55 @@ impl Snapshot {
         thread_names: Vec<(u64, String)>,
         metadata_json: &str,
         file_info_json: Option<&str>,
+        ts_offset_ns: i64,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let header = Header { pid, process_name, thread_names: &thread_names, metadata_json, file_info_json };
+        let header =
+            Header { pid, process_name, thread_names: &thread_names, metadata_json, file_info_json, ts_offset_ns };
         let (buf, _) = self.write_to(py, Vec::new(), &header, None)?;
         Ok(PyBytes::new(py, &buf))
+    }
+
+    /// Streams the trace file (gzip-compressed with `gzip=True`) to `sink`, a callable
+    /// given `bytes` of about `chunk_size` at a time (the GIL is held only for those
+    /// calls: a sender to a collector frames and sends them). Returns the number of
+    /// events; an exception `sink` raises stops the stream and is raised.
+    #[pyo3(signature = (sink, *, gzip, chunk_size, pid, process_name, thread_names, metadata_json,
+                        file_info_json = None, ts_offset_ns = 0))]
+    // The parameters are the Python method's keyword arguments, one each.
+    #[allow(clippy::too_many_arguments)]
+    fn stream(
+        &self,
+        py: Python<'_>,
+        sink: Bound<'_, PyAny>,
+        gzip: bool,
+        chunk_size: usize,
+        pid: i64,
+        process_name: &str,
+        thread_names: Vec<(u64, String)>,
+        metadata_json: &str,
+        file_info_json: Option<&str>,
+        ts_offset_ns: i64,
+    ) -> PyResult<usize> {
+        let header =
+            Header { pid, process_name, thread_names: &thread_names, metadata_json, file_info_json, ts_offset_ns };
+        let mut chunks = Chunks { sink: sink.unbind(), size: chunk_size.max(1), buf: Vec::new(), error: None };
+        let written = if gzip {
+            let enc = flate2::write::GzEncoder::new(&mut chunks, flate2::Compression::new(6));
+            self.write_to(py, enc, &header, None).and_then(|(enc, n)| {
+                enc.finish()?;
+                Ok(n)
+            })
+        } else {
+            self.write_to(py, &mut chunks, &header, None).map(|(_, n)| n)
+        };
+        let written = written.and_then(|n| {
+            chunks.flush()?;
+            Ok(n)
+        });
+        if let Some(err) = chunks.error.take() {
+            return Err(err);
+        }
+        Ok(written?)
     }
 
     /// The events as a list of dicts (metadata events first).

@@ -92,7 +92,7 @@ pub fn to_events<'py>(
     process_name: &str,
     thread_names: &[(u64, String)],
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-    let rendered = render_all::<Dicts<'py>>(py, data)?;
+    let rendered = render_all::<Dicts<'py>>(py, data, 0)?;
     let mut s = Dicts {
         py,
         names: data.funcs.iter().map(|f| PyString::new(py, &f.name)).collect(),

@@ -96,8 +96,8 @@ pub trait Form<'py> {
     fn id(obj: &Bound<'py, PyAny>) -> PyResult<Self::Value> {
         Self::name(obj)
     }
-    /// A raw event's dict.
-    fn raw(obj: &Bound<'py, PyAny>) -> PyResult<Self::Value> {
+    /// A raw event's dict; its number `ts` (µs) moved by `ts_offset_ns` (see `json::Header`).
+    fn raw(obj: &Bound<'py, PyAny>, _ts_offset_ns: i64) -> PyResult<Self::Value> {
         Self::value(obj)
     }
 }
@@ -111,7 +111,7 @@ pub enum Rendered<V> {
     Raw(V),
 }
 
-fn render<'py, F: Form<'py>>(py: Python<'py>, p: &Payload) -> PyResult<Rendered<F::Value>> {
+fn render<'py, F: Form<'py>>(py: Python<'py>, p: &Payload, ts_offset_ns: i64) -> PyResult<Rendered<F::Value>> {
     Ok(match p {
         Payload::FuncArgs { args, task } => {
             Rendered::Args { args: args.as_ref().map(|a| F::func_args(a.bind(py))).transpose()?, task: *task }
@@ -133,7 +133,7 @@ fn render<'py, F: Form<'py>>(py: Python<'py>, p: &Payload) -> PyResult<Rendered<
             name: F::name(name.bind(py))?,
             args: args.as_ref().map(|a| F::value(a.bind(py))).transpose()?,
         },
-        Payload::Raw(raw) => Rendered::Raw(F::raw(raw.bind(py))?),
+        Payload::Raw(raw) => Rendered::Raw(F::raw(raw.bind(py), ts_offset_ns)?),
     })
 }
 
@@ -141,13 +141,17 @@ fn render<'py, F: Form<'py>>(py: Python<'py>, p: &Payload) -> PyResult<Rendered<
 pub type RenderedAll<V> = Vec<Vec<Option<Rendered<V>>>>;
 
 /// Renders every payload of the snapshot (GIL held).
-pub fn render_all<'py, F: Form<'py>>(py: Python<'py>, data: &SnapData) -> PyResult<RenderedAll<F::Value>> {
+pub fn render_all<'py, F: Form<'py>>(
+    py: Python<'py>,
+    data: &SnapData,
+    ts_offset_ns: i64,
+) -> PyResult<RenderedAll<F::Value>> {
     let mut all = Vec::with_capacity(data.threads.len());
     for t in &data.threads {
         let n = t.records().filter_map(Record::payload).max().map_or(0, |m| m + 1);
         let mut rendered = Vec::with_capacity(n as usize);
         for i in 0..n {
-            rendered.push(t.payloads.get(i).map(|p| render::<F>(py, p)).transpose()?);
+            rendered.push(t.payloads.get(i).map(|p| render::<F>(py, p, ts_offset_ns)).transpose()?);
         }
         all.push(rendered);
     }

@@ -12,7 +12,7 @@ use crate::output::event::{walk, Form, Key, Rendered, Sink, Value};
 use crate::output::pyjson::{write_py, write_str, write_text};
 use crate::output::snapshot::SnapData;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use std::io::{self, Write};
 
 const FLUSH_AT: usize = 1 << 20;
@@ -104,7 +104,7 @@ impl<'py> Form<'py> for Json {
     }
 
     /// The members but `pid` and `tid`, each after a comma (see `JsonSink`).
-    fn raw(obj: &Bound<'py, PyAny>) -> PyResult<Vec<u8>> {
+    fn raw(obj: &Bound<'py, PyAny>, ts_offset_ns: i64) -> PyResult<Vec<u8>> {
         let mut v = Vec::new();
         if let Ok(d) = obj.cast::<PyDict>() {
             for (k, value) in d.iter() {
@@ -112,17 +112,29 @@ impl<'py> Form<'py> for Json {
                 if matches!(key.as_deref(), Ok("pid" | "tid")) {
                     continue;
                 }
+                let shift = ts_offset_ns != 0 && matches!(key.as_deref(), Ok("ts"));
                 v.push(b',');
                 match key {
                     Ok(s) => write_str(&s, &mut v),
                     Err(_) => write_text(k.str(), &mut v),
                 }
                 v.push(b':');
-                write_py(&value, &mut v);
+                match shift.then(|| shifted_us(&value, ts_offset_ns)).flatten() {
+                    Some(us) => write_py(PyFloat::new(obj.py(), us).as_any(), &mut v),
+                    None => write_py(&value, &mut v),
+                }
             }
         }
         Ok(v)
     }
+}
+
+/// A number of µs (not a bool) moved by `offset_ns`.
+fn shifted_us(value: &Bound<'_, PyAny>, offset_ns: i64) -> Option<f64> {
+    if value.is_instance_of::<PyBool>() || !(value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>()) {
+        return None;
+    }
+    Some(value.extract::<f64>().ok()? + offset_ns as f64 / 1000.0)
 }
 
 /// Writes each event on a line of its own. A field is `,"key":value`; the comma
@@ -137,6 +149,8 @@ pub struct JsonSink<W: Write> {
     /// Where the event being written starts.
     start: usize,
     first: bool,
+    /// Added to every `ts` (see `Header::ts_offset_ns`).
+    ts_offset_ns: i64,
 }
 
 const KEYS: usize = Key::Scope as usize + 1;
@@ -199,7 +213,7 @@ impl<W: Write> Sink for JsonSink<W> {
             }
             Value::Us(ns) => {
                 w.raw(key_only);
-                w.ns_as_us(ns);
+                w.ns_as_us(if key == Key::Ts { ns.saturating_add_signed(self.ts_offset_ns) } else { ns });
             }
             Value::NameArgs(name) => {
                 w.raw(key_only);
@@ -242,6 +256,9 @@ pub struct Header<'a> {
     pub metadata_json: &'a str,
     /// The `file_info` object, already serialised.
     pub file_info_json: Option<&'a str>,
+    /// Added to every event's `ts`: this process's clock offset to the collector's
+    /// (`viztracer/clock_sync.py`), so that the events land on the collector's time axis.
+    pub ts_offset_ns: i64,
 }
 
 /// Streams the whole trace file; `rendered` is `event::render_all::<Json>`'s. Returns
@@ -263,7 +280,7 @@ pub fn write_trace<W: Write + Send>(
         })
         .collect();
     let ints = std::array::from_fn(|_| (i128::MIN, Vec::new()));
-    let mut s = JsonSink { w: JsonWriter::new(out), names, ints, start: 0, first: true };
+    let mut s = JsonSink { w: JsonWriter::new(out), names, ints, start: 0, first: true, ts_offset_ns: h.ts_offset_ns };
     s.w.raw(b"{\"traceEvents\":[");
     let count = walk(&mut s, data, rendered, (h.pid, h.process_name, h.thread_names), &mut progress)?;
     let w = &mut s.w;
@@ -325,7 +342,14 @@ mod tests {
             conv: Conversion::identity(),
         };
         let names = [(7, "T\n".to_string())];
-        let h = Header { pid: 5, process_name: "P", thread_names: &names, metadata_json: "{}", file_info_json: None };
+        let mut h = Header {
+            pid: 5,
+            process_name: "P",
+            thread_names: &names,
+            metadata_json: "{}",
+            file_info_json: None,
+            ts_offset_ns: 0,
+        };
         let (out, n) = write_trace(Vec::new(), &data, &[vec![], vec![]], &h, |_| {}).unwrap();
         assert_eq!(n, 3);
         let expected = r#"{"traceEvents":[
@@ -337,6 +361,11 @@ mod tests {
 ],"viztracer_metadata":{}}
 "#;
         assert_eq!(String::from_utf8(out).unwrap(), expected);
+        // An offset moves every ts (not the durations).
+        h.ts_offset_ns = -500;
+        let (out, _) = write_trace(Vec::new(), &data, &[vec![], vec![]], &h, |_| {}).unwrap();
+        let shifted = expected.replace("\"ts\":1.500", "\"ts\":1.000").replace("\"ts\":5.000", "\"ts\":4.500");
+        assert_eq!(String::from_utf8(out).unwrap(), shifted.replace("\"ts\":2.000", "\"ts\":1.500"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..multiprocess import leave_collection
-from ..options import EXTRA, OPTION, OPTIONS, OUTPUT, RECORDED, Spec, output_kind
+from ..options import COLLECT, EXTRA, OPTION, OPTIONS, OUTPUT, RECORDED, Spec, output_kind
 from ..util import time_str_to_us, unique_file_name
 from ..version import __version__
 from ..viztracer import VizTracer, get_tracer
@@ -51,8 +51,8 @@ def option_flags(spec: Spec) -> Tuple[List[str], Dict[str, Any]]:
         kwargs.update(action="store_true", default=False)
     else:
         kwargs.update(nargs="*" if cli.kind == "list" else "?", default=None, metavar=cli.metavar)
-        if cli.kind == "int":
-            kwargs["type"] = int
+        if cli.kind in ("int", "float"):
+            kwargs["type"] = int if cli.kind == "int" else float
     return flags, kwargs
 
 
@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="viztracer",
         usage="viztracer [options] (script.py | -m module | -c code | -- command) [args ...]\n"
               "       viztracer --combine|--align_combine a.json b.json ... [-o out.json]\n"
-              "       viztracer --compress a.json [-o a.cvf] | --decompress a.cvf [-o a.json]",
+              "       viztracer --compress a.json [-o a.cvf] | --decompress a.cvf [-o a.json]\n"
+              "       viztracer --report_server [HOST:PORT] [--senders N] [-o out.json]",
         description="Trace a Python program and write a timeline of every function call "
                     "(open it with vizviewer). Options go before the program; everything after "
                     "the script name, or after -- or --run, belongs to the program.",
@@ -119,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "callbacks, until the process exits")
 
     groups[EXTRA] = parser.add_argument_group("extra events")
+    g = groups[COLLECT] = parser.add_argument_group(
+        "one trace from many processes and machines (see also --ignore_multiprocess)")
+    g.add_argument("--report_server", nargs="?", const="", default=None, metavar="HOST:PORT",
+                   help="run a collector: processes started with --report_endpoint HOST:PORT (or "
+                        "VIZTRACER_REPORT_SERVER_ENDPOINT) send it their traces, written into one (-o) on Ctrl+C "
+                        "or Enter (default 127.0.0.1 on a free port, printed)")
+    g.add_argument("--senders", type=int, default=None, metavar="N",
+                   help="with --report_server: write the trace once N senders have finished and no other "
+                        "is still sending")
     for spec in OPTIONS:
         if spec.cli is not None and spec is not OPTION_OUTPUT_FILE:
             add_option(groups[spec.cli.group], spec)

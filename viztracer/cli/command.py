@@ -32,6 +32,10 @@ class CommandLine:
                                       "child processes are traced by default")
         if ns.attach != -1 or ns.attach_installed != -1 or ns.uninstall != -1:
             return run_attach(ns)
+        if ns.report_server is not None:
+            from .report_server import run_report_server  # start-up: the collector's modules for this mode only
+
+            return run_report_server(ns)
         if ns.cmd_string is not None or ns.module is not None or command:
             return self.trace_program()
         if ns.compress is not None:
@@ -53,7 +57,19 @@ class CommandLine:
             leave_outer_trace()
             with program_import_path(program):
                 tracer = build_tracer(tracer_kwargs(ns, output))
+            if tracer.report_endpoint is not None and tracer.process_name is None:
+                # A process sending to a collector is named after its program there.
+                tracer.process_name = program_label(ns, self.command)
             return TracedRun(tracer, program, log_exit=ns.log_exit, open_viewer=ns.open).run()
+
+
+def program_label(ns: argparse.Namespace, command: Sequence[str]) -> str:
+    """The script as typed, the module of ``-m``, or ``python -c``."""
+    if ns.cmd_string is not None:
+        return "python -c"
+    if ns.module is not None:
+        return ns.module
+    return command[0] if command else "python"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

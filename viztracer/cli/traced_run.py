@@ -116,7 +116,7 @@ class TracedRun:
         self.save_failed = self.save_failed or self.exit_save.failed
         if self.save_failed and status == 0:
             status = 1  # the program's own failure says more; success without a trace is not one
-        if self.open_viewer and not self.save_failed:
+        if self.open_viewer and not self.save_failed and self.tracer.report_endpoint is None:
             open_in_viewer(self.saved_path())
         if interrupted:
             raise_keyboard_interrupt_quietly()
